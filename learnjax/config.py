@@ -1,0 +1,61 @@
+"""The base experiment config every file in configs/ starts from.
+
+An experiment is a grid of *cells*: data variant x N1 model x N1 batch size x N2 model, each measured
+with ``seeds`` seeds. The grid axes are the fields ``data.variant``, ``n1.model``, ``n1.batch_size``
+and ``n2.model``; each takes one value or several separated by commas, so any of them can be swept
+from the command line (``--config.n1.model=shallow_cnn_16,shallow_cnn_32``). ``n2.model='same'``
+trains N2 with N1's architecture.
+
+A model is a registry name (``python -m learnjax.models`` lists them) or a family name with its
+hyper-parameters (``--config.n1.model=shallow_cnn --config.n1.width=256``).
+"""
+
+from __future__ import annotations
+
+import ml_collections
+from ml_collections import config_dict
+
+
+def model_block(model: str, batch_size: int | str = 64) -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict({
+      "model": model,
+      "width": config_dict.placeholder(int),   # for family names: shallow_cnn, mlp
+      "depth": config_dict.placeholder(int),   # for family names: mlp
+      "batch_size": batch_size,
+  })
+
+
+def base_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.seed = 0            # the experiment seed; seed i of a cell derives from (seed, i)
+  config.seeds = 5           # independent seeds per cell
+
+  config.data = ml_collections.ConfigDict({
+      "name": "digits",      # digits (embedded) | npz | mnist | cifar10 | cifar100
+      "npz_path": "",        # for name=npz: x_train, y_train, x_test, y_test
+      "data_dir": "",        # tensorflow-datasets data dir ('' = TFDS_DATA_DIR or ~/tensorflow_datasets)
+      "variant": "true",     # true | random_labels | random_images (comma-separated to sweep)
+      "n1_size": config_dict.placeholder(int),    # |D1|; default: first half of the train split
+      "n2_size": config_dict.placeholder(int),    # |D2|; default: second half
+      "test_size": config_dict.placeholder(int),  # |D3|; default: the whole test split
+  })
+
+  config.n1 = model_block("shallow_cnn_16")
+  config.n2 = model_block("same")
+
+  config.train = ml_collections.ConfigDict({
+      "learning_rate": 0.01,
+      "momentum": 0.0,
+      "plateau_factor": 0.75,      # lr *= factor when the train error has not decreased ...
+      "plateau_patience": 10,      # ... for this many epochs (optax reduce_on_plateau)
+      "stop_error": 0.01,          # stop a seed when its training error falls below this
+      "max_epochs": 500,
+      "error_measure": "running",  # running: errors seen during the epoch | full: a pass after it
+      "loop": "auto",              # auto | scan (epoch = one compiled call) | step (call per step)
+      "seed_layout": "auto",       # auto | vmap (seeds together) | sequential (one at a time)
+      "shared_order": False,       # seeds share one batch order (faster on GPUs, less independent)
+      "eval_batch_size": 1000,
+  })
+
+  config.progress_seconds = 5.0    # at most one progress line per this many seconds per training
+  return config

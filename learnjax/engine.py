@@ -1,0 +1,384 @@
+"""Training K seeds of one model to the protocol's stop rule.
+
+One seed's training is plain SGD on softmax cross-entropy with a learning rate scaled by optax's
+``reduce_on_plateau``, driven once per epoch by that epoch's training error, and a stop when the
+training error falls below ``stop_error`` or after ``max_epochs`` epochs (protocol.md section 3).
+
+Seeds are batched with ``jax.vmap``: the train state has a leading seed axis, every seed has its own
+init, its own data order and its own stop. A seed that has stopped (or diverged) is frozen: its
+epoch is computed with the others but its state is not updated, so its parameters never change.
+
+The *training error* of an epoch is the fraction of the epoch's training examples that were
+misclassified by the parameters at the time each one was seen (the running error a PyTorch loop
+reports, free to compute). ``error_measure='full'`` instead evaluates the whole training set after
+the epoch, in evaluation mode (one more forward pass per epoch).
+
+An epoch runs either as one compiled call (``loop='scan'``: ``lax.scan`` over the steps, the
+fastest path on accelerators) or as one compiled call per step (``loop='step'``, faster for
+convolutions on the CPU); ``loop='auto'`` picks per backend and model. Both use the same step
+function. The last partial batch of an epoch is trained on, as a PyTorch DataLoader does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from typing import Any, Callable, NamedTuple
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import optax.contrib
+
+# reduce_on_plateau needs a tolerance; errors are multiples of 1/N with N <= 10^7, so any atol below
+# that counts exactly the strict decreases, which is what protocol.md asks for.
+_PLATEAU_ATOL = 1e-8
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """What the engine needs to know; built from the ``train`` and ``n1``/``n2`` config blocks."""
+  batch_size: int = 64
+  learning_rate: float = 0.01
+  momentum: float = 0.0
+  plateau_factor: float = 0.75
+  plateau_patience: int = 10
+  stop_error: float = 0.01
+  max_epochs: int = 500
+  error_measure: str = "running"    # 'running' | 'full'
+  loop: str = "auto"                # 'auto' | 'scan' | 'step'
+  shared_order: bool = False        # all seeds see the batches in one order (faster, less independent)
+  eval_batch_size: int = 1000
+
+
+class TrainState(flax.struct.PyTreeNode):
+  """One seed's training state; the engine stacks it along a leading seed axis."""
+  params: Any
+  batch_stats: Any
+  opt_state: Any
+  plateau: Any
+  order_key: jax.Array
+  epoch: jax.Array          # epochs trained so far
+  done: jax.Array           # stopped (error below the target) or diverged
+  diverged: jax.Array
+  train_error: jax.Array    # error of the last trained epoch
+
+
+class EpochLog(NamedTuple):
+  """Per-seed numbers of one epoch, shape (S,) each, on the host."""
+  epoch: int
+  train_error: np.ndarray
+  learning_rate: np.ndarray
+  trained: np.ndarray       # which seeds were trained this epoch (not yet stopped)
+  done: np.ndarray
+
+
+@dataclasses.dataclass
+class TrainResult:
+  """The seeds' final variables (stacked) and their per-epoch history."""
+  variables: dict
+  epochs: np.ndarray            # (S,) epochs trained
+  train_error: np.ndarray       # (S,) final training error
+  learning_rate: np.ndarray     # (S,) final learning rate
+  diverged: np.ndarray          # (S,) bool
+  diverged_epoch: np.ndarray    # (S,) the epoch (1-based) in which a seed diverged, -1 if none
+  history: dict                 # name -> (S, epochs_run) arrays: train_error, learning_rate
+  seconds: float
+
+
+def _sgd(cfg: TrainConfig):
+  return optax.sgd(cfg.learning_rate, momentum=cfg.momentum or None)
+
+
+def _plateau(cfg: TrainConfig):
+  return optax.contrib.reduce_on_plateau(factor=cfg.plateau_factor,
+                                         patience=cfg.plateau_patience,
+                                         rtol=0.0, atol=_PLATEAU_ATOL)
+
+
+def choose_loop(cfg: TrainConfig, apply_fn, variables, x_example) -> str:
+  """'scan' on accelerators and for convolution-free models; 'step' for conv nets on the CPU.
+
+  On the CPU, XLA compiles a convolution inside a ``lax.scan`` body to a much slower kernel than
+  the same convolution in a call of its own (benchmarks/RESULTS.md has the measurements).
+  """
+  if cfg.loop not in ("auto", "scan", "step"):
+    raise ValueError(f"train.loop must be auto, scan or step, got {cfg.loop!r}")
+  if cfg.loop != "auto":
+    return cfg.loop
+  if jax.default_backend() != "cpu":
+    return "scan"
+  jaxpr = jax.make_jaxpr(lambda v, x: apply_fn(v, x, train=False))(variables, x_example)
+  return "step" if "conv_general_dilated" in str(jaxpr) else "scan"
+
+
+def _split_variables(variables):
+  params = variables["params"]
+  batch_stats = variables.get("batch_stats", {})
+  return params, batch_stats
+
+
+def _variables(params, batch_stats):
+  return {"params": params, "batch_stats": batch_stats} if batch_stats else {"params": params}
+
+
+class Trainer:
+  """Compiled SGD for one model and one TrainConfig; call :meth:`train` per group of seeds."""
+
+  def __init__(self, model: nn.Module, cfg: TrainConfig):
+    self.model = model
+    self.cfg = cfg
+    self.sgd = _sgd(cfg)
+    self.plateau = _plateau(cfg)
+    self._cache = {}
+
+  # ---- one seed (everything below is vmapped over seeds) -----------------------------------
+
+  def _init(self, init_key, order_key, x_example):
+    variables = self.model.init(init_key, x_example, train=False)
+    params, batch_stats = _split_variables(variables)
+    return TrainState(
+        params=params, batch_stats=batch_stats, opt_state=self.sgd.init(params),
+        plateau=self.plateau.init(jnp.zeros((), jnp.float32)), order_key=order_key,
+        epoch=jnp.zeros((), jnp.int32), done=jnp.zeros((), bool),
+        diverged=jnp.zeros((), bool), train_error=jnp.ones((), jnp.float32))
+
+  def _loss(self, params, batch_stats, x, y):
+    if batch_stats:
+      logits, updates = self.model.apply({"params": params, "batch_stats": batch_stats}, x,
+                                         train=True, mutable=["batch_stats"])
+      batch_stats = updates["batch_stats"]
+    else:
+      logits = self.model.apply({"params": params}, x, train=True)
+    logits = logits.astype(jnp.float32)
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+    return loss, (logits, batch_stats)
+
+  def _step(self, carry, x, y, idx):
+    """One SGD step on the examples ``idx``; carry = (state, mistakes, finite)."""
+    state, mistakes, finite = carry
+    xb, yb = x[idx], y[idx]
+    (loss, (logits, batch_stats)), grads = jax.value_and_grad(self._loss, has_aux=True)(
+        state.params, state.batch_stats, xb, yb)
+    updates, opt_state = self.sgd.update(grads, state.opt_state, state.params)
+    scale = state.plateau.scale
+    updates = jax.tree.map(lambda u: (scale * u).astype(u.dtype), updates)
+    params = optax.apply_updates(state.params, updates)
+    mistakes = mistakes + jnp.sum(jnp.argmax(logits, -1) != yb)
+    finite = finite & jnp.isfinite(loss)
+    state = state.replace(params=params, batch_stats=batch_stats, opt_state=opt_state)
+    return state, mistakes, finite
+
+  def _order(self, state, n):
+    return jax.random.permutation(jax.random.fold_in(state.order_key, state.epoch), n)
+
+  def _epoch_end(self, old: TrainState, new: TrainState, mistakes, finite, x, y):
+    """Error, plateau and stop bookkeeping. A seed that was already done keeps ``old`` whole;
+    a seed whose loss stopped being finite keeps its last finite parameters and is marked diverged.
+    """
+    n = y.shape[0]
+    if self.cfg.error_measure == "full":
+      preds = self._predict_one(_variables(new.params, new.batch_stats), x)
+      mistakes = jnp.sum(preds != y)
+    error = (mistakes / n).astype(jnp.float32)
+    _, plateau = self.plateau.update(jnp.zeros(()), new.plateau, value=error)
+    diverged = ~finite | ~jnp.isfinite(error)
+    keep_old = lambda o, u: jnp.where(diverged, o, u)
+    updated = new.replace(
+        params=jax.tree.map(keep_old, old.params, new.params),
+        batch_stats=jax.tree.map(keep_old, old.batch_stats, new.batch_stats),
+        opt_state=jax.tree.map(keep_old, old.opt_state, new.opt_state),
+        plateau=plateau, epoch=old.epoch + 1, train_error=error,
+        done=diverged | (error < self.cfg.stop_error), diverged=diverged)
+    return jax.tree.map(lambda o, u: jnp.where(old.done, o, u), old, updated)
+
+  def _predict_one(self, variables, x):
+    bs = self.cfg.eval_batch_size
+    n = x.shape[0]
+    chunks = -(-n // bs)
+    pad = chunks * bs - n
+    xp = jnp.concatenate([x, jnp.zeros((pad,) + x.shape[1:], x.dtype)]) if pad else x
+    logits = jax.lax.map(lambda xb: self.model.apply(variables, xb, train=False),
+                         xp.reshape((chunks, bs) + x.shape[1:]))
+    return jnp.argmax(logits.reshape((chunks * bs, -1))[:n], -1)
+
+  # ---- compiled functions over seeds -------------------------------------------------------
+
+  def _compiled(self, name, build):
+    if name not in self._cache:
+      self._cache[name] = build()
+    return self._cache[name]
+
+  def _x_axis(self, per_seed_x):
+    return 0 if per_seed_x else None
+
+  def scan_epoch_fn(self, per_seed_x: bool):
+    """state, x, y -> state after one epoch, all in one compiled call."""
+    cfg = self.cfg
+
+    def epoch(state, x, y):
+      n = y.shape[0]
+      steps, rest = divmod(n, cfg.batch_size)
+      order = self._order(state, n)
+      carry = (state, jnp.zeros((), jnp.int32), jnp.ones((), bool))
+      if steps:
+        carry, _ = jax.lax.scan(lambda c, idx: (self._step(c, x, y, idx), None), carry,
+                                order[:steps * cfg.batch_size].reshape(steps, cfg.batch_size))
+      if rest:
+        carry = self._step(carry, x, y, order[steps * cfg.batch_size:])
+      new, mistakes, finite = carry
+      return self._epoch_end(state, new, mistakes, finite, x, y)
+
+    xa = self._x_axis(per_seed_x)
+    return self._compiled(("scan", per_seed_x), lambda: jax.jit(
+        jax.vmap(epoch, in_axes=(0, xa, 0)), donate_argnums=0))
+
+  def step_fns(self, per_seed_x: bool, n: int):
+    """(order, step, end) compiled separately, for the one-call-per-step loop."""
+    xa = self._x_axis(per_seed_x)
+
+    def build():
+      order = jax.jit(jax.vmap(lambda s: self._order(s, n)))
+      step = jax.jit(jax.vmap(self._step, in_axes=((0, 0, 0), xa, 0, 0)), donate_argnums=0)
+      end = jax.jit(jax.vmap(self._epoch_end, in_axes=(0, 0, 0, 0, xa, 0)))
+      return order, step, end
+
+    return self._compiled(("step", per_seed_x, n), build)
+
+  def step_epoch(self, state, x, y, per_seed_x: bool):
+    n = y.shape[-1]
+    order_fn, step_fn, end_fn = self.step_fns(per_seed_x, n)
+    bs = self.cfg.batch_size
+    order = order_fn(state)
+    num_seeds = order.shape[0]
+    # The step donates its carry: keep an untouched copy of the epoch's starting state.
+    start = jax.tree.map(jnp.copy, state)
+    carry = (state, jnp.zeros((num_seeds,), jnp.int32), jnp.ones((num_seeds,), bool))
+    for begin in range(0, n, bs):
+      carry = step_fn(carry, x, y, order[:, begin:begin + bs])
+    new, mistakes, finite = carry
+    return end_fn(start, new, mistakes, finite, x, y)
+
+  def init(self, init_keys, order_keys, x_example):
+    return self._compiled("init", lambda: jax.jit(jax.vmap(self._init, in_axes=(0, 0, None))))(
+        init_keys, order_keys, x_example)
+
+  def predict(self, variables, x):
+    """(S, N) argmax predictions of each seed's variables on shared images ``x`` (N, ...)."""
+    fn = self._compiled("predict", lambda: jax.jit(jax.vmap(self._predict_one, in_axes=(0, None))))
+    return fn(variables, x)
+
+  # ---- the host loop -----------------------------------------------------------------------
+
+  def train(self, init_keys, order_keys, x, y, *, per_seed_x: bool = False,
+            on_epoch: Callable[[EpochLog, TrainState], None] | None = None,
+            state: TrainState | None = None, history: dict | None = None) -> TrainResult:
+    """Trains one seed per key to the stop rule.
+
+    x: images (N, ...) shared by the seeds, or (S, N, ...) with ``per_seed_x``; y: labels (S, N).
+    ``state``/``history`` resume an earlier run (from a checkpoint).
+    """
+    cfg = self.cfg
+    start_time = time.time()
+    x = jnp.asarray(x)
+    y = jnp.asarray(y)
+    x_example = x[0, :1] if per_seed_x else x[:1]
+    if state is None:
+      state = self.init(init_keys, order_keys, x_example)
+      history = {"train_error": [], "learning_rate": []}
+    variables = _variables(*jax.tree.map(lambda a: a[0], (state.params, state.batch_stats)))
+    loop = choose_loop(cfg, self.model.apply, variables, x_example)
+    epoch_fn = (self.scan_epoch_fn(per_seed_x) if loop == "scan"
+                else functools.partial(self.step_epoch, per_seed_x=per_seed_x))
+    if cfg.shared_order:
+      state = state.replace(order_key=jnp.broadcast_to(state.order_key[:1], state.order_key.shape))
+    while True:
+      # A seed at max_epochs stops like one below the target error.
+      state = state.replace(done=state.done | (state.epoch >= cfg.max_epochs))
+      trained = ~np.asarray(state.done)
+      if not trained.any():
+        break
+      state = epoch_fn(state, x, y)
+      log = EpochLog(epoch=int(np.asarray(state.epoch).max()),
+                     train_error=np.asarray(state.train_error),
+                     learning_rate=cfg.learning_rate * np.asarray(state.plateau.scale),
+                     trained=trained, done=np.asarray(state.done))
+      # History holds NaN for the epochs after a seed stopped.
+      history["train_error"].append(np.where(trained, log.train_error, np.nan))
+      history["learning_rate"].append(np.where(trained, log.learning_rate, np.nan))
+      if on_epoch is not None:
+        on_epoch(log, state)
+    epochs = np.asarray(state.epoch)
+    diverged = np.asarray(state.diverged)
+    return TrainResult(
+        variables=_variables(state.params, state.batch_stats),
+        epochs=epochs,
+        train_error=np.asarray(state.train_error),
+        learning_rate=cfg.learning_rate * np.asarray(state.plateau.scale),
+        diverged=diverged,
+        diverged_epoch=np.where(diverged, epochs, -1),
+        history={k: np.stack(v, axis=1) if v else np.zeros((len(epochs), 0))
+                 for k, v in history.items()},
+        seconds=time.time() - start_time)
+
+
+def choose_seed_layout(layout: str, variables) -> str:
+  """'vmap' (all seeds in one computation) or 'sequential' (one seed at a time).
+
+  ``auto`` vmaps small models and runs BatchNorm nets one seed at a time: a vmapped deep net
+  turns every convolution into a grouped one, which is slower than the seeds in turn
+  (benchmarks/RESULTS.md).
+  """
+  if layout not in ("auto", "vmap", "sequential"):
+    raise ValueError(f"train.seed_layout must be auto, vmap or sequential, got {layout!r}")
+  if layout != "auto":
+    return layout
+  return "sequential" if "batch_stats" in variables else "vmap"
+
+
+def concat_results(results: list[TrainResult]) -> TrainResult:
+  """Joins the results of seed groups trained one after another along the seed axis."""
+  if len(results) == 1:
+    return results[0]
+  width = max(r.history["train_error"].shape[1] for r in results)
+
+  def pad(a):
+    return np.pad(a, ((0, 0), (0, width - a.shape[1])), constant_values=np.nan)
+
+  cat = lambda name: np.concatenate([getattr(r, name) for r in results])
+  return TrainResult(
+      variables=jax.tree.map(lambda *a: jnp.concatenate(a), *[r.variables for r in results]),
+      epochs=cat("epochs"), train_error=cat("train_error"), learning_rate=cat("learning_rate"),
+      diverged=cat("diverged"), diverged_epoch=cat("diverged_epoch"),
+      history={k: np.concatenate([pad(r.history[k]) for r in results])
+               for k in results[0].history},
+      seconds=sum(r.seconds for r in results))
+
+
+def train_seeds(trainer: Trainer, init_keys, order_keys, x, y, *, per_seed_x: bool = False,
+                seed_layout: str = "auto", on_epoch=None) -> TrainResult:
+  """Trains one seed per key, all together or one after another as ``seed_layout`` says.
+
+  Either way each seed's numbers depend only on its own keys and data.
+  ``on_epoch(log, state, seeds)`` also receives the positions of the seeds being trained.
+  """
+  num_seeds = len(init_keys)
+  x_example = x[0, :1] if per_seed_x else x[:1]
+  shapes = jax.eval_shape(trainer.model.init, jax.random.PRNGKey(0), x_example, train=False)
+  layout = choose_seed_layout(seed_layout, shapes)
+  groups = [np.arange(num_seeds)] if layout == "vmap" else [np.array([i]) for i in range(num_seeds)]
+  results = []
+  for seeds in groups:
+    callback = None if on_epoch is None else functools.partial(_with_seeds, on_epoch, seeds)
+    results.append(trainer.train(init_keys[seeds], order_keys[seeds],
+                                 x[seeds] if per_seed_x else x, y[seeds],
+                                 per_seed_x=per_seed_x, on_epoch=callback))
+  return concat_results(results)
+
+
+def _with_seeds(on_epoch, seeds, log, state):
+  on_epoch(log, state, seeds)

@@ -1,0 +1,119 @@
+"""The model registry: families of Flax modules and the named presets users select.
+
+A *family* is a Flax module class with hyper-parameters (``width``, ``depth``...); a *preset* is
+a registry name (``resnet18``, ``shallow_cnn_256``, ``mlp_3``...) bound to a family and fixed
+hyper-parameters. Adding a model is one module that defines the class and calls
+:func:`register`, plus its import in ``learnjax/models/__init__.py``.
+
+Every model is called as ``model.apply(variables, x, train=...)`` on NHWC float images and
+returns logits; models with BatchNorm keep running statistics in the ``batch_stats`` collection.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import flax.linen as nn
+
+from learnjax.errors import LearnjaxError
+
+
+class UnknownModelError(LearnjaxError, ValueError):
+  """Raised for a model name or hyper-parameter the registry cannot build."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+  name: str
+  builder: Callable[..., nn.Module]
+  hparams: tuple[str, ...]   # the hyper-parameters a family name needs from the config
+
+
+_FAMILIES: dict[str, Family] = {}
+_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {}
+
+
+def register(family: str, builder: Callable[..., nn.Module], hparams: tuple[str, ...] = (),
+             presets: dict[str, dict[str, Any]] | None = None) -> None:
+  """Registers a family (buildable as ``family`` with hparams) and its named presets."""
+  _FAMILIES[family] = Family(family, builder, tuple(hparams))
+  for name, kwargs in (presets or {}).items():
+    _PRESETS[name] = (family, dict(kwargs))
+
+
+def preset_names() -> list[str]:
+  """Every preset name, in registration order."""
+  return list(_PRESETS)
+
+
+def family_names() -> list[str]:
+  return list(_FAMILIES)
+
+
+def resolve(name: str, **hparams) -> tuple[str, dict[str, Any]]:
+  """(family, hyper-parameters) for a preset name, or a family name plus its hyper-parameters.
+
+  ``hparams`` set to None are ignored; a preset given a conflicting hyper-parameter is an error.
+  """
+  given = {k: v for k, v in hparams.items() if v is not None}
+  if name in _PRESETS:
+    family, kwargs = _PRESETS[name]
+    for key, value in given.items():
+      if key in kwargs and kwargs[key] != value:
+        raise UnknownModelError(
+            f"model '{name}' fixes {key}={kwargs[key]}, but {key}={value} was given; "
+            f"use the family name '{family}' with {key}={value} instead")
+    return family, dict(kwargs)
+  if name in _FAMILIES:
+    family = _FAMILIES[name]
+    missing = [h for h in family.hparams if h not in given]
+    if missing:
+      raise UnknownModelError(f"model '{name}' needs {', '.join(missing)} to be set "
+                              f"(e.g. --config.n1.{missing[0]}=...)")
+    kwargs = {h: given[h] for h in family.hparams}
+    for key, value in kwargs.items():
+      if not isinstance(value, int) or value < 1:
+        raise UnknownModelError(f"model '{name}': {key} must be a positive integer, got {value!r}")
+    return name, kwargs
+  raise UnknownModelError(
+      f"unknown model '{name}'; known models: {', '.join(preset_names())} "
+      f"(families: {', '.join(family_names())}); `python -m learnjax.models` lists them")
+
+
+def build(name: str, num_classes: int, dtype=None, **hparams) -> nn.Module:
+  """The Flax module for a registry name (preset or family) with ``num_classes`` outputs."""
+  family, kwargs = resolve(name, **hparams)
+  if not isinstance(num_classes, int) or num_classes < 2:
+    raise UnknownModelError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+  return _FAMILIES[family].builder(num_classes=num_classes, dtype=dtype, **kwargs)
+
+
+def canonical_name(name: str, **hparams) -> str:
+  """A short, stable name for a model choice: the preset name, or family plus hparams."""
+  if name in _PRESETS:
+    return name
+  family, kwargs = resolve(name, **hparams)
+  for preset, (fam, kw) in _PRESETS.items():
+    if fam == family and kw == kwargs:
+      return preset
+  return family + "".join(f"_{k}{v}" for k, v in sorted(kwargs.items()))
+
+
+@dataclasses.dataclass(frozen=True)
+class Size:
+  params: int          # trainable parameters
+  tensors: int         # parameter tensors (the paper's "layers")
+  batch_stats: int     # BatchNorm running-statistic elements
+
+
+def size(model: nn.Module, input_shape: tuple[int, ...]) -> Size:
+  """Parameter counts of a model for one input shape (H, W, C), without computing anything."""
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+  shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0),
+                          jnp.zeros((1,) + tuple(input_shape), jnp.float32), train=False)
+  count = lambda tree: int(sum(np.prod(leaf.shape) for leaf in jax.tree.leaves(tree)))
+  return Size(params=count(shapes["params"]), tensors=len(jax.tree.leaves(shapes["params"])),
+              batch_stats=count(shapes.get("batch_stats", {})))

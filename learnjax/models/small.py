@@ -1,0 +1,51 @@
+"""The paper's small networks: the shallow CNN (width k) and the MLPs.
+
+Shallow CNN: conv 5x5 with k filters (pad 2, bias) -> ReLU -> 2x2 max-pool -> Linear.
+MLP: flatten -> [Linear(width) -> ReLU] x depth -> Linear. The CIFAR MLPs have width 64 and
+depth 1..5; the MNIST MLPs have one hidden layer of 1..6 units. No BatchNorm in either.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+
+from learnjax.models import layers
+from learnjax.models.registry import register
+
+SHALLOW_WIDTHS = (16, 32, 64, 128, 256, 512, 1024)
+
+
+class ShallowCNN(nn.Module):
+  width: int
+  num_classes: int
+  dtype: object = None
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    del train
+    x = layers.Conv(self.width, 5, padding=2, dtype=self.dtype)(x)
+    x = nn.relu(x)
+    x = layers.max_pool(x, 2, 2)
+    return layers.Dense(self.num_classes, dtype=self.dtype)(layers.flatten(x))
+
+
+class MLP(nn.Module):
+  width: int
+  depth: int
+  num_classes: int
+  dtype: object = None
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    del train
+    x = layers.flatten(x)
+    for _ in range(self.depth):
+      x = nn.relu(layers.Dense(self.width, dtype=self.dtype)(x))
+    return layers.Dense(self.num_classes, dtype=self.dtype)(x)
+
+
+register("shallow_cnn", ShallowCNN, hparams=("width",),
+         presets={f"shallow_cnn_{k}": {"width": k} for k in SHALLOW_WIDTHS})
+register("mlp", MLP, hparams=("width", "depth"),
+         presets={**{f"mlp_{d}": {"width": 64, "depth": d} for d in range(1, 6)},
+                  **{f"mnist_mlp_{h}": {"width": h, "depth": 1} for h in range(1, 7)}})

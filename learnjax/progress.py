@@ -1,0 +1,52 @@
+"""Progress lines for long trainings: epoch, per-seed training error, seeds done, rate."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+
+
+class EpochPrinter:
+  """An ``on_epoch`` callback that prints at most one line per ``interval`` seconds.
+
+  A line is always printed when a seed group finishes, so every training ends with its final
+  epoch and errors on screen.
+  """
+
+  def __init__(self, label: str, num_examples: int, num_seeds: int, max_epochs: int,
+               interval: float = 5.0, stream=None):
+    self.label = label
+    self.num_examples = num_examples
+    self.num_seeds = num_seeds
+    self.max_epochs = max_epochs
+    self.interval = interval
+    self.stream = stream or sys.stdout
+    self._start = time.time()
+    self._last = 0.0
+    self._samples = 0
+
+  def __call__(self, log, state, seeds):
+    del state
+    self._samples += int(log.trained.sum()) * self.num_examples
+    now = time.time()
+    finished = bool(log.done.all()) or log.epoch >= self.max_epochs
+    if not finished and now - self._last < self.interval:
+      return
+    self._last = now
+    rate = self._samples / max(now - self._start, 1e-9)
+    errors = " ".join(f"{100 * e:5.1f}" for e in np.asarray(log.train_error))
+    first, last = int(seeds[0]) + 1, int(seeds[-1]) + 1
+    which = f"seed {first}" if first == last else f"seeds {first}-{last}"
+    print(f"  {self.label} | {which}/{self.num_seeds} | epoch {log.epoch:4d}/{self.max_epochs}"
+          f" | train err % {errors} | lr {np.nanmax(log.learning_rate):.2g}"
+          f" | stopped {int(log.done.sum())}/{len(log.done)} | {_si(rate)} samples/s",
+          file=self.stream, flush=True)
+
+
+def _si(x: float) -> str:
+  for unit, scale in (("M", 1e6), ("k", 1e3)):
+    if x >= scale:
+      return f"{x / scale:.1f}{unit}"
+  return f"{x:.0f}"

@@ -1,0 +1,114 @@
+"""One learnability measurement (protocol.md section 1), pure: arrays in, arrays out, no files.
+
+For each seed s: N1 is trained on D1 (with the variant's labels or images), labels D2 with its
+argmax predictions, N2 is trained on (D2, N1(D2)), and
+
+  learnability = 100 * mean over D3 of [N1(x) == N2(x)]
+  N1 test accuracy = 100 * mean over D3 of [N1(x) == y].
+
+All randomness of seed s comes from ``fold_in(fold_in(PRNGKey(experiment_seed), s), purpose)``: N1's
+init, N1's data order, the variant's random labels/images, N2's init and N2's data order each
+have their own purpose, so a seed's numbers do not depend on which other seeds run beside it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from learnjax import engine
+from learnjax.data import variants
+from learnjax.data.splits import Splits
+
+
+class Purpose(enum.IntEnum):
+  N1_INIT = 1
+  N1_ORDER = 2
+  VARIANT = 3
+  N2_INIT = 4
+  N2_ORDER = 5
+
+
+def seed_keys(experiment_seed: int, seed_indices, purpose: Purpose) -> jax.Array:
+  """(S, 2) PRNG keys, one per seed index, for one purpose."""
+  base = jax.random.PRNGKey(experiment_seed)
+  return jnp.stack([jax.random.fold_in(jax.random.fold_in(base, int(s)), int(purpose))
+                    for s in seed_indices])
+
+
+@dataclasses.dataclass
+class TrainedNet:
+  """One network's training over S seeds and its predictions (numpy, seed axis first)."""
+  preds_d3: np.ndarray            # (S, |D3|)
+  preds_d2: np.ndarray | None     # (S, |D2|), N1 only
+  epochs: np.ndarray
+  train_error: np.ndarray
+  learning_rate: np.ndarray
+  diverged: np.ndarray
+  diverged_epoch: np.ndarray
+  history: dict
+  seconds: float
+  variables: dict | None = None   # the trained variables (device arrays), when kept
+
+
+def _trained(trainer, result: engine.TrainResult, splits: Splits, with_d2: bool,
+             keep_variables: bool) -> TrainedNet:
+  preds_d3 = np.asarray(trainer.predict(result.variables, jnp.asarray(splits.d3.x)))
+  preds_d2 = (np.asarray(trainer.predict(result.variables, jnp.asarray(splits.d2.x)))
+              if with_d2 else None)
+  return TrainedNet(preds_d3=preds_d3, preds_d2=preds_d2, epochs=result.epochs,
+                    train_error=result.train_error, learning_rate=result.learning_rate,
+                    diverged=result.diverged, diverged_epoch=result.diverged_epoch,
+                    history=result.history, seconds=result.seconds,
+                    variables=result.variables if keep_variables else None)
+
+
+def train_n1(splits: Splits, trainer: engine.Trainer, variant: str, experiment_seed: int,
+             seed_indices, seed_layout: str = "auto", on_epoch=None,
+             keep_variables: bool = False) -> TrainedNet:
+  """Step 1 and 2: N1 on D1 under ``variant``; its predictions on D2 and D3."""
+  variant_keys = seed_keys(experiment_seed, seed_indices, Purpose.VARIANT)
+  x, y = variants.n1_training_data(splits.d1.x, splits.d1.y, variant, variant_keys,
+                                   splits.num_classes)
+  result = engine.train_seeds(
+      trainer, seed_keys(experiment_seed, seed_indices, Purpose.N1_INIT),
+      seed_keys(experiment_seed, seed_indices, Purpose.N1_ORDER), x, y,
+      per_seed_x=(variant == "random_images"), seed_layout=seed_layout, on_epoch=on_epoch)
+  return _trained(trainer, result, splits, with_d2=True, keep_variables=keep_variables)
+
+
+def train_n2(splits: Splits, trainer: engine.Trainer, n1_labels_d2: np.ndarray,
+             experiment_seed: int, seed_indices, seed_layout: str = "auto",
+             on_epoch=None) -> TrainedNet:
+  """Step 3: N2 of seed s on (D2, N1_s(D2)); its predictions on D3."""
+  result = engine.train_seeds(
+      trainer, seed_keys(experiment_seed, seed_indices, Purpose.N2_INIT),
+      seed_keys(experiment_seed, seed_indices, Purpose.N2_ORDER),
+      jnp.asarray(splits.d2.x), jnp.asarray(n1_labels_d2, jnp.int32),
+      seed_layout=seed_layout, on_epoch=on_epoch)
+  return _trained(trainer, result, splits, with_d2=False, keep_variables=False)
+
+
+def agreement(preds_a, preds_b) -> np.ndarray:
+  """Per seed, the percentage of examples on which two sets of predictions agree."""
+  return 100.0 * np.mean(np.asarray(preds_a) == np.asarray(preds_b), axis=-1)
+
+
+def learnability(n1_preds_d3, n2_preds_d3) -> np.ndarray:
+  """Step 4: per seed, 100 * mean over D3 of [N1(x) == N2(x)]."""
+  return agreement(n1_preds_d3, n2_preds_d3)
+
+
+def test_accuracy(preds_d3, labels_d3) -> np.ndarray:
+  """Per seed, 100 * mean over D3 of [prediction == true label]."""
+  return agreement(preds_d3, np.broadcast_to(labels_d3, np.shape(preds_d3)))
+
+
+def mean_std(values) -> tuple[float, float]:
+  """Mean and (population) standard deviation over seeds; NaN-free inputs expected."""
+  values = np.asarray(values, np.float64)
+  return float(values.mean()), float(values.std())

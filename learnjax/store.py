@@ -1,0 +1,121 @@
+"""Results on disk: one folder per finished unit of work, written atomically.
+
+Layout of a workdir::
+
+  config.json                 the resolved config of the last launch
+  n1/<n1_id>/result.json      a trained N1 (all seeds): its numbers ...
+  n1/<n1_id>/arrays.npz       ... and its predictions on D2 and D3, and its history
+  cells/<cell_id>/result.json one learnability measurement (all seeds) ...
+  cells/<cell_id>/arrays.npz  ... with N1's and N2's predictions on D3
+  results.json                every finished cell's result.json, gathered
+
+Every file is written to a temporary name in its folder and renamed into place; result.json is
+written last, so its presence marks the unit as finished. A killed run leaves at most a stray
+temporary file, never a half-written result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Any
+
+import numpy as np
+
+from learnjax.errors import LearnjaxError
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+  folder = os.path.dirname(path) or "."
+  os.makedirs(folder, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-" + os.path.basename(path))
+  try:
+    with os.fdopen(fd, "wb") as f:
+      f.write(data)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
+def atomic_write_json(path: str, obj: Any) -> None:
+  atomic_write_bytes(path, (json.dumps(obj, indent=1, default=_json_default) + "\n").encode())
+
+
+def atomic_write_npz(path: str, arrays: dict[str, np.ndarray]) -> None:
+  import io
+  buffer = io.BytesIO()
+  np.savez_compressed(buffer, **arrays)
+  atomic_write_bytes(path, buffer.getvalue())
+
+
+def _json_default(value):
+  if isinstance(value, np.ndarray):
+    return value.tolist()
+  if isinstance(value, np.generic):
+    return value.item()
+  raise TypeError(f"cannot store {type(value).__name__} as JSON")
+
+
+def read_json(path: str) -> Any:
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, ValueError) as e:
+    raise LearnjaxError(f"cannot read {path}: {e}; delete it to recompute that result") from None
+
+
+def read_npz(path: str) -> dict[str, np.ndarray]:
+  try:
+    with np.load(path) as data:
+      return {k: data[k] for k in data.files}
+  except Exception as e:  # truncated or foreign file
+    raise LearnjaxError(f"cannot read {path}: {e}; delete its folder to recompute it") from None
+
+
+class Store:
+  """The results of one workdir."""
+
+  def __init__(self, workdir: str):
+    self.workdir = workdir
+    os.makedirs(workdir, exist_ok=True)
+
+  def _unit(self, kind: str, unit_id: str) -> str:
+    return os.path.join(self.workdir, kind, unit_id)
+
+  def has(self, kind: str, unit_id: str) -> bool:
+    return os.path.exists(os.path.join(self._unit(kind, unit_id), "result.json"))
+
+  def save(self, kind: str, unit_id: str, result: dict, arrays: dict[str, np.ndarray]) -> None:
+    folder = self._unit(kind, unit_id)
+    atomic_write_npz(os.path.join(folder, "arrays.npz"), arrays)
+    atomic_write_json(os.path.join(folder, "result.json"), result)
+
+  def load(self, kind: str, unit_id: str, with_arrays: bool = True):
+    folder = self._unit(kind, unit_id)
+    result = read_json(os.path.join(folder, "result.json"))
+    arrays = read_npz(os.path.join(folder, "arrays.npz")) if with_arrays else None
+    return result, arrays
+
+  def results(self, kind: str = "cells") -> list[dict]:
+    """Every finished unit's result.json of a kind, sorted by id."""
+    root = os.path.join(self.workdir, kind)
+    if not os.path.isdir(root):
+      return []
+    return [self.load(kind, unit_id, with_arrays=False)[0] for unit_id in sorted(os.listdir(root))
+            if self.has(kind, unit_id)]
+
+  def write_config(self, config_json: str) -> None:
+    atomic_write_bytes(os.path.join(self.workdir, "config.json"), config_json.encode())
+
+  def write_summary(self, order: list[str] = ()) -> str:
+    """Gathers every finished cell into results.json, those named in ``order`` first, in order."""
+    rank = {cell_id: i for i, cell_id in enumerate(order)}
+    cells = sorted(self.results("cells"), key=lambda r: (rank.get(r["cell"], len(rank)), r["cell"]))
+    path = os.path.join(self.workdir, "results.json")
+    atomic_write_json(path, {"cells": cells})
+    return path

@@ -1,0 +1,293 @@
+"""An experiment as a grid of cells, each finished cell stored, finished work never redone.
+
+The grid is data variant x N1 model x N1 batch size x N2 model (see :mod:`learnjax.config`).
+N1 is trained once per (variant, N1 model, N1 batch size) over all seeds, stored, and reused by
+every N2 of that row: a T2-style grid of 7 N1 x 7 N2 trains 7 N1s, not 49.
+
+A restarted experiment skips every stored N1 and cell. ``num_tasks`` processes (or machines) can
+share one experiment: task ``i`` takes the N1 rows ``i, i + num_tasks, ...`` with all their cells,
+so no N1 is trained twice, and they may write into one shared workdir.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import time
+
+import numpy as np
+
+from learnjax import engine, models, protocol
+from learnjax.data import sources, splits as splits_lib, variants
+from learnjax.errors import LearnjaxError
+from learnjax.progress import EpochPrinter
+from learnjax.store import Store
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelChoice:
+  name: str                 # canonical registry name, e.g. shallow_cnn_256
+  model: str                # as configured (a preset or family name)
+  width: int | None = None
+  depth: int | None = None
+
+  def build(self, num_classes: int):
+    return models.build(self.model, num_classes, width=self.width, depth=self.depth)
+
+
+@dataclasses.dataclass(frozen=True)
+class N1Job:
+  variant: str
+  n1: ModelChoice
+  batch_size: int
+
+  @property
+  def id(self) -> str:
+    return f"{self.variant}__{self.n1.name}__b{self.batch_size}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+  n1_job: N1Job
+  n2: ModelChoice
+  n2_batch_size: int
+
+  @property
+  def id(self) -> str:
+    return f"{self.n1_job.id}__{self.n2.name}__b{self.n2_batch_size}"
+
+
+def as_list(value, kind=str) -> list:
+  """A config axis value: one value, or several separated by commas."""
+  if isinstance(value, str):
+    items = [v.strip() for v in value.split(",") if v.strip()]
+  elif isinstance(value, (list, tuple)):
+    items = list(value)
+  else:
+    items = [value]
+  try:
+    return [kind(v) for v in items]
+  except ValueError:
+    raise LearnjaxError(f"cannot read {value!r} as a list of {kind.__name__}") from None
+
+
+def _model_choices(block, field: str) -> list[ModelChoice]:
+  choices = []
+  for name in as_list(block.model):
+    if name == "same":
+      choices.append(None)
+      continue
+    canonical = models.canonical_name(name, width=block.get("width"), depth=block.get("depth"))
+    choices.append(ModelChoice(canonical, name, block.get("width"), block.get("depth")))
+  if not choices:
+    raise LearnjaxError(f"config.{field}.model is empty")
+  return choices
+
+
+def _batch_sizes(value, field: str) -> list[int]:
+  sizes = as_list(value, int)
+  if not sizes or any(b < 1 for b in sizes):
+    raise LearnjaxError(f"config.{field}.batch_size must be positive integers, got {value!r}")
+  return sizes
+
+
+def plan(config) -> list[tuple[N1Job, list[Cell]]]:
+  """The experiment's N1 rows, each with the cells that reuse it; validates every axis."""
+  if not isinstance(config.seeds, int) or config.seeds < 1:
+    raise LearnjaxError(f"config.seeds must be a positive integer, got {config.seeds!r}")
+  variant_list = [variants.check_variant(v) for v in as_list(config.data.variant)]
+  n1_models = _model_choices(config.n1, "n1")
+  if None in n1_models:
+    raise LearnjaxError("config.n1.model cannot be 'same'")
+  n2_models = _model_choices(config.n2, "n2")
+  n1_batches = _batch_sizes(config.n1.batch_size, "n1")
+  n2_batches = _batch_sizes(config.n2.batch_size, "n2")
+  rows = []
+  for variant, n1, batch in itertools.product(variant_list, n1_models, n1_batches):
+    job = N1Job(variant, n1, batch)
+    cells = [Cell(job, n2 or n1, b2) for n2, b2 in itertools.product(n2_models, n2_batches)]
+    rows.append((job, list(dict.fromkeys(cells))))
+  return rows
+
+
+def train_config(config, batch_size: int) -> engine.TrainConfig:
+  t = config.train
+  cfg = engine.TrainConfig(
+      batch_size=batch_size, learning_rate=t.learning_rate, momentum=t.momentum,
+      plateau_factor=t.plateau_factor, plateau_patience=t.plateau_patience,
+      stop_error=t.stop_error, max_epochs=t.max_epochs, error_measure=t.error_measure,
+      loop=t.loop, shared_order=t.shared_order, eval_batch_size=t.eval_batch_size)
+  if cfg.error_measure not in ("running", "full"):
+    raise LearnjaxError(f"train.error_measure must be running or full, got {cfg.error_measure!r}")
+  if cfg.loop not in ("auto", "scan", "step"):
+    raise LearnjaxError(f"train.loop must be auto, scan or step, got {cfg.loop!r}")
+  if t.seed_layout not in ("auto", "vmap", "sequential"):
+    raise LearnjaxError(f"train.seed_layout must be auto, vmap or sequential, got {t.seed_layout!r}")
+  if not 0 < cfg.plateau_factor < 1:
+    raise LearnjaxError(f"train.plateau_factor must be in (0, 1), got {cfg.plateau_factor}")
+  if cfg.max_epochs < 1 or cfg.learning_rate <= 0:
+    raise LearnjaxError("train.max_epochs and train.learning_rate must be positive")
+  return cfg
+
+
+def _seed_stats(values) -> dict:
+  mean, std = protocol.mean_std(values)
+  return {"mean": mean, "std": std, "per_seed": np.asarray(values).tolist()}
+
+
+def _net_summary(net: protocol.TrainedNet) -> dict:
+  return {"epochs": net.epochs, "train_error": net.train_error,
+          "final_learning_rate": net.learning_rate, "diverged": net.diverged,
+          "diverged_epoch": net.diverged_epoch, "seconds": net.seconds}
+
+
+def _net_arrays(prefix: str, net: protocol.TrainedNet) -> dict:
+  arrays = {f"{prefix}_preds_d3": net.preds_d3}
+  if net.preds_d2 is not None:
+    arrays[f"{prefix}_preds_d2"] = net.preds_d2
+  for name, values in net.history.items():
+    arrays[f"{prefix}_history_{name}"] = values
+  return arrays
+
+
+def _net_from_store(result: dict, arrays: dict, prefix: str) -> protocol.TrainedNet:
+  history = {k[len(prefix) + 9:]: v for k, v in arrays.items()
+             if k.startswith(f"{prefix}_history_")}
+  return protocol.TrainedNet(
+      preds_d3=arrays[f"{prefix}_preds_d3"], preds_d2=arrays.get(f"{prefix}_preds_d2"),
+      epochs=np.asarray(result["epochs"]), train_error=np.asarray(result["train_error"]),
+      learning_rate=np.asarray(result["final_learning_rate"]),
+      diverged=np.asarray(result["diverged"]), diverged_epoch=np.asarray(result["diverged_epoch"]),
+      history=history, seconds=result["seconds"])
+
+
+class Experiment:
+  """The state shared by the cells of one launch: data, compiled trainers, the store."""
+
+  def __init__(self, config, workdir: str, out=print):
+    self.config = config
+    self.store = Store(workdir)
+    self.out = out
+    self.rows = plan(config)
+    self.pool = sources.load_pool(config.data)
+    self.splits = splits_lib.make_splits(self.pool, config.data.n1_size, config.data.n2_size,
+                                         config.data.test_size)
+    self.seed_indices = np.arange(config.seeds)
+    self.cell_ids = [c.id for _, cells in self.rows for c in cells]
+    self._trainers = {}
+    # Build every model once now, so a bad model choice stops the run before any training.
+    for job, cells in self.rows:
+      self.trainer(job.n1, job.batch_size)
+      train_config(config, job.batch_size)
+      for cell in cells:
+        self.trainer(cell.n2, cell.n2_batch_size)
+
+  def trainer(self, choice: ModelChoice, batch_size: int) -> engine.Trainer:
+    key = (choice, batch_size)
+    if key not in self._trainers:
+      self._trainers[key] = engine.Trainer(choice.build(self.splits.num_classes),
+                                           train_config(self.config, batch_size))
+    return self._trainers[key]
+
+  def _printer(self, label: str, n: int, batch_size: int):
+    return EpochPrinter(label, n, self.config.seeds, self.config.train.max_epochs,
+                        interval=self.config.progress_seconds)
+
+  def n1(self, job: N1Job) -> protocol.TrainedNet:
+    if self.store.has("n1", job.id):
+      return _net_from_store(*self.store.load("n1", job.id), prefix="n1")
+    self.out(f"N1 {job.id}: training {job.n1.name} on D1 ({job.variant}), "
+             f"{len(self.splits.d1)} examples, {self.config.seeds} seeds")
+    net = protocol.train_n1(self.splits, self.trainer(job.n1, job.batch_size), job.variant,
+                            self.config.seed, self.seed_indices,
+                            seed_layout=self.config.train.seed_layout,
+                            on_epoch=self._printer(f"N1 {job.n1.name} {job.variant}",
+                                                   len(self.splits.d1), job.batch_size))
+    size = models.size(self.trainer(job.n1, job.batch_size).model, self.pool.image_shape)
+    result = {"n1": job.id, "variant": job.variant, "model": job.n1.name,
+              "batch_size": job.batch_size, "params": size.params,
+              "param_tensors": size.tensors, **_net_summary(net)}
+    self.store.save("n1", job.id, result, _net_arrays("n1", net))
+    return net
+
+  def cell(self, cell: Cell, n1: protocol.TrainedNet) -> dict:
+    job = cell.n1_job
+    self.out(f"N2 {cell.id}: training {cell.n2.name} on N1's labels of D2")
+    n2 = protocol.train_n2(self.splits, self.trainer(cell.n2, cell.n2_batch_size), n1.preds_d2,
+                           self.config.seed, self.seed_indices,
+                           seed_layout=self.config.train.seed_layout,
+                           on_epoch=self._printer(f"N2 {cell.n2.name} <- {job.n1.name} {job.variant}",
+                                                  len(self.splits.d2), cell.n2_batch_size))
+    y3 = self.splits.d3.y
+    n1_result, _ = self.store.load("n1", job.id, with_arrays=False)
+    result = {
+        "cell": cell.id, "dataset": self.pool.name, "variant": job.variant,
+        "n1_model": job.n1.name, "n1_batch_size": job.batch_size,
+        "n2_model": cell.n2.name, "n2_batch_size": cell.n2_batch_size,
+        "seeds": int(self.config.seeds), "d1": len(self.splits.d1), "d2": len(self.splits.d2),
+        "d3": len(self.splits.d3), "num_classes": self.splits.num_classes,
+        "n1_params": n1_result["params"], "n1_param_tensors": n1_result["param_tensors"],
+        "learnability": _seed_stats(protocol.learnability(n1.preds_d3, n2.preds_d3)),
+        "n1_test_accuracy": _seed_stats(protocol.test_accuracy(n1.preds_d3, y3)),
+        "n2_test_accuracy": _seed_stats(protocol.test_accuracy(n2.preds_d3, y3)),
+        "n1": _net_summary(n1), "n2": _net_summary(n2),
+    }
+    arrays = {**_net_arrays("n1", n1), **_net_arrays("n2", n2), "y_d3": y3}
+    self.store.save("cells", cell.id, result, arrays)
+    return result
+
+  def run(self, task_index: int = 0, num_tasks: int = 1) -> list[dict]:
+    if not (isinstance(num_tasks, int) and num_tasks >= 1 and 0 <= task_index < num_tasks):
+      raise LearnjaxError(f"task_index must be in 0..num_tasks-1, got {task_index} of {num_tasks}")
+    mine = self.rows[task_index::num_tasks]
+    total = sum(len(cells) for _, cells in mine)
+    done = sum(self.store.has("cells", c.id) for _, cells in mine for c in cells)
+    self.out(f"{total} cells in this task ({len(mine)} N1 trainings), {done} already done; "
+             f"data {self.pool.name}: |D1|={len(self.splits.d1)} |D2|={len(self.splits.d2)} "
+             f"|D3|={len(self.splits.d3)}, {self.config.seeds} seeds")
+    start = time.time()
+    for job, cells in mine:
+      todo = [c for c in cells if not self.store.has("cells", c.id)]
+      if not todo:
+        continue
+      n1 = self.n1(job)
+      for cell in todo:
+        result = self.cell(cell, n1)
+        done += 1
+        self.out(f"cell {done}/{total} {cell.id}: learnability "
+                 f"{_fmt(result['learnability'])}, N1 test accuracy "
+                 f"{_fmt(result['n1_test_accuracy'])} ({time.time() - start:.0f}s so far)")
+      self.store.write_summary(self.cell_ids)
+    self.store.write_summary(self.cell_ids)
+    by_id = {r["cell"]: r for r in self.store.results("cells")}
+    return [by_id[c.id] for _, cells in mine for c in cells if c.id in by_id]
+
+
+def _fmt(stats: dict) -> str:
+  return f"{stats['mean']:.1f} ± {stats['std']:.1f}"
+
+
+def format_table(results: list[dict]) -> str:
+  """A plain-text table of cells: the axes that vary, learnability and test accuracies."""
+  if not results:
+    return "(no finished cells)"
+  axes = [("variant", "variant"), ("n1_model", "N1"), ("n1_batch_size", "N1 batch"),
+          ("n2_model", "N2"), ("n2_batch_size", "N2 batch")]
+  shown = [(k, h) for k, h in axes if k in ("variant", "n1_model", "n2_model")
+           or len({r[k] for r in results}) > 1]
+  header = [h for _, h in shown] + ["learnability %", "N1 test acc %", "N2 test acc %",
+                                    "N1 epochs", "N2 epochs"]
+  rows = [[str(r[k]) for k, _ in shown] + [
+      _fmt(r["learnability"]), _fmt(r["n1_test_accuracy"]), _fmt(r["n2_test_accuracy"]),
+      f"{np.mean(r['n1']['epochs']):.0f}", f"{np.mean(r['n2']['epochs']):.0f}"] for r in results]
+  widths = [max(len(x) for x in col) for col in zip(header, *rows)]
+  line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+  return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def train_and_evaluate(config, workdir: str, task_index: int = 0, num_tasks: int = 1,
+                       out=print) -> list[dict]:
+  """Runs (or resumes) the experiment of ``config`` in ``workdir``; returns this task's cells."""
+  experiment = Experiment(config, workdir, out=out)
+  experiment.store.write_config(config.to_json_best_effort(indent=1))
+  return experiment.run(task_index, num_tasks)

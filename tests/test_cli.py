@@ -1,0 +1,76 @@
+"""The command line end to end, and its answers to bad input."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+QUICK = ["--config=configs/quickstart.py", "--config.seeds=2", "--config.train.max_epochs=3",
+         "--config.data.n1_size=200", "--config.data.n2_size=200", "--config.data.test_size=100"]
+
+
+def run(args, **kwargs):
+  return subprocess.run([sys.executable, "-m", "learnjax.main", *args], cwd=ROOT,
+                        capture_output=True, text=True, timeout=600, **kwargs)
+
+
+def test_end_to_end_writes_config_results_and_table_then_resumes(tmp_path):
+  workdir = str(tmp_path / "run")
+  proc = run(QUICK + [f"--workdir={workdir}"])
+  assert proc.returncode == 0, proc.stderr
+  assert "epoch" in proc.stdout and "samples/s" in proc.stdout      # progress lines
+  assert "learnability %" in proc.stdout                            # the final table
+  for variant in ("true", "random_labels", "random_images"):
+    assert variant in proc.stdout.split("learnability %")[1]
+  config = json.load(open(os.path.join(workdir, "config.json")))
+  assert config["seeds"] == 2 and config["train"]["max_epochs"] == 3
+  cells = json.load(open(os.path.join(workdir, "results.json")))["cells"]
+  assert [c["variant"] for c in cells] == ["true", "random_labels", "random_images"]
+  for cell in cells:
+    assert len(cell["learnability"]["per_seed"]) == 2
+    assert 0 <= cell["learnability"]["mean"] <= 100
+    arrays = np.load(os.path.join(workdir, "cells", cell["cell"], "arrays.npz"))
+    assert arrays["n1_preds_d3"].shape == (2, 100) and arrays["n2_preds_d3"].shape == (2, 100)
+    assert arrays["n1_preds_d2"].shape == (2, 200)
+    agree = 100 * (arrays["n1_preds_d3"] == arrays["n2_preds_d3"]).mean(1)
+    np.testing.assert_allclose(agree, cell["learnability"]["per_seed"])
+  # Run again: every cell is found finished and nothing is trained.
+  again = run(QUICK + [f"--workdir={workdir}"])
+  assert again.returncode == 0, again.stderr
+  assert "3 already done" in again.stdout and "samples/s" not in again.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--config.n1.model=resnet1000"], "unknown model 'resnet1000'"),
+    (["--config.n1.model=shallow_cnn", "--config.n1.width=-4"], "width must be a positive"),
+    (["--config.data.n1_size=5000"], "training images"),
+    (["--config.data.variant=shuffled"], "unknown data variant"),
+    (["--config.seeds=0"], "seeds must be a positive"),
+    (["--config.n1.widht=3"], "bad config override"),
+])
+def test_bad_input_gets_one_error_line(tmp_path, args, message):
+  proc = run(QUICK + [f"--workdir={tmp_path}"] + args)
+  assert proc.returncode != 0
+  assert "Traceback" not in proc.stderr
+  errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+  assert len(errors) == 1 and message in errors[0], proc.stderr
+
+
+def test_npz_without_x_train_is_refused(tmp_path):
+  path = tmp_path / "labels_only.npz"
+  np.savez(path, y_train=np.zeros(4, int), x_test=np.zeros((2, 8, 8, 1), np.uint8),
+           y_test=np.zeros(2, int))
+  proc = run(QUICK + [f"--workdir={tmp_path}/w", "--config.data.name=npz",
+                      f"--config.data.npz_path={path}"])
+  assert proc.returncode != 0 and "Traceback" not in proc.stderr
+  assert "lacks x_train" in proc.stderr
+
+
+def test_missing_config_file_is_refused(tmp_path):
+  proc = run(["--config=configs/no_such_experiment.py", f"--workdir={tmp_path}"])
+  assert proc.returncode != 0 and "Traceback" not in proc.stderr
+  assert "no_such_experiment.py" in proc.stderr

@@ -1,0 +1,148 @@
+"""The training engine: plateau schedule, per-seed stopping, the two loops."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from learnjax import engine, models
+
+
+def reference_learning_rates(errors, lr=0.01, factor=0.75, patience=10):
+  """protocol.md's rule, written plainly: after each epoch, if the training error has not set a
+  new minimum for `patience` epochs in a row, multiply the rate by `factor` (and count again)."""
+  best, bad, rates = np.inf, 0, []
+  for e in errors:
+    if e < best:
+      best, bad = e, 0
+    else:
+      bad += 1
+      if bad == patience:
+        lr, bad = lr * factor, 0
+    rates.append(lr)
+  return np.array(rates)
+
+
+def plateau_rates(errors, cfg=engine.TrainConfig()):
+  tx = engine._plateau(cfg)
+  state = tx.init(jnp.zeros(()))
+  rates = []
+  for e in errors:
+    _, state = tx.update(jnp.zeros(()), state, value=jnp.float32(e))
+    rates.append(cfg.learning_rate * float(state.scale))
+  return np.array(rates)
+
+
+def test_plateau_lowers_the_rate_exactly_after_ten_epochs_without_decrease():
+  errors = [0.5, 0.4] + [0.4] * 9          # 9 epochs without a decrease: no change yet
+  np.testing.assert_allclose(plateau_rates(errors), 0.01)
+  errors = errors + [0.45]                   # the 10th: the rate drops from the next epoch on
+  rates = plateau_rates(errors)
+  np.testing.assert_allclose(rates[:-1], 0.01)
+  np.testing.assert_allclose(rates[-1], 0.0075, rtol=1e-6)
+
+
+def test_plateau_counts_again_after_a_decrease_and_after_a_drop():
+  # A decrease at epoch 8 resets the count; equal errors are not decreases.
+  errors = [0.3] + [0.3] * 6 + [0.29] + [0.29] * 25 + [0.1] + [0.2] * 3
+  got = plateau_rates(errors)
+  np.testing.assert_allclose(got, reference_learning_rates(errors), rtol=1e-6)
+  drops = np.flatnonzero(np.diff(got) < 0) + 1
+  np.testing.assert_array_equal(drops, [17, 27])  # 10 and 20 epochs after the last decrease
+  # The smallest decrease the error can make (1/N for N = 10^6) still counts.
+  tiny = [0.5, 0.5 - 1e-6] + [0.5 - 1e-6] * 9
+  np.testing.assert_allclose(plateau_rates(tiny), 0.01)
+
+
+def test_training_history_follows_the_plateau_rule(small_splits):
+  trainer = engine.Trainer(models.build("mlp_1", 10),
+                           engine.TrainConfig(max_epochs=60, stop_error=0.0))
+  keys = jax.random.split(jax.random.PRNGKey(0), 3)
+  # Random labels make the error stall, so the schedule has plateaus to act on.
+  y = np.random.default_rng(0).integers(0, 10, (3, len(small_splits.d1)))
+  result = trainer.train(keys, keys, small_splits.d1.x, y)
+  history = result.history
+  assert history["train_error"].shape == (3, 60)
+  lowered = False
+  for s in range(3):
+    errors = history["train_error"][s]
+    ref = reference_learning_rates(errors[np.isfinite(errors)])
+    got = history["learning_rate"][s][np.isfinite(errors)]
+    np.testing.assert_allclose(got, ref, rtol=1e-6)
+    lowered |= ref[-1] < 0.01
+  assert lowered, "the schedule should have lowered some seed's rate in 60 epochs"
+
+
+def test_a_stopped_seed_is_frozen_while_the_others_train(small_splits):
+  cfg = engine.TrainConfig(learning_rate=0.1, stop_error=0.08, max_epochs=40)
+  trainer = engine.Trainer(models.build("mlp_1", 10), cfg)
+  keys = jax.random.split(jax.random.PRNGKey(1), 4)
+  y = np.broadcast_to(small_splits.d1.y, (4, len(small_splits.d1)))
+  snapshots = []
+  trainer.train(keys, keys, small_splits.d1.x, y,
+                on_epoch=lambda log, state: snapshots.append(
+                    (log, jax.tree.map(np.array, state.params))))
+  stop_epochs = []
+  for s in range(4):
+    done = [log.done[s] for log, _ in snapshots]
+    stop_epochs.append(done.index(True) + 1 if True in done else None)
+  stopped = [s for s in range(4) if stop_epochs[s] is not None]
+  assert stopped, "some seed should reach the stop error"
+  assert len(set(stop_epochs)) > 1, "seeds should stop at different epochs"
+  for s in stopped:
+    frozen = snapshots[stop_epochs[s] - 1][1]
+    for _, params in snapshots[stop_epochs[s]:]:
+      jax.tree.map(lambda a, b: np.testing.assert_array_equal(a[s], b[s]), frozen, params)
+    assert snapshots[stop_epochs[s] - 1][0].train_error[s] < 0.08
+  # A seed still training changed its parameters after the first seed stopped.
+  first = min(e for e in stop_epochs if e is not None)
+  running = [s for s in range(4) if stop_epochs[s] is None or stop_epochs[s] > first + 1]
+  assert running
+  s = running[0]
+  before, after = snapshots[first - 1][1], snapshots[first][1]
+  assert any(not np.array_equal(a[s], b[s])
+             for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(after)))
+
+
+@pytest.mark.parametrize("model", ["mlp_2", "shallow_cnn_16"])
+def test_scan_and_step_loops_agree(small_splits, model):
+  keys = jax.random.split(jax.random.PRNGKey(2), 2)
+  y = np.broadcast_to(small_splits.d1.y, (2, len(small_splits.d1)))
+  results = {}
+  for loop in ("scan", "step"):
+    trainer = engine.Trainer(models.build(model, 10), engine.TrainConfig(max_epochs=3, loop=loop))
+    results[loop] = trainer.train(keys, keys, small_splits.d1.x, y)
+  np.testing.assert_allclose(results["scan"].history["train_error"],
+                             results["step"].history["train_error"])
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
+               results["scan"].variables, results["step"].variables)
+
+
+def test_partial_last_batch_is_trained_on(small_splits):
+  # 200 examples at batch 64: 3 full batches and one of 8. With batch 200 the one step sees all.
+  cfg = engine.TrainConfig(max_epochs=1)
+  trainer = engine.Trainer(models.build("mlp_1", 10), cfg)
+  keys = jax.random.split(jax.random.PRNGKey(3), 1)
+  y = np.asarray(small_splits.d1.y)[None]
+  seen = []
+  original = trainer._step
+
+  def counting_step(carry, x, y_, idx):
+    seen.append(idx.shape[-1])
+    return original(carry, x, y_, idx)
+
+  trainer._step = counting_step
+  trainer.train(keys, keys, small_splits.d1.x, y)
+  assert sorted(seen) == [8, 64], seen  # traced once for the scan body, once for the rest
+
+
+def test_diverging_seed_is_marked_and_keeps_finite_parameters(small_splits):
+  # A huge learning rate makes the loss overflow; every seed diverges and is reported as such.
+  trainer = engine.Trainer(models.build("mlp_1", 10),
+                           engine.TrainConfig(learning_rate=1e12, max_epochs=5))
+  keys = jax.random.split(jax.random.PRNGKey(4), 2)
+  y = np.broadcast_to(small_splits.d1.y, (2, len(small_splits.d1)))
+  result = trainer.train(keys, keys, small_splits.d1.x * 1e3, y)
+  assert result.diverged.all()
+  assert (result.diverged_epoch >= 1).all() and (result.diverged_epoch <= 5).all()
+  assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(result.variables))

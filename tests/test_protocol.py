@@ -1,0 +1,55 @@
+"""The learnability measurement: metrics, seed independence, vmap against one seed at a time."""
+
+import numpy as np
+import pytest
+
+from learnjax import engine, models, protocol
+
+
+def test_metrics_from_hand_made_predictions():
+  n1 = np.array([[0, 1, 2, 3, 4], [1, 1, 1, 1, 1]])
+  n2 = np.array([[0, 1, 2, 0, 0], [1, 1, 1, 1, 1]])
+  labels = np.array([0, 1, 1, 3, 2])
+  np.testing.assert_allclose(protocol.learnability(n1, n2), [60.0, 100.0])
+  np.testing.assert_allclose(protocol.test_accuracy(n1, labels), [60.0, 40.0])
+  np.testing.assert_allclose(protocol.test_accuracy(n2, labels), [40.0, 40.0])
+  mean, std = protocol.mean_std([60.0, 100.0])
+  assert (mean, std) == (80.0, 20.0)
+
+
+def test_seed_keys_depend_only_on_seed_and_purpose():
+  a = protocol.seed_keys(0, [0, 1, 2], protocol.Purpose.N1_INIT)
+  b = protocol.seed_keys(0, [2], protocol.Purpose.N1_INIT)
+  np.testing.assert_array_equal(a[2], b[0])
+  c = protocol.seed_keys(0, [2], protocol.Purpose.N2_INIT)
+  assert not np.array_equal(b, c)
+  d = protocol.seed_keys(1, [2], protocol.Purpose.N1_INIT)
+  assert not np.array_equal(b, d)
+
+
+@pytest.mark.parametrize("model, variant", [("mlp_1", "random_labels"),
+                                            ("shallow_cnn_16", "random_images")])
+def test_seeds_in_parallel_equal_seeds_one_at_a_time(small_splits, model, variant):
+  cfg = engine.TrainConfig(max_epochs=4)
+  seeds = np.arange(3)
+  out = {}
+  for layout in ("vmap", "sequential"):
+    n1_trainer = engine.Trainer(models.build(model, 10), cfg)
+    n2_trainer = engine.Trainer(models.build("mlp_1", 10), cfg)
+    n1 = protocol.train_n1(small_splits, n1_trainer, variant, 0, seeds, seed_layout=layout)
+    n2 = protocol.train_n2(small_splits, n2_trainer, n1.preds_d2, 0, seeds, seed_layout=layout)
+    out[layout] = (n1, n2, protocol.learnability(n1.preds_d3, n2.preds_d3))
+  (n1v, n2v, lv), (n1s, n2s, ls) = out["vmap"], out["sequential"]
+  np.testing.assert_array_equal(n1v.preds_d2, n1s.preds_d2)
+  np.testing.assert_array_equal(n1v.preds_d3, n1s.preds_d3)
+  np.testing.assert_array_equal(n2v.preds_d3, n2s.preds_d3)
+  np.testing.assert_array_equal(lv, ls)
+  np.testing.assert_allclose(n1v.history["train_error"], n1s.history["train_error"])
+
+
+def test_a_seed_alone_equals_the_same_seed_among_others(small_splits):
+  cfg = engine.TrainConfig(max_epochs=3)
+  trainer = engine.Trainer(models.build("mlp_1", 10), cfg)
+  many = protocol.train_n1(small_splits, trainer, "random_labels", 5, np.arange(3))
+  one = protocol.train_n1(small_splits, trainer, "random_labels", 5, np.array([2]))
+  np.testing.assert_array_equal(many.preds_d3[2], one.preds_d3[0])
