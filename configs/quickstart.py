@@ -9,17 +9,17 @@ schedule, stop below 1% training error or at 500 epochs).
 Variants: ``:cnn`` uses the shallow CNN with 16 filters instead (a few minutes on a CPU).
 """
 
-from learnjax.config import base_config
+from learnjax.config import base_config, check_arg
 
 
 def get_config(arg=None):
+  check_arg(arg, ("cnn",))
   config = base_config()
+  config.experiment = "quickstart"
   config.data.name = "digits"
   config.data.variant = "true,random_labels,random_images"
   config.n1.model = "mlp_1"
   config.n2.model = "same"
   if arg == "cnn":
     config.n1.model = "shallow_cnn_16"
-  elif arg:
-    raise ValueError(f"unknown quickstart variant {arg!r}; use :cnn or nothing")
   return config

@@ -4,7 +4,8 @@ An experiment is a grid of *cells*: data variant x N1 model x N1 batch size x N2
 with ``seeds`` seeds. The grid axes are the fields ``data.variant``, ``n1.model``, ``n1.batch_size``
 and ``n2.model``; each takes one value or several separated by commas, so any of them can be swept
 from the command line (``--config.n1.model=shallow_cnn_16,shallow_cnn_32``). ``n2.model='same'``
-trains N2 with N1's architecture.
+trains N2 with N1's architecture; ``n2.model='none'`` trains
+N1 only (for analyses of N1 alone, such as seed agreement).
 
 A model is a registry name (``python -m learnjax.models`` lists them) or a family name with its
 hyper-parameters (``--config.n1.model=shallow_cnn --config.n1.width=256``).
@@ -25,8 +26,17 @@ def model_block(model: str, batch_size: int | str = 64) -> ml_collections.Config
   })
 
 
+def n1_block(model: str) -> ml_collections.ConfigDict:
+  block = model_block(model)
+  # Epochs after which N1's predictions are kept and an N2 is trained on them too (F1), e.g.
+  # '1,2,5,10'; empty: only the final N1.
+  block.snapshot_epochs = ""
+  return block
+
+
 def base_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
+  config.experiment = ""     # the experiment's name in the report (T1 ... T14, F1, D5)
   config.seed = 0            # the experiment seed; seed i of a cell derives from (seed, i)
   config.seeds = 5           # independent seeds per cell
 
@@ -40,7 +50,7 @@ def base_config() -> ml_collections.ConfigDict:
       "test_size": config_dict.placeholder(int),  # |D3|; default: the whole test split
   })
 
-  config.n1 = model_block("shallow_cnn_16")
+  config.n1 = n1_block("shallow_cnn_16")
   config.n2 = model_block("same")
 
   config.train = ml_collections.ConfigDict({
@@ -59,3 +69,18 @@ def base_config() -> ml_collections.ConfigDict:
 
   config.progress_seconds = 5.0    # at most one progress line per this many seconds per training
   return config
+
+
+def make_smoke(config: ml_collections.ConfigDict, max_epochs: int = 10, seeds: int = 2,
+               sizes: tuple[int, int, int] = (300, 300, 200)) -> ml_collections.ConfigDict:
+  """Shrinks an experiment to a CPU smoke run on the embedded digits: same grid, few epochs."""
+  config.data.name = "digits"
+  config.seeds = seeds
+  config.train.max_epochs = max_epochs
+  config.data.n1_size, config.data.n2_size, config.data.test_size = sizes
+  return config
+
+
+def check_arg(arg, allowed=("smoke",)):
+  if arg not in (None, "", *allowed):
+    raise ValueError(f"unknown config argument {arg!r}; choose one of {', '.join(allowed)}")

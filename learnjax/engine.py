@@ -126,6 +126,11 @@ def _variables(params, batch_stats):
   return {"params": params, "batch_stats": batch_stats} if batch_stats else {"params": params}
 
 
+def state_variables(state: TrainState) -> dict:
+  """The Flax variables (stacked over seeds) of a train state."""
+  return _variables(state.params, state.batch_stats)
+
+
 class Trainer:
   """Compiled SGD for one model and one TrainConfig; call :meth:`train` per group of seeds."""
 

@@ -53,6 +53,8 @@ class TrainedNet:
   history: dict
   seconds: float
   variables: dict | None = None   # the trained variables (device arrays), when kept
+  # epoch -> (preds_d2, preds_d3) of N1 after that many epochs (its final state if it stopped sooner)
+  snapshots: dict = dataclasses.field(default_factory=dict)
 
 
 def _trained(trainer, result: engine.TrainResult, splits: Splits, with_d2: bool,
@@ -69,8 +71,30 @@ def _trained(trainer, result: engine.TrainResult, splits: Splits, with_d2: bool,
 
 def train_n1(splits: Splits, trainer: engine.Trainer, variant: str, experiment_seed: int,
              seed_indices, seed_layout: str = "auto", on_epoch=None,
-             keep_variables: bool = False) -> TrainedNet:
-  """Step 1 and 2: N1 on D1 under ``variant``; its predictions on D2 and D3."""
+             keep_variables: bool = False, snapshot_epochs=()) -> TrainedNet:
+  """Step 1 and 2: N1 on D1 under ``variant``; its predictions on D2 and D3.
+
+  ``snapshot_epochs`` also keeps N1's predictions after each of those epochs, for measuring
+  learnability along training (experiment F1).
+  """
+  snapshot_epochs = sorted(set(int(e) for e in snapshot_epochs))
+  num_seeds = len(seed_indices)
+  snaps = {e: (np.zeros((num_seeds, len(splits.d2)), np.int32),
+               np.zeros((num_seeds, len(splits.d3)), np.int32)) for e in snapshot_epochs}
+  taken = {e: np.zeros(num_seeds, bool) for e in snapshot_epochs}
+  if snapshot_epochs:
+    x2, x3 = jnp.asarray(splits.d2.x), jnp.asarray(splits.d3.x)
+    user_callback = on_epoch
+
+    def on_epoch(log, state, seeds):
+      if log.epoch in snaps:
+        variables = engine.state_variables(state)
+        snaps[log.epoch][0][seeds] = np.asarray(trainer.predict(variables, x2))
+        snaps[log.epoch][1][seeds] = np.asarray(trainer.predict(variables, x3))
+        taken[log.epoch][seeds] = True
+      if user_callback is not None:
+        user_callback(log, state, seeds)
+
   variant_keys = seed_keys(experiment_seed, seed_indices, Purpose.VARIANT)
   x, y = variants.n1_training_data(splits.d1.x, splits.d1.y, variant, variant_keys,
                                    splits.num_classes)
@@ -78,7 +102,12 @@ def train_n1(splits: Splits, trainer: engine.Trainer, variant: str, experiment_s
       trainer, seed_keys(experiment_seed, seed_indices, Purpose.N1_INIT),
       seed_keys(experiment_seed, seed_indices, Purpose.N1_ORDER), x, y,
       per_seed_x=(variant == "random_images"), seed_layout=seed_layout, on_epoch=on_epoch)
-  return _trained(trainer, result, splits, with_d2=True, keep_variables=keep_variables)
+  net = _trained(trainer, result, splits, with_d2=True, keep_variables=keep_variables)
+  for e in snapshot_epochs:  # seeds that stopped before epoch e are their final selves at e
+    snaps[e][0][~taken[e]] = net.preds_d2[~taken[e]]
+    snaps[e][1][~taken[e]] = net.preds_d3[~taken[e]]
+  net.snapshots = snaps
+  return net
 
 
 def train_n2(splits: Splits, trainer: engine.Trainer, n1_labels_d2: np.ndarray,

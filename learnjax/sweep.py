@@ -51,10 +51,12 @@ class Cell:
   n1_job: N1Job
   n2: ModelChoice
   n2_batch_size: int
+  n1_epoch: int | None = None   # N2 learns N1 as it was after this epoch (None: the final N1)
 
   @property
   def id(self) -> str:
-    return f"{self.n1_job.id}__{self.n2.name}__b{self.n2_batch_size}"
+    epoch = "" if self.n1_epoch is None else f"__e{self.n1_epoch}"
+    return f"{self.n1_job.id}__{self.n2.name}__b{self.n2_batch_size}{epoch}"
 
 
 def as_list(value, kind=str) -> list:
@@ -74,8 +76,8 @@ def as_list(value, kind=str) -> list:
 def _model_choices(block, field: str) -> list[ModelChoice]:
   choices = []
   for name in as_list(block.model):
-    if name == "same":
-      choices.append(None)
+    if name in ("same", "none"):
+      choices.append(name)
       continue
     canonical = models.canonical_name(name, width=block.get("width"), depth=block.get("depth"))
     choices.append(ModelChoice(canonical, name, block.get("width"), block.get("depth")))
@@ -97,17 +99,28 @@ def plan(config) -> list[tuple[N1Job, list[Cell]]]:
     raise LearnjaxError(f"config.seeds must be a positive integer, got {config.seeds!r}")
   variant_list = [variants.check_variant(v) for v in as_list(config.data.variant)]
   n1_models = _model_choices(config.n1, "n1")
-  if None in n1_models:
-    raise LearnjaxError("config.n1.model cannot be 'same'")
+  if "same" in n1_models or "none" in n1_models:
+    raise LearnjaxError("config.n1.model must name models ('same' and 'none' are for n2)")
   n2_models = _model_choices(config.n2, "n2")
+  if "none" in n2_models:
+    n2_models = []
   n1_batches = _batch_sizes(config.n1.batch_size, "n1")
   n2_batches = _batch_sizes(config.n2.batch_size, "n2")
+  n1_epochs = [None] + snapshot_epochs(config)
   rows = []
   for variant, n1, batch in itertools.product(variant_list, n1_models, n1_batches):
     job = N1Job(variant, n1, batch)
-    cells = [Cell(job, n2 or n1, b2) for n2, b2 in itertools.product(n2_models, n2_batches)]
+    cells = [Cell(job, n1 if n2 == "same" else n2, b2, e)
+             for n2, b2, e in itertools.product(n2_models, n2_batches, n1_epochs)]
     rows.append((job, list(dict.fromkeys(cells))))
   return rows
+
+
+def snapshot_epochs(config) -> list[int]:
+  epochs = sorted(set(as_list(config.n1.get("snapshot_epochs", ""), int)))
+  if any(e < 1 for e in epochs):
+    raise LearnjaxError(f"config.n1.snapshot_epochs must be positive epochs, got {epochs}")
+  return epochs
 
 
 def train_config(config, batch_size: int) -> engine.TrainConfig:
@@ -145,6 +158,9 @@ def _net_arrays(prefix: str, net: protocol.TrainedNet) -> dict:
   arrays = {f"{prefix}_preds_d3": net.preds_d3}
   if net.preds_d2 is not None:
     arrays[f"{prefix}_preds_d2"] = net.preds_d2
+  for epoch, (preds_d2, preds_d3) in net.snapshots.items():
+    arrays[f"{prefix}_epoch{epoch}_preds_d2"] = preds_d2
+    arrays[f"{prefix}_epoch{epoch}_preds_d3"] = preds_d3
   for name, values in net.history.items():
     arrays[f"{prefix}_history_{name}"] = values
   return arrays
@@ -153,7 +169,10 @@ def _net_arrays(prefix: str, net: protocol.TrainedNet) -> dict:
 def _net_from_store(result: dict, arrays: dict, prefix: str) -> protocol.TrainedNet:
   history = {k[len(prefix) + 9:]: v for k, v in arrays.items()
              if k.startswith(f"{prefix}_history_")}
+  snapshots = {e: (arrays[f"{prefix}_epoch{e}_preds_d2"], arrays[f"{prefix}_epoch{e}_preds_d3"])
+               for e in result.get("snapshot_epochs", [])}
   return protocol.TrainedNet(
+      snapshots=snapshots,
       preds_d3=arrays[f"{prefix}_preds_d3"], preds_d2=arrays.get(f"{prefix}_preds_d2"),
       epochs=np.asarray(result["epochs"]), train_error=np.asarray(result["train_error"]),
       learning_rate=np.asarray(result["final_learning_rate"]),
@@ -202,18 +221,26 @@ class Experiment:
                             self.config.seed, self.seed_indices,
                             seed_layout=self.config.train.seed_layout,
                             on_epoch=self._printer(f"N1 {job.n1.name} {job.variant}",
-                                                   len(self.splits.d1), job.batch_size))
+                                                   len(self.splits.d1), job.batch_size),
+                            snapshot_epochs=snapshot_epochs(self.config))
     size = models.size(self.trainer(job.n1, job.batch_size).model, self.pool.image_shape)
-    result = {"n1": job.id, "variant": job.variant, "model": job.n1.name,
-              "batch_size": job.batch_size, "params": size.params,
-              "param_tensors": size.tensors, **_net_summary(net)}
-    self.store.save("n1", job.id, result, _net_arrays("n1", net))
+    result = {"n1": job.id, "dataset": self.pool.name, "variant": job.variant,
+              "model": job.n1.name, "batch_size": job.batch_size, "seeds": int(self.config.seeds),
+              "num_classes": self.splits.num_classes, "params": size.params,
+              "param_tensors": size.tensors, "snapshot_epochs": sorted(net.snapshots),
+              **_net_summary(net)}
+    arrays = {**_net_arrays("n1", net), "y_d2": self.splits.d2.y, "y_d3": self.splits.d3.y}
+    self.store.save("n1", job.id, result, arrays)
     return net
 
   def cell(self, cell: Cell, n1: protocol.TrainedNet) -> dict:
     job = cell.n1_job
-    self.out(f"N2 {cell.id}: training {cell.n2.name} on N1's labels of D2")
-    n2 = protocol.train_n2(self.splits, self.trainer(cell.n2, cell.n2_batch_size), n1.preds_d2,
+    n1_preds_d2, n1_preds_d3 = n1.preds_d2, n1.preds_d3
+    if cell.n1_epoch is not None:
+      n1_preds_d2, n1_preds_d3 = n1.snapshots[cell.n1_epoch]
+    when = "" if cell.n1_epoch is None else f" after epoch {cell.n1_epoch}"
+    self.out(f"N2 {cell.id}: training {cell.n2.name} on N1's labels of D2{when}")
+    n2 = protocol.train_n2(self.splits, self.trainer(cell.n2, cell.n2_batch_size), n1_preds_d2,
                            self.config.seed, self.seed_indices,
                            seed_layout=self.config.train.seed_layout,
                            on_epoch=self._printer(f"N2 {cell.n2.name} <- {job.n1.name} {job.variant}",
@@ -223,18 +250,29 @@ class Experiment:
     result = {
         "cell": cell.id, "dataset": self.pool.name, "variant": job.variant,
         "n1_model": job.n1.name, "n1_batch_size": job.batch_size,
-        "n2_model": cell.n2.name, "n2_batch_size": cell.n2_batch_size,
+        "n2_model": cell.n2.name, "n2_batch_size": cell.n2_batch_size, "n1_epoch": cell.n1_epoch,
         "seeds": int(self.config.seeds), "d1": len(self.splits.d1), "d2": len(self.splits.d2),
         "d3": len(self.splits.d3), "num_classes": self.splits.num_classes,
         "n1_params": n1_result["params"], "n1_param_tensors": n1_result["param_tensors"],
-        "learnability": _seed_stats(protocol.learnability(n1.preds_d3, n2.preds_d3)),
-        "n1_test_accuracy": _seed_stats(protocol.test_accuracy(n1.preds_d3, y3)),
+        "learnability": _seed_stats(protocol.learnability(n1_preds_d3, n2.preds_d3)),
+        "n1_test_accuracy": _seed_stats(protocol.test_accuracy(n1_preds_d3, y3)),
         "n2_test_accuracy": _seed_stats(protocol.test_accuracy(n2.preds_d3, y3)),
         "n1": _net_summary(n1), "n2": _net_summary(n2),
+        "status": "diverged" if (n1.diverged.any() or n2.diverged.any()) else "ok",
     }
-    arrays = {**_net_arrays("n1", n1), **_net_arrays("n2", n2), "y_d3": y3}
+    arrays = {"n1_preds_d3": n1_preds_d3, "n1_preds_d2": n1_preds_d2, **_net_arrays("n2", n2),
+              "y_d3": y3}
     self.store.save("cells", cell.id, result, arrays)
     return result
+
+  def _save_failed(self, cell: Cell, status: str, error: Exception) -> None:
+    job = cell.n1_job
+    result = {"cell": cell.id, "status": status, "error": str(error).splitlines()[0][:500],
+              "dataset": self.pool.name, "variant": job.variant, "n1_model": job.n1.name,
+              "n1_batch_size": job.batch_size, "n2_model": cell.n2.name,
+              "n2_batch_size": cell.n2_batch_size, "n1_epoch": cell.n1_epoch,
+              "seeds": int(self.config.seeds)}
+    self.store.save("cells", cell.id, result, {})
 
   def run(self, task_index: int = 0, num_tasks: int = 1) -> list[dict]:
     if not (isinstance(num_tasks, int) and num_tasks >= 1 and 0 <= task_index < num_tasks):
@@ -248,11 +286,28 @@ class Experiment:
     start = time.time()
     for job, cells in mine:
       todo = [c for c in cells if not self.store.has("cells", c.id)]
-      if not todo:
+      if not todo and (cells or self.store.has("n1", job.id)):
         continue
-      n1 = self.n1(job)
+      try:
+        n1 = self.n1(job)
+      except Exception as e:  # noqa: BLE001  out of memory: recorded, the sweep goes on
+        if not is_out_of_memory(e):
+          raise
+        self.out(f"N1 {job.id}: out of memory; its cells are recorded as such")
+        for cell in todo:
+          self._save_failed(cell, "out_of_memory", e)
+          done += 1
+        continue
       for cell in todo:
-        result = self.cell(cell, n1)
+        try:
+          result = self.cell(cell, n1)
+        except Exception as e:  # noqa: BLE001
+          if not is_out_of_memory(e):
+            raise
+          self.out(f"N2 {cell.id}: out of memory; recorded")
+          self._save_failed(cell, "out_of_memory", e)
+          done += 1
+          continue
         done += 1
         self.out(f"cell {done}/{total} {cell.id}: learnability "
                  f"{_fmt(result['learnability'])}, N1 test accuracy "
@@ -263,7 +318,15 @@ class Experiment:
     return [by_id[c.id] for _, cells in mine for c in cells if c.id in by_id]
 
 
-def _fmt(stats: dict) -> str:
+def is_out_of_memory(error: Exception) -> bool:
+  """Whether an exception is an accelerator running out of memory."""
+  text = f"{type(error).__name__} {error}"
+  return "RESOURCE_EXHAUSTED" in text or "Out of memory" in text or "OutOfMemory" in text
+
+
+def _fmt(stats: dict | None) -> str:
+  if not stats:
+    return "-"
   return f"{stats['mean']:.1f} ± {stats['std']:.1f}"
 
 
@@ -272,14 +335,19 @@ def format_table(results: list[dict]) -> str:
   if not results:
     return "(no finished cells)"
   axes = [("variant", "variant"), ("n1_model", "N1"), ("n1_batch_size", "N1 batch"),
-          ("n2_model", "N2"), ("n2_batch_size", "N2 batch")]
+          ("n2_model", "N2"), ("n2_batch_size", "N2 batch"), ("n1_epoch", "N1 epoch")]
   shown = [(k, h) for k, h in axes if k in ("variant", "n1_model", "n2_model")
-           or len({r[k] for r in results}) > 1]
+           or len({r.get(k) for r in results}) > 1]
   header = [h for _, h in shown] + ["learnability %", "N1 test acc %", "N2 test acc %",
                                     "N1 epochs", "N2 epochs"]
-  rows = [[str(r[k]) for k, _ in shown] + [
-      _fmt(r["learnability"]), _fmt(r["n1_test_accuracy"]), _fmt(r["n2_test_accuracy"]),
-      f"{np.mean(r['n1']['epochs']):.0f}", f"{np.mean(r['n2']['epochs']):.0f}"] for r in results]
+  value = lambda r, k: "final" if r.get(k, "") is None else str(r.get(k, ""))
+  def numbers(r):
+    if r.get("status") == "out_of_memory":
+      return ["out of memory"] + [""] * 4
+    return [_fmt(r["learnability"]), _fmt(r["n1_test_accuracy"]), _fmt(r["n2_test_accuracy"]),
+            f"{np.mean(r['n1']['epochs']):.0f}", f"{np.mean(r['n2']['epochs']):.0f}"]
+
+  rows = [[value(r, k) for k, _ in shown] + numbers(r) for r in results]
   widths = [max(len(x) for x in col) for col in zip(header, *rows)]
   line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
   return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])

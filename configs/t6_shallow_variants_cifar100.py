@@ -1,0 +1,27 @@
+r"""T6: as T4 on CIFAR-100: shallow CNN widths x the three data variants, N2 = N1, 100-class heads.
+
+Learnability of the shallow CNN (5x5 conv with k filters, ReLU, 2x2 max-pool, Linear) for
+k in {16, ..., 1024}, per data variant, with N2 = N1's architecture; N1's test accuracy on true data.
+
+  python -m learnjax.main --config=configs/t6_shallow_variants_cifar100.py --workdir=/tmp/learnjax/t6
+
+``:smoke``: widths 16 and 64 on the embedded digits, 2 seeds, 10 epochs.
+"""
+
+from learnjax.config import base_config, check_arg, make_smoke
+
+WIDTHS = (16, 32, 64, 128, 256, 512, 1024)
+
+
+def get_config(arg=None):
+  check_arg(arg)
+  config = base_config()
+  config.experiment = "T6"
+  config.data.name = "cifar100"
+  config.data.variant = "random_labels,random_images,true"
+  config.n1.model = ",".join(f"shallow_cnn_{k}" for k in WIDTHS)
+  config.n2.model = "same"
+  if arg == "smoke":
+    make_smoke(config)
+    config.n1.model = "shallow_cnn_16,shallow_cnn_64"
+  return config
