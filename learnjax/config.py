@@ -67,6 +67,7 @@ def base_config() -> ml_collections.ConfigDict:
       "eval_batch_size": 1000,
   })
 
+  config.checkpoint_every_epochs = 10  # in-flight training state saved this often (and on SIGTERM)
   config.progress_seconds = 5.0    # at most one progress line per this many seconds per training
   return config
 

@@ -281,20 +281,28 @@ class Trainer:
 
   def train(self, init_keys, order_keys, x, y, *, per_seed_x: bool = False,
             on_epoch: Callable[[EpochLog, TrainState], None] | None = None,
-            state: TrainState | None = None, history: dict | None = None) -> TrainResult:
+            checkpoint=None) -> TrainResult:
     """Trains one seed per key to the stop rule.
 
     x: images (N, ...) shared by the seeds, or (S, N, ...) with ``per_seed_x``; y: labels (S, N).
-    ``state``/``history`` resume an earlier run (from a checkpoint).
+    ``checkpoint`` (a :class:`learnjax.checkpoint.TrainingCheckpoint`) resumes from its latest
+    state, saves every ``every_epochs`` epochs and at the end, and on a requested stop saves and
+    raises :class:`learnjax.checkpoint.Preempted`.
     """
+    from learnjax import checkpoint as ckpt
     cfg = self.cfg
     start_time = time.time()
     x = jnp.asarray(x)
     y = jnp.asarray(y)
     x_example = x[0, :1] if per_seed_x else x[:1]
+    state, history = None, {"train_error": [], "learning_rate": []}
+    if checkpoint is not None:
+      abstract = jax.eval_shape(self.init, init_keys, order_keys, x_example)
+      restored = checkpoint.restore(abstract)
+      if restored is not None:
+        state, history = restored
     if state is None:
       state = self.init(init_keys, order_keys, x_example)
-      history = {"train_error": [], "learning_rate": []}
     variables = _variables(*jax.tree.map(lambda a: a[0], (state.params, state.batch_stats)))
     loop = choose_loop(cfg, self.model.apply, variables, x_example)
     epoch_fn = (self.scan_epoch_fn(per_seed_x) if loop == "scan"
@@ -317,6 +325,15 @@ class Trainer:
       history["learning_rate"].append(np.where(trained, log.learning_rate, np.nan))
       if on_epoch is not None:
         on_epoch(log, state)
+      if checkpoint is not None:
+        if ckpt.stop_requested():
+          checkpoint.save(state, history)
+          raise ckpt.Preempted(f"stopped after epoch {log.epoch}; state saved in "
+                               f"{checkpoint.directory}")
+        if log.epoch % checkpoint.every_epochs == 0:
+          checkpoint.save(state, history)
+    if checkpoint is not None:
+      checkpoint.save(state, history)
     epochs = np.asarray(state.epoch)
     diverged = np.asarray(state.diverged)
     return TrainResult(
@@ -365,11 +382,12 @@ def concat_results(results: list[TrainResult]) -> TrainResult:
 
 
 def train_seeds(trainer: Trainer, init_keys, order_keys, x, y, *, per_seed_x: bool = False,
-                seed_layout: str = "auto", on_epoch=None) -> TrainResult:
+                seed_layout: str = "auto", on_epoch=None, checkpoints=None) -> TrainResult:
   """Trains one seed per key, all together or one after another as ``seed_layout`` says.
 
   Either way each seed's numbers depend only on its own keys and data.
-  ``on_epoch(log, state, seeds)`` also receives the positions of the seeds being trained.
+  ``on_epoch(log, state, seeds)`` also receives the positions of the seeds being trained;
+  ``checkpoints(seeds)`` gives the checkpoint of a seed group (or None).
   """
   num_seeds = len(init_keys)
   x_example = x[0, :1] if per_seed_x else x[:1]
@@ -381,7 +399,8 @@ def train_seeds(trainer: Trainer, init_keys, order_keys, x, y, *, per_seed_x: bo
     callback = None if on_epoch is None else functools.partial(_with_seeds, on_epoch, seeds)
     results.append(trainer.train(init_keys[seeds], order_keys[seeds],
                                  x[seeds] if per_seed_x else x, y[seeds],
-                                 per_seed_x=per_seed_x, on_epoch=callback))
+                                 per_seed_x=per_seed_x, on_epoch=callback,
+                                 checkpoint=checkpoints(seeds) if checkpoints else None))
   return concat_results(results)
 
 

@@ -34,12 +34,15 @@ def main(argv):
     config.get("seeds")  # a config file that failed to load raises on first access
   except OSError as e:  # a config file that could not be loaded
     _fail(_one_line(str(e)))
-  from learnjax import sweep  # imports JAX; after flag parsing so --help stays fast
+  from learnjax import checkpoint, sweep  # imports JAX; after flag parsing: --help stays fast
+  checkpoint.install_signal_handlers()
   try:
     results = sweep.train_and_evaluate(config, _WORKDIR.value, _TASK_INDEX.value,
                                        _NUM_TASKS.value)
   except LearnjaxError as e:
     _fail(str(e))
+  except checkpoint.Preempted as e:
+    _fail(f"stopped on SIGTERM ({e}); run the same command again to resume", code=143)
   except KeyboardInterrupt:
     _fail(f"interrupted; finished cells are kept in {_WORKDIR.value} and a restart resumes them",
           code=130)

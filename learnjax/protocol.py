@@ -71,27 +71,29 @@ def _trained(trainer, result: engine.TrainResult, splits: Splits, with_d2: bool,
 
 def train_n1(splits: Splits, trainer: engine.Trainer, variant: str, experiment_seed: int,
              seed_indices, seed_layout: str = "auto", on_epoch=None,
-             keep_variables: bool = False, snapshot_epochs=()) -> TrainedNet:
+             keep_variables: bool = False, snapshot_epochs=(), snapshot_cache=None,
+             checkpoints=None) -> TrainedNet:
   """Step 1 and 2: N1 on D1 under ``variant``; its predictions on D2 and D3.
 
   ``snapshot_epochs`` also keeps N1's predictions after each of those epochs, for measuring
-  learnability along training (experiment F1).
+  learnability along training (experiment F1). They go into ``snapshot_cache`` (a mapping
+  (epoch, seed position) -> (preds_d2, preds_d3); a dict unless given), so a resumed training can
+  keep the snapshots taken before it was interrupted. ``checkpoints`` see
+  :func:`learnjax.engine.train_seeds`.
   """
   snapshot_epochs = sorted(set(int(e) for e in snapshot_epochs))
-  num_seeds = len(seed_indices)
-  snaps = {e: (np.zeros((num_seeds, len(splits.d2)), np.int32),
-               np.zeros((num_seeds, len(splits.d3)), np.int32)) for e in snapshot_epochs}
-  taken = {e: np.zeros(num_seeds, bool) for e in snapshot_epochs}
+  cache = {} if snapshot_cache is None else snapshot_cache
   if snapshot_epochs:
     x2, x3 = jnp.asarray(splits.d2.x), jnp.asarray(splits.d3.x)
     user_callback = on_epoch
 
     def on_epoch(log, state, seeds):
-      if log.epoch in snaps:
+      if log.epoch in snapshot_epochs:
         variables = engine.state_variables(state)
-        snaps[log.epoch][0][seeds] = np.asarray(trainer.predict(variables, x2))
-        snaps[log.epoch][1][seeds] = np.asarray(trainer.predict(variables, x3))
-        taken[log.epoch][seeds] = True
+        preds_d2 = np.asarray(trainer.predict(variables, x2))
+        preds_d3 = np.asarray(trainer.predict(variables, x3))
+        for i, s in enumerate(seeds):
+          cache[(log.epoch, int(s))] = (preds_d2[i], preds_d3[i])
       if user_callback is not None:
         user_callback(log, state, seeds)
 
@@ -101,24 +103,27 @@ def train_n1(splits: Splits, trainer: engine.Trainer, variant: str, experiment_s
   result = engine.train_seeds(
       trainer, seed_keys(experiment_seed, seed_indices, Purpose.N1_INIT),
       seed_keys(experiment_seed, seed_indices, Purpose.N1_ORDER), x, y,
-      per_seed_x=(variant == "random_images"), seed_layout=seed_layout, on_epoch=on_epoch)
+      per_seed_x=(variant == "random_images"), seed_layout=seed_layout, on_epoch=on_epoch,
+      checkpoints=checkpoints)
   net = _trained(trainer, result, splits, with_d2=True, keep_variables=keep_variables)
-  for e in snapshot_epochs:  # seeds that stopped before epoch e are their final selves at e
-    snaps[e][0][~taken[e]] = net.preds_d2[~taken[e]]
-    snaps[e][1][~taken[e]] = net.preds_d3[~taken[e]]
-  net.snapshots = snaps
+  # A seed that stopped before epoch e is, at epoch e, its final self.
+  net.snapshots = {
+      e: tuple(np.stack([cache[(e, s)][k] if (e, s) in cache else final[s]
+                         for s in range(len(seed_indices))])
+               for k, final in enumerate((net.preds_d2, net.preds_d3)))
+      for e in snapshot_epochs}
   return net
 
 
 def train_n2(splits: Splits, trainer: engine.Trainer, n1_labels_d2: np.ndarray,
              experiment_seed: int, seed_indices, seed_layout: str = "auto",
-             on_epoch=None) -> TrainedNet:
+             on_epoch=None, checkpoints=None) -> TrainedNet:
   """Step 3: N2 of seed s on (D2, N1_s(D2)); its predictions on D3."""
   result = engine.train_seeds(
       trainer, seed_keys(experiment_seed, seed_indices, Purpose.N2_INIT),
       seed_keys(experiment_seed, seed_indices, Purpose.N2_ORDER),
       jnp.asarray(splits.d2.x), jnp.asarray(n1_labels_d2, jnp.int32),
-      seed_layout=seed_layout, on_epoch=on_epoch)
+      seed_layout=seed_layout, on_epoch=on_epoch, checkpoints=checkpoints)
   return _trained(trainer, result, splits, with_d2=False, keep_variables=False)
 
 

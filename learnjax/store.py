@@ -8,6 +8,8 @@ Layout of a workdir::
   cells/<cell_id>/result.json one learnability measurement (all seeds) ...
   cells/<cell_id>/arrays.npz  ... with N1's and N2's predictions on D3
   results.json                every finished cell's result.json, gathered
+  checkpoints/<kind>/<id>/    in-flight training state of an unfinished unit (orbax)
+  locks/<n1_id>.lock          held by the process working on that N1 row
 
 Every file is written to a temporary name in its folder and renamed into place; result.json is
 written last, so its presence marks the unit as finished. A killed run leaves at most a stray
@@ -16,8 +18,11 @@ temporary file, never a half-written result.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import shutil
 import tempfile
 from typing import Any
 
@@ -91,9 +96,11 @@ class Store:
     return os.path.exists(os.path.join(self._unit(kind, unit_id), "result.json"))
 
   def save(self, kind: str, unit_id: str, result: dict, arrays: dict[str, np.ndarray]) -> None:
+    """Stores a finished unit and drops its in-flight checkpoints."""
     folder = self._unit(kind, unit_id)
     atomic_write_npz(os.path.join(folder, "arrays.npz"), arrays)
     atomic_write_json(os.path.join(folder, "result.json"), result)
+    shutil.rmtree(self.checkpoint_dir(kind, unit_id), ignore_errors=True)
 
   def load(self, kind: str, unit_id: str, with_arrays: bool = True):
     folder = self._unit(kind, unit_id)
@@ -108,6 +115,29 @@ class Store:
       return []
     return [self.load(kind, unit_id, with_arrays=False)[0] for unit_id in sorted(os.listdir(root))
             if self.has(kind, unit_id)]
+
+  @contextlib.contextmanager
+  def claim(self, unit_id: str):
+    """Yields True if this process holds ``unit_id``'s lock, False if another process does.
+
+    The lock is an ``flock`` on ``locks/<unit_id>.lock``: the operating system releases it when
+    its process ends, however it ends, so a killed worker never leaves a unit locked.
+    """
+    folder = os.path.join(self.workdir, "locks")
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, unit_id + ".lock"), "a") as f:
+      try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+      except BlockingIOError:
+        yield False
+        return
+      try:
+        yield True
+      finally:
+        fcntl.flock(f, fcntl.LOCK_UN)
+
+  def checkpoint_dir(self, kind: str, unit_id: str) -> str:
+    return os.path.join(self.workdir, "checkpoints", kind, unit_id)
 
   def write_config(self, config_json: str) -> None:
     atomic_write_bytes(os.path.join(self.workdir, "config.json"), config_json.encode())

@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import time
 
 import numpy as np
 
-from learnjax import engine, models, protocol
+import os
+
+from learnjax import checkpoint, engine, models, protocol
 from learnjax.data import sources, splits as splits_lib, variants
 from learnjax.errors import LearnjaxError
 from learnjax.progress import EpochPrinter
+from learnjax import store as store_lib
 from learnjax.store import Store
 
 
@@ -180,6 +184,27 @@ def _net_from_store(result: dict, arrays: dict, prefix: str) -> protocol.Trained
       history=history, seconds=result["seconds"])
 
 
+class _SnapshotCache:
+  """N1's snapshot predictions, one small file per (epoch, seed), kept across interruptions."""
+
+  def __init__(self, directory: str):
+    self.directory = directory
+
+  def _path(self, key) -> str:
+    epoch, seed = key
+    return os.path.join(self.directory, f"epoch{epoch}_seed{seed}.npz")
+
+  def __contains__(self, key) -> bool:
+    return os.path.exists(self._path(key))
+
+  def __getitem__(self, key):
+    arrays = store_lib.read_npz(self._path(key))
+    return arrays["preds_d2"], arrays["preds_d3"]
+
+  def __setitem__(self, key, value) -> None:
+    store_lib.atomic_write_npz(self._path(key), {"preds_d2": value[0], "preds_d3": value[1]})
+
+
 class Experiment:
   """The state shared by the cells of one launch: data, compiled trainers, the store."""
 
@@ -208,6 +233,14 @@ class Experiment:
                                            train_config(self.config, batch_size))
     return self._trainers[key]
 
+  def _checkpoints(self, kind: str, unit_id: str):
+    every = self.config.get("checkpoint_every_epochs", 0)
+    if not every:
+      return None
+    root = self.store.checkpoint_dir(kind, unit_id)
+    return lambda seeds: checkpoint.TrainingCheckpoint(
+        os.path.join(root, f"seeds{seeds[0]}-{seeds[-1]}"), every)
+
   def _printer(self, label: str, n: int, batch_size: int):
     return EpochPrinter(label, n, self.config.seeds, self.config.train.max_epochs,
                         interval=self.config.progress_seconds)
@@ -222,7 +255,10 @@ class Experiment:
                             seed_layout=self.config.train.seed_layout,
                             on_epoch=self._printer(f"N1 {job.n1.name} {job.variant}",
                                                    len(self.splits.d1), job.batch_size),
-                            snapshot_epochs=snapshot_epochs(self.config))
+                            snapshot_epochs=snapshot_epochs(self.config),
+                            snapshot_cache=_SnapshotCache(os.path.join(
+                                self.store.checkpoint_dir("n1", job.id), "snapshots")),
+                            checkpoints=self._checkpoints("n1", job.id))
     size = models.size(self.trainer(job.n1, job.batch_size).model, self.pool.image_shape)
     result = {"n1": job.id, "dataset": self.pool.name, "variant": job.variant,
               "model": job.n1.name, "batch_size": job.batch_size, "seeds": int(self.config.seeds),
@@ -244,7 +280,8 @@ class Experiment:
                            self.config.seed, self.seed_indices,
                            seed_layout=self.config.train.seed_layout,
                            on_epoch=self._printer(f"N2 {cell.n2.name} <- {job.n1.name} {job.variant}",
-                                                  len(self.splits.d2), cell.n2_batch_size))
+                                                  len(self.splits.d2), cell.n2_batch_size),
+                           checkpoints=self._checkpoints("cells", cell.id))
     y3 = self.splits.d3.y
     n1_result, _ = self.store.load("n1", job.id, with_arrays=False)
     result = {
@@ -274,6 +311,37 @@ class Experiment:
               "seeds": int(self.config.seeds)}
     self.store.save("cells", cell.id, result, {})
 
+  def _run_row(self, job: N1Job, todo: list[Cell], done: int, total: int, start: float) -> int:
+    """Trains (or loads) one N1 and its unfinished cells; returns how many cells it finished."""
+    todo = [c for c in todo if not self.store.has("cells", c.id)]  # another worker may have
+    if not todo and self.store.has("n1", job.id):
+      return 0
+    finished = 0
+    try:
+      n1 = self.n1(job)
+    except Exception as e:  # noqa: BLE001  out of memory: recorded, the sweep goes on
+      if not is_out_of_memory(e):
+        raise
+      self.out(f"N1 {job.id}: out of memory; its cells are recorded as such")
+      for cell in todo:
+        self._save_failed(cell, "out_of_memory", e)
+      return len(todo)
+    for cell in todo:
+      try:
+        result = self.cell(cell, n1)
+      except Exception as e:  # noqa: BLE001
+        if not is_out_of_memory(e):
+          raise
+        self.out(f"N2 {cell.id}: out of memory; recorded")
+        self._save_failed(cell, "out_of_memory", e)
+        finished += 1
+        continue
+      finished += 1
+      self.out(f"cell {done + finished}/{total} {cell.id}: learnability "
+               f"{_fmt(result['learnability'])}, N1 test accuracy "
+               f"{_fmt(result['n1_test_accuracy'])} ({time.time() - start:.0f}s so far)")
+    return finished
+
   def run(self, task_index: int = 0, num_tasks: int = 1) -> list[dict]:
     if not (isinstance(num_tasks, int) and num_tasks >= 1 and 0 <= task_index < num_tasks):
       raise LearnjaxError(f"task_index must be in 0..num_tasks-1, got {task_index} of {num_tasks}")
@@ -284,35 +352,20 @@ class Experiment:
              f"data {self.pool.name}: |D1|={len(self.splits.d1)} |D2|={len(self.splits.d2)} "
              f"|D3|={len(self.splits.d3)}, {self.config.seeds} seeds")
     start = time.time()
+    held_elsewhere = []
     for job, cells in mine:
       todo = [c for c in cells if not self.store.has("cells", c.id)]
       if not todo and (cells or self.store.has("n1", job.id)):
         continue
-      try:
-        n1 = self.n1(job)
-      except Exception as e:  # noqa: BLE001  out of memory: recorded, the sweep goes on
-        if not is_out_of_memory(e):
-          raise
-        self.out(f"N1 {job.id}: out of memory; its cells are recorded as such")
-        for cell in todo:
-          self._save_failed(cell, "out_of_memory", e)
-          done += 1
-        continue
-      for cell in todo:
-        try:
-          result = self.cell(cell, n1)
-        except Exception as e:  # noqa: BLE001
-          if not is_out_of_memory(e):
-            raise
-          self.out(f"N2 {cell.id}: out of memory; recorded")
-          self._save_failed(cell, "out_of_memory", e)
-          done += 1
+      with self.store.claim(job.id) as mine_now:
+        if not mine_now:
+          held_elsewhere.append(job.id)
           continue
-        done += 1
-        self.out(f"cell {done}/{total} {cell.id}: learnability "
-                 f"{_fmt(result['learnability'])}, N1 test accuracy "
-                 f"{_fmt(result['n1_test_accuracy'])} ({time.time() - start:.0f}s so far)")
+        done += self._run_row(job, todo, done, total, start)
       self.store.write_summary(self.cell_ids)
+    if held_elsewhere:
+      self.out(f"{len(held_elsewhere)} N1 rows skipped: another process is working on them "
+               f"({', '.join(held_elsewhere)})")
     self.store.write_summary(self.cell_ids)
     by_id = {r["cell"]: r for r in self.store.results("cells")}
     return [by_id[c.id] for _, cells in mine for c in cells if c.id in by_id]
@@ -353,9 +406,46 @@ def format_table(results: list[dict]) -> str:
   return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
+# Fields that may differ between launches on one workdir: the grid axes (cells are keyed by them)
+# and how the work is executed, which does not change the numbers.
+_FREE_FIELDS = ("experiment", "data.variant", "n1.model", "n1.width", "n1.depth", "n1.batch_size",
+                "n1.snapshot_epochs", "n2.model", "n2.width", "n2.depth", "n2.batch_size",
+                "train.loop", "train.seed_layout", "train.eval_batch_size",
+                "checkpoint_every_epochs", "progress_seconds")
+
+
+def _protocol_fields(config_dict: dict) -> dict:
+  flat = {}
+
+  def walk(prefix, value):
+    if isinstance(value, dict):
+      for k, v in value.items():
+        walk(f"{prefix}{k}.", v)
+    else:
+      flat[prefix[:-1]] = value
+
+  walk("", config_dict)
+  return {k: v for k, v in flat.items() if k not in _FREE_FIELDS}
+
+
+def check_workdir_config(store: Store, config) -> None:
+  """Refuses a workdir whose stored results were computed under a different protocol."""
+  path = os.path.join(store.workdir, "config.json")
+  if not os.path.exists(path) or not store.results("cells") + store.results("n1"):
+    return
+  old = _protocol_fields(store_lib.read_json(path))
+  new = _protocol_fields(json.loads(config.to_json_best_effort()))
+  changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+  if changed:
+    details = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed[:5])
+    raise LearnjaxError(f"{store.workdir} holds results computed with a different config "
+                        f"({details}); use a new --workdir, or the config of those results")
+
+
 def train_and_evaluate(config, workdir: str, task_index: int = 0, num_tasks: int = 1,
                        out=print) -> list[dict]:
   """Runs (or resumes) the experiment of ``config`` in ``workdir``; returns this task's cells."""
   experiment = Experiment(config, workdir, out=out)
+  check_workdir_config(experiment.store, config)
   experiment.store.write_config(config.to_json_best_effort(indent=1))
   return experiment.run(task_index, num_tasks)

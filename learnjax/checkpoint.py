@@ -1,0 +1,111 @@
+"""In-flight training state on disk (orbax), and clean stops on SIGTERM.
+
+A training of one seed group (see :func:`learnjax.engine.train_seeds`) saves its whole state, with
+every seed's parameters, BatchNorm statistics, optimiser and plateau state, data-order key, epoch
+and stop flags, and its per-epoch history, every ``every_epochs`` epochs, when it finishes, and
+when a stop is requested. A restarted run restores the latest one and continues; the data order of
+an epoch derives from (order key, epoch), so a resumed training repeats exactly what the
+uninterrupted one would have done (bitwise on the CPU).
+
+orbax writes each checkpoint to a temporary folder and renames it when complete, so a process
+killed mid-save leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import threading
+
+import jax
+import numpy as np
+
+from learnjax.errors import LearnjaxError
+
+_stop = threading.Event()
+
+
+class Preempted(Exception):
+  """Training stopped at an epoch boundary because a stop was requested; its state is saved."""
+
+
+def request_stop(*_):
+  _stop.set()
+
+
+def stop_requested() -> bool:
+  return _stop.is_set()
+
+
+def install_signal_handlers() -> None:
+  """SIGTERM (preemption, `scancel`, `kill`) asks running trainings to save and stop."""
+  signal.signal(signal.SIGTERM, request_stop)
+
+
+class TrainingCheckpoint:
+  """Checkpoints of one seed group's training in ``directory``."""
+
+  def __init__(self, directory: str, every_epochs: int, keep: int = 2):
+    import orbax.checkpoint as ocp
+    self._ocp = ocp
+    self.directory = os.path.abspath(directory)
+    self.every_epochs = every_epochs
+    self._manager = None
+    self._keep = keep
+
+  @property
+  def manager(self):
+    if self._manager is None:
+      ocp = self._ocp
+      options = ocp.CheckpointManagerOptions(max_to_keep=self._keep, create=True,
+                                             enable_async_checkpointing=False,
+                                             cleanup_tmp_directories=True)
+      self._manager = ocp.CheckpointManager(self.directory, options=options)
+    return self._manager
+
+  def restore(self, abstract_state):
+    """(state, history) of the latest checkpoint, or None if there is none."""
+    if not os.path.isdir(self.directory):
+      return None
+    step = self.manager.latest_step()
+    if step is None:
+      return None
+    ocp = self._ocp
+    path = os.path.join(self.directory, str(step))
+    try:
+      restored = self.manager.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(abstract_state),
+          history=ocp.args.StandardRestore()))
+      state = restored["state"]
+      # Shapes must match the run being resumed (same model, seeds and data).
+      for got, want in zip(jax.tree.leaves(state), jax.tree.leaves(abstract_state)):
+        if got.shape != want.shape or got.dtype != want.dtype:
+          raise ValueError(f"array {got.shape} {got.dtype} where {want.shape} {want.dtype} "
+                           "was expected")
+    except Exception as e:  # noqa: BLE001  orbax raises many types for damaged files
+      raise LearnjaxError(
+          f"checkpoint {path} is damaged or belongs to a different run ({type(e).__name__}: "
+          f"{str(e).splitlines()[0][:300]}); delete {self.directory} to restart that training "
+          "from scratch") from None
+    history = {k: [np.asarray(col) for col in np.asarray(v).T]
+               for k, v in restored["history"].items()}
+    return state, history
+
+  def save(self, state, history: dict) -> None:
+    ocp = self._ocp
+    epoch = int(np.asarray(state.epoch).max())
+    if self.manager.latest_step() == epoch:
+      return
+    stacked = {k: (np.stack(v, axis=1) if v else np.zeros((len(state.epoch), 0), np.float32))
+               for k, v in history.items()}
+    self.manager.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                                     history=ocp.args.StandardSave(stacked)),
+                      force=True)
+    self.manager.wait_until_finished()
+
+  def remove(self) -> None:
+    if self._manager is not None:
+      self._manager.close()
+      self._manager = None
+    shutil.rmtree(self.directory, ignore_errors=True)
