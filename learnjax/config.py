@@ -63,6 +63,7 @@ def base_config() -> ml_collections.ConfigDict:
       "error_measure": "running",  # running: errors seen during the epoch | full: a pass after it
       "loop": "auto",              # auto | scan (epoch = one compiled call) | step (call per step)
       "seed_layout": "auto",       # auto | vmap (seeds together) | sequential (one at a time)
+      "devices": 0,                # local devices to spread seeds over; 0 = all that divide them
       "shared_order": False,       # seeds share one batch order (faster on GPUs, less independent)
       "eval_batch_size": 1000,
   })

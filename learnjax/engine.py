@@ -281,13 +281,15 @@ class Trainer:
 
   def train(self, init_keys, order_keys, x, y, *, per_seed_x: bool = False,
             on_epoch: Callable[[EpochLog, TrainState], None] | None = None,
-            checkpoint=None) -> TrainResult:
+            checkpoint=None, devices=None) -> TrainResult:
     """Trains one seed per key to the stop rule.
 
     x: images (N, ...) shared by the seeds, or (S, N, ...) with ``per_seed_x``; y: labels (S, N).
     ``checkpoint`` (a :class:`learnjax.checkpoint.TrainingCheckpoint`) resumes from its latest
     state, saves every ``every_epochs`` epochs and at the end, and on a requested stop saves and
-    raises :class:`learnjax.checkpoint.Preempted`.
+    raises :class:`learnjax.checkpoint.Preempted`. With several ``devices`` the seed axis is
+    sharded over them (one ``jax.sharding.Mesh`` axis, 'seeds'); the number of seeds must be a
+    multiple of the number of devices.
     """
     from learnjax import checkpoint as ckpt
     cfg = self.cfg
@@ -303,6 +305,8 @@ class Trainer:
         state, history = restored
     if state is None:
       state = self.init(init_keys, order_keys, x_example)
+    if devices is not None and len(devices) > 1:
+      state, x, y = shard_seeds(devices, state, x, y, per_seed_x)
     variables = _variables(*jax.tree.map(lambda a: a[0], (state.params, state.batch_stats)))
     loop = choose_loop(cfg, self.model.apply, variables, x_example)
     epoch_fn = (self.scan_epoch_fn(per_seed_x) if loop == "scan"
@@ -348,6 +352,38 @@ class Trainer:
         seconds=time.time() - start_time)
 
 
+def shard_seeds(devices, state, x, y, per_seed_x: bool):
+  """Places the seed axis of the state and the per-seed data across ``devices``."""
+  from jax.sharding import Mesh, NamedSharding, PartitionSpec
+  mesh = Mesh(np.asarray(devices), ("seeds",))
+  by_seed = NamedSharding(mesh, PartitionSpec("seeds"))
+  replicated = NamedSharding(mesh, PartitionSpec())
+  return (jax.device_put(state, by_seed), jax.device_put(x, by_seed if per_seed_x else replicated),
+          jax.device_put(y, by_seed))
+
+
+def seed_groups(num_seeds: int, layout: str, num_devices: int,
+                explicit_devices: bool = False) -> list[np.ndarray]:
+  """The seed groups trained one after another, each spread over ``len(group)`` devices at most.
+
+  vmap: all seeds in one group, over the largest device count that divides them (exactly
+  ``num_devices`` when the user asked for it). sequential: one seed per device at a time, so no
+  device ever runs a vmapped (grouped) convolution.
+  """
+  if layout == "vmap":
+    if explicit_devices and num_seeds % num_devices:
+      from learnjax.errors import LearnjaxError
+      raise LearnjaxError(f"{num_seeds} seeds cannot be split evenly over {num_devices} devices; "
+                          f"use a multiple of {num_devices} seeds or set --config.train.devices")
+    return [np.arange(num_seeds)]
+  return [np.arange(i, min(i + num_devices, num_seeds)) for i in range(0, num_seeds, num_devices)]
+
+
+def _devices_for(group_size: int, devices: list) -> list:
+  count = max(d for d in range(1, len(devices) + 1) if group_size % d == 0)
+  return devices[:count]
+
+
 def choose_seed_layout(layout: str, variables) -> str:
   """'vmap' (all seeds in one computation) or 'sequential' (one seed at a time).
 
@@ -382,25 +418,33 @@ def concat_results(results: list[TrainResult]) -> TrainResult:
 
 
 def train_seeds(trainer: Trainer, init_keys, order_keys, x, y, *, per_seed_x: bool = False,
-                seed_layout: str = "auto", on_epoch=None, checkpoints=None) -> TrainResult:
+                seed_layout: str = "auto", on_epoch=None, checkpoints=None,
+                devices: int = 0) -> TrainResult:
   """Trains one seed per key, all together or one after another as ``seed_layout`` says.
 
-  Either way each seed's numbers depend only on its own keys and data.
+  Either way each seed's numbers depend only on its own keys and data. ``devices``: how many
+  local devices to spread seeds over (0: all of them, as many as divide the seed group).
   ``on_epoch(log, state, seeds)`` also receives the positions of the seeds being trained;
   ``checkpoints(seeds)`` gives the checkpoint of a seed group (or None).
   """
   num_seeds = len(init_keys)
+  local = jax.local_devices()
+  if devices > len(local):
+    from learnjax.errors import LearnjaxError
+    raise LearnjaxError(f"train.devices={devices}, but this process sees {len(local)} "
+                        f"{local[0].platform} device(s)")
+  local = local[:devices] if devices else local
   x_example = x[0, :1] if per_seed_x else x[:1]
   shapes = jax.eval_shape(trainer.model.init, jax.random.PRNGKey(0), x_example, train=False)
   layout = choose_seed_layout(seed_layout, shapes)
-  groups = [np.arange(num_seeds)] if layout == "vmap" else [np.array([i]) for i in range(num_seeds)]
   results = []
-  for seeds in groups:
+  for seeds in seed_groups(num_seeds, layout, len(local), explicit_devices=bool(devices)):
     callback = None if on_epoch is None else functools.partial(_with_seeds, on_epoch, seeds)
     results.append(trainer.train(init_keys[seeds], order_keys[seeds],
                                  x[seeds] if per_seed_x else x, y[seeds],
                                  per_seed_x=per_seed_x, on_epoch=callback,
-                                 checkpoint=checkpoints(seeds) if checkpoints else None))
+                                 checkpoint=checkpoints(seeds) if checkpoints else None,
+                                 devices=_devices_for(len(seeds), local)))
   return concat_results(results)
 
 

@@ -1,0 +1,328 @@
+"""The report: layouts from hand-made stored results, and the command line on a real tiny run."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from learnjax import report
+from learnjax.errors import LearnjaxError
+from learnjax.store import Store
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def stats(values):
+  values = np.asarray(values, float)
+  return {"mean": float(values.mean()), "std": float(values.std()), "per_seed": values.tolist()}
+
+
+def summary(seeds, epochs=10, train_error=0.0):
+  return {"epochs": [epochs] * seeds, "train_error": [train_error] * seeds,
+          "final_learning_rate": [0.01] * seeds, "diverged": [False] * seeds,
+          "diverged_epoch": [-1] * seeds, "seconds": 1.0}
+
+
+def save_cell(store, variant="true", n1="mlp_1", n2=None, n1_batch=64, n1_epoch=None,
+              n1_preds=None, n2_preds=None, y=None, learn=None, acc=None, params=100,
+              status="ok", num_classes=10):
+  """A cell as sweep.Experiment.cell stores it; numbers from the predictions when given."""
+  n2 = n2 or n1
+  if n1_preds is None:
+    learn = [50.0, 60.0] if learn is None else learn
+    acc = [40.0, 50.0] if acc is None else acc
+    seeds = len(learn)
+    y = np.zeros(4, int)
+    n1_preds = n2_preds = np.zeros((seeds, 4), int)
+  else:
+    n1_preds, n2_preds, y = np.asarray(n1_preds), np.asarray(n2_preds), np.asarray(y)
+    seeds = n1_preds.shape[0]
+    learn = 100 * (n1_preds == n2_preds).mean(1)
+    acc = 100 * (n1_preds == y).mean(1)
+  epoch = "" if n1_epoch is None else f"__e{n1_epoch}"
+  cell_id = f"{variant}__{n1}__b{n1_batch}__{n2}__b64{epoch}"
+  result = {"cell": cell_id, "dataset": "digits", "variant": variant, "n1_model": n1,
+            "n1_batch_size": n1_batch, "n2_model": n2, "n2_batch_size": 64, "n1_epoch": n1_epoch,
+            "seeds": seeds, "d1": 8, "d2": 8, "d3": len(y), "num_classes": num_classes,
+            "n1_params": params, "n1_param_tensors": 4, "learnability": stats(learn),
+            "n1_test_accuracy": stats(acc), "n2_test_accuracy": stats(acc),
+            "n1": summary(seeds), "n2": summary(seeds), "status": status}
+  store.save("cells", cell_id, result, {"n1_preds_d3": n1_preds, "n2_preds_d3": n2_preds,
+                                        "y_d3": y})
+  return result
+
+
+def save_oom_cell(store, n1, n1_batch):
+  cell_id = f"true__{n1}__b{n1_batch}__vgg11__b64"
+  store.save("cells", cell_id, {
+      "cell": cell_id, "status": "out_of_memory", "error": "RESOURCE_EXHAUSTED: Out of memory",
+      "dataset": "digits", "variant": "true", "n1_model": n1, "n1_batch_size": n1_batch,
+      "n2_model": "vgg11", "n2_batch_size": 64, "n1_epoch": None, "seeds": 2}, {})
+
+
+def save_n1(store, model, preds_d3, preds_d2=None, y_d2=None, variant="true", num_classes=10,
+            history=None):
+  preds_d3 = np.asarray(preds_d3)
+  seeds = preds_d3.shape[0]
+  n1_id = f"{variant}__{model}__b64"
+  arrays = {"n1_preds_d3": preds_d3, "y_d3": np.zeros(preds_d3.shape[1], int)}
+  if preds_d2 is not None:
+    arrays["n1_preds_d2"] = np.asarray(preds_d2)
+    arrays["y_d2"] = np.asarray(y_d2) if y_d2 is not None else np.zeros(arrays["n1_preds_d2"].shape[1], int)
+  if history is not None:
+    arrays["n1_history_train_error"] = np.asarray(history, np.float32)
+  store.save("n1", n1_id, {"n1": n1_id, "dataset": "digits", "variant": variant, "model": model,
+                           "batch_size": 64, "seeds": seeds, "num_classes": num_classes,
+                           "params": 100, "param_tensors": 4, "snapshot_epochs": [],
+                           **summary(seeds)}, arrays)
+
+
+def workdir_for(tmp_path, experiment, **config):
+  workdir = str(tmp_path / "w")
+  store = Store(workdir)
+  store.write_config(json.dumps({"experiment": experiment, "seeds": 2,
+                                 "data": {"name": "digits"},
+                                 "train": {"stop_error": 0.01, "max_epochs": 10,
+                                           "learning_rate": 0.01, "momentum": 0.0,
+                                           "plateau_factor": 0.75, "plateau_patience": 10},
+                                 **config}))
+  return workdir, store
+
+
+def test_t8_two_by_two_table_from_hand_made_predictions(tmp_path):
+  workdir, store = workdir_for(tmp_path, "T9")
+  y = [0, 1, 2, 3]
+  # seed 0: N1 right on 0,1,2; N2 agrees on 0,1,3. seed 1: N1 right on 0 only; N2 agrees everywhere.
+  save_cell(store, n1="vgg11", n1_preds=[[0, 1, 2, 0], [0, 0, 0, 0]],
+            n2_preds=[[0, 1, 0, 0], [0, 0, 0, 0]], y=y)
+  per_seed = report.correct_agree_table([[0, 1, 2, 0], [0, 0, 0, 0]], [[0, 1, 0, 0], [0, 0, 0, 0]], y)
+  np.testing.assert_allclose(per_seed, [[[50, 25], [25, 0]], [[25, 0], [75, 0]]])
+  markdown, figures = report.build_report(workdir)
+  assert "## T9: N1 correct x N2 agrees (VGG11)" in markdown
+  assert "| N1 correct | 37.5 ± 12.5 | 12.5 ± 12.5 | 50.0 ± 25.0 |" in markdown
+  assert "| N1 wrong | 50.0 ± 25.0 | 0.0 ± 0.0 | 50.0 ± 25.0 |" in markdown
+  assert "| total | 87.5 ± 12.5 | 12.5 ± 12.5 | 100 |" in markdown
+  # agree | correct: seed 0 2/3, seed 1 1/1; agree | wrong: seed 0 1/1, seed 1 3/3.
+  assert "on 83.3% of the examples N1 gets right and on 100.0% of those it gets wrong" in markdown
+
+
+def test_d5_agreement_matrix_and_distinct_predictions(tmp_path):
+  workdir, store = workdir_for(tmp_path, "D5", n2={"model": "none"})
+  preds = [[0, 1, 2, 3], [0, 1, 2, 0], [0, 1, 1, 1]]
+  save_n1(store, "shallow_cnn_16", preds, preds_d2=np.zeros((3, 5), int))
+  np.testing.assert_array_equal(report.distinct_counts(preds), [1, 1, 2, 3])
+  markdown, figures = report.build_report(workdir)
+  assert "| seed 0 | 100.0 | 75.0 | 50.0 |" in markdown
+  assert "| seed 1 | 75.0 | 100.0 | 50.0 |" in markdown
+  assert "| seed 2 | 50.0 | 50.0 | 100.0 |" in markdown
+  assert "mean over seed pairs 58.3 ± 11.8%" in markdown
+  assert "| shallow_cnn_16 (true, batch 64) | 50.0 | 25.0 | 25.0 |" in markdown
+  assert set(figures) == {"seed_agreement.png", "distinct_predictions.png"}
+  assert "|D2| = 5, |D3| = 4" in markdown
+  assert "No finished cells (only N1s are stored)" in markdown
+  assert "none of its cells is finished" not in markdown   # n2.model = none: no cells expected
+
+
+def test_t7_class_distribution(tmp_path):
+  workdir, store = workdir_for(tmp_path, "T7")
+  save_n1(store, "mlp_1", [[0, 0]], preds_d2=[[0, 0, 0, 1], [0, 1, 1, 1]], y_d2=[0, 1, 2, 2],
+          num_classes=3)
+  save_n1(store, "mlp_1", [[0, 0]], preds_d2=[[2, 2, 2, 2], [2, 2, 2, 2]], y_d2=[0, 1, 2, 2],
+          num_classes=3, variant="random_labels")
+  save_cell(store, variant="true", learn=[70.0, 80.0], num_classes=3)
+  markdown, figures = report.build_report(workdir)
+  assert "| mlp_1 | true | 50.0 | 50.0 | 0.0 | 75.0 ± 5.0 |" in markdown
+  assert "| mlp_1 | random_labels | 0.0 | 0.0 | 100.0 | – |" in markdown
+  assert "| (true labels of D2) | – | 25.0 | 25.0 | 50.0 | – |" in markdown
+  # random labels come before true data, as in the paper's tables
+  assert markdown.index("| mlp_1 | random_labels") < markdown.index("| mlp_1 | true")
+  assert "class_distribution.png" in figures
+  assert "N1 true__mlp_1__b64 is trained" not in markdown
+  assert "N1 random_labels__mlp_1__b64 is trained but none of its cells is finished" in markdown
+
+
+def test_t14_batch_grid_with_out_of_memory(tmp_path):
+  workdir, store = workdir_for(tmp_path, "T14")
+  save_cell(store, n1="vgg11", n2="vgg11", n1_batch=32, learn=[80.0, 82.0])
+  save_cell(store, n1="vgg11", n2="vgg11", n1_batch=64, learn=[70.0, 72.0])
+  save_oom_cell(store, "densenet121", 64)
+  save_cell(store, n1="densenet121", n2="vgg11", n1_batch=32, learn=[60.0, 60.0])
+  markdown, figures = report.build_report(workdir)
+  assert "| N1 | batch 32 | batch 64 |" in markdown
+  assert "| vgg11 | 81.0 ± 1.0 | 71.0 ± 1.0 |" in markdown
+  assert "| densenet121 | 60.0 ± 0.0 | OOM |" in markdown
+  assert "- out of memory: densenet121 → vgg11 (true, N1 batch 64): RESOURCE_EXHAUSTED" in markdown
+  assert "| true | densenet121 | 64 | vgg11 | 64 | OOM | OOM | OOM | – | – | out of memory |" in markdown
+  assert "learnability_vs_batch_size.png" in figures
+
+
+def test_grid_with_params_and_missing_entry(tmp_path):
+  workdir, store = workdir_for(tmp_path, "T2", n1={"model": "shallow_cnn_16,shallow_cnn_1024"})
+  save_cell(store, n1="shallow_cnn_16", n2="shallow_cnn_16", learn=[70.0, 70.0], params=2986)
+  save_cell(store, n1="shallow_cnn_16", n2="shallow_cnn_1024", learn=[75.0, 75.0], params=2986)
+  save_cell(store, n1="shallow_cnn_1024", n2="shallow_cnn_1024", learn=[90.0, 92.0],
+            acc=[60.0, 62.0], params=200000)
+  markdown, figures = report.build_report(workdir)
+  assert "| N1 \\ N2 | shallow_cnn_16 | shallow_cnn_1024 | N1 params | N1 test acc % |" in markdown
+  assert "| shallow_cnn_16 | 70.0 ± 0.0 | 75.0 ± 0.0 | 2,986 | 45.0 ± 5.0 |" in markdown
+  assert "| shallow_cnn_1024 | – | 91.0 ± 1.0 | 200,000 | 61.0 ± 1.0 |" in markdown
+  assert "grid entry without a finished cell: N1 shallow_cnn_1024, N2 shallow_cnn_16" in markdown
+  assert list(figures) == ["learnability_grid_true.png"]
+
+
+def test_t3_grid_has_layers(tmp_path):
+  workdir, store = workdir_for(tmp_path, "T3")
+  save_cell(store, n1="resnet18", n2="vgg11", params=11_000_000)
+  markdown, _ = report.build_report(workdir)
+  assert "| N1 params | N1 layers | N1 test acc % |" in markdown
+  assert "| resnet18 | 55.0 ± 5.0 | 11,000,000 | 4 | 45.0 ± 5.0 |" in markdown
+
+
+def test_variants_table_t5(tmp_path):
+  workdir, store = workdir_for(tmp_path, "T5")
+  for variant, learn in (("true", [80.0, 90.0]), ("random_labels", [20.0, 30.0]),
+                         ("random_images", [40.0, 40.0])):
+    save_cell(store, variant=variant, n1="mlp_2", learn=learn, acc=[10.0, 12.0] if variant != "true"
+              else [50.0, 52.0])
+  markdown, figures = report.build_report(workdir)
+  assert ("| N1 | learnability % (random labels) | learnability % (random images) | "
+          "learnability % (true data) | N1 test acc % (true data) |") in markdown
+  assert "| mlp_2 | 25.0 ± 5.0 | 40.0 ± 0.0 | 85.0 ± 5.0 | 51.0 ± 1.0 |" in markdown
+  assert "learnability_per_variant.png" in figures
+
+
+def test_t12_table(tmp_path):
+  workdir, store = workdir_for(tmp_path, "T12")
+  save_cell(store, n1="mnist_mlp_2", n2="mnist_mlp_4", params=1600, learn=[90.0, 92.0])
+  save_cell(store, n1="mnist_mlp_10", n2="mnist_mlp_4", params=8000, learn=[95.0, 95.0])
+  markdown, _ = report.build_report(workdir)
+  assert "| mnist_mlp_2 | 1,600 | 91.0 ± 1.0 | 45.0 ± 5.0 |" in markdown
+  assert markdown.index("| mnist_mlp_2 |") < markdown.index("| mnist_mlp_10 |")  # natural order
+
+
+def test_f1_points_table_and_figure(tmp_path):
+  workdir, store = workdir_for(tmp_path, "F1")
+  save_cell(store, n1="shallow_cnn_16", n1_epoch=1, learn=[90.0, 90.0], acc=[20.0, 30.0])
+  save_cell(store, n1="shallow_cnn_16", n1_epoch=5, learn=[80.0, 80.0], acc=[50.0, 50.0])
+  save_cell(store, n1="shallow_cnn_16", learn=[70.0, 74.0], acc=[60.0, 60.0])
+  save_n1(store, "shallow_cnn_16", [[0, 0], [0, 0]],
+          history=[[0.9, 0.5, 0.3, np.nan], [0.8, 0.4, 0.2, 0.1]])
+  markdown, figures = report.build_report(workdir)
+  assert "| shallow_cnn_16 | 1 | 90.0 ± 0.0 | 75.0 ± 5.0 |" in markdown
+  assert "| shallow_cnn_16 | 5 | 80.0 ± 0.0 | 50.0 ± 0.0 |" in markdown
+  assert "| shallow_cnn_16 | final (≈10) | 72.0 ± 2.0 | 40.0 ± 0.0 |" in markdown
+  assert list(figures) == ["learnability_vs_epochs.png"]
+  points = report.f1_points(store.results("cells"))
+  assert [(e, final) for e, final, _ in points] == [(1.0, False), (5.0, False), (10.0, True)]
+
+
+def test_diverged_and_unknown_experiment(tmp_path):
+  workdir = str(tmp_path / "w")
+  store = Store(workdir)  # no config.json at all
+  result = save_cell(store, n1="mlp_1", learn=[50.0, 50.0])
+  result["status"] = "diverged"
+  result["n2"]["diverged"] = [False, True]
+  result["n2"]["diverged_epoch"] = [-1, 3]
+  store.save("cells", result["cell"], result, store.load("cells", result["cell"])[1])
+  os.makedirs(os.path.join(workdir, "checkpoints", "n1", "true__mlp_2__b64"))
+  markdown, figures = report.build_report(workdir)
+  assert figures == {}
+  assert "N1 training in progress or interrupted (checkpoint, no result yet): true__mlp_2__b64" in markdown
+  assert "## All cells" in markdown and "## Notes" in markdown
+  assert "- diverged (N2 seed 1 epoch 3): mlp_1 → mlp_1 (true, N1 batch 64)" in markdown
+  assert "- seeds: 2 per cell" in markdown and "- data: digits; |D1| = 8" in markdown
+
+
+def test_reference_numbers_side_by_side(tmp_path):
+  workdir, store = workdir_for(tmp_path, "T4")
+  save_cell(store, n1="shallow_cnn_16", learn=[70.0, 74.0])
+  ref = tmp_path / "ref.json"
+  ref.write_text(json.dumps({"source": "paper, Table 4", "cells": [
+      {"variant": "true", "n1_model": "shallow_cnn_16", "n2_model": "shallow_cnn_16",
+       "learnability": 78.0, "n1_test_accuracy": {"mean": 50.0, "std": 1.0}},
+      {"variant": "true", "n1_model": "shallow_cnn_1024", "learnability": 90.0}]}))
+  markdown, _ = report.build_report(workdir, str(ref))
+  assert "| shallow_cnn_16 | 72.0 ± 2.0 (ref 78.0) | 45.0 ± 5.0 (ref 50.0) |" in markdown
+  assert "## Comparison with the reference" in markdown and "paper, Table 4" in markdown
+  assert "| learnability | 72.0 ± 2.0 | 78.0 | -6.0 |" in markdown
+  assert "| n1_test_accuracy | 45.0 ± 5.0 | 50.0 ± 1.0 | -5.0 |" in markdown
+  assert "variant true, n1_model shallow_cnn_1024 | – | no finished cell |" in markdown
+  ref.write_text(json.dumps({"cells": [{"n1_model": "x", "learnabilty": 3}]}))
+  with pytest.raises(LearnjaxError, match="unknown key"):
+    report.build_report(workdir, str(ref))
+  ref.write_text("[1, 2")
+  with pytest.raises(LearnjaxError, match="cannot read"):
+    report.build_report(workdir, str(ref))
+
+
+def test_report_does_not_import_jax(tmp_path):
+  workdir, store = workdir_for(tmp_path, "T4")
+  save_cell(store, n1="shallow_cnn_16")
+  code = ("import sys; from learnjax import report; report.build_report(sys.argv[1]); "
+          "assert 'jax' not in sys.modules, 'jax imported'")
+  proc = subprocess.run([sys.executable, "-c", code, workdir], cwd=ROOT, capture_output=True,
+                        text=True, timeout=120)
+  assert proc.returncode == 0, proc.stderr
+
+
+def run_report(args):
+  return subprocess.run([sys.executable, "-m", "learnjax.report", *args], cwd=ROOT,
+                        capture_output=True, text=True, timeout=120)
+
+
+def test_cli_on_a_real_tiny_f1_run(tmp_path):
+  from learnjax import sweep
+  spec = importlib.util.spec_from_file_location(
+      "f1_config", os.path.join(ROOT, "configs", "f1_learnability_vs_epochs.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config("smoke")
+  config.n1.model = "mlp_1"
+  config.n1.snapshot_epochs = "1"
+  config.seeds = 2
+  config.train.max_epochs = 2
+  config.data.n1_size, config.data.n2_size, config.data.test_size = 64, 64, 50
+  workdir = str(tmp_path / "run")
+  sweep.train_and_evaluate(config, workdir, out=lambda *a: None)
+  out = tmp_path / "out"
+  proc = run_report([f"--workdir={workdir}", f"--out={out}"])
+  assert proc.returncode == 0, proc.stderr
+  assert proc.stdout.strip() == str(out / "report.md")
+  markdown = (out / "report.md").read_text()
+  for section in ("# Learnability report: F1", "## F1:", "## Notes", "## All cells",
+                  "| mlp_1 | 1 |", "| mlp_1 | final (≈2) |", "- seeds: 2 per cell"):
+    assert section in markdown
+  png = out / "learnability_vs_epochs.png"
+  assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+  # The default out folder is WORKDIR/report.
+  proc = run_report([f"--workdir={workdir}"])
+  assert proc.returncode == 0 and os.path.exists(os.path.join(workdir, "report", "report.md"))
+
+
+@pytest.mark.parametrize("setup, message", [
+    ("empty", "no finished results"),
+    ("missing", "does not exist"),
+    ("corrupt", "cannot read"),
+    ("no_flag", "--workdir is required"),
+])
+def test_cli_bad_input_gets_one_error_line(tmp_path, setup, message):
+  workdir = tmp_path / "w"
+  args = [f"--workdir={workdir}"]
+  if setup == "empty":
+    workdir.mkdir()
+  elif setup == "corrupt":
+    folder = workdir / "cells" / "c1"
+    folder.mkdir(parents=True)
+    (folder / "result.json").write_text("{not json")
+  elif setup == "no_flag":
+    args = []
+  proc = run_report(args)
+  assert proc.returncode != 0
+  assert "Traceback" not in proc.stderr
+  errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+  assert len(errors) == 1 and message in errors[0], proc.stderr
+  assert setup != "missing" or not workdir.exists()   # the report creates no workdir
