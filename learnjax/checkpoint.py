@@ -58,9 +58,14 @@ class TrainingCheckpoint:
   def manager(self):
     if self._manager is None:
       ocp = self._ocp
-      options = ocp.CheckpointManagerOptions(max_to_keep=self._keep, create=True,
-                                             enable_async_checkpointing=False,
-                                             cleanup_tmp_directories=True)
+      # Each process checkpoints its own trainings: no cross-process barriers, itself primary.
+      me = jax.process_index()
+      os.makedirs(self.directory, exist_ok=True)
+      options = ocp.CheckpointManagerOptions(
+          max_to_keep=self._keep, create=False, enable_async_checkpointing=False,
+          cleanup_tmp_directories=True,
+          multiprocessing_options=ocp.options.MultiprocessingOptions(
+              primary_host=me, active_processes={me}))
       self._manager = ocp.CheckpointManager(self.directory, options=options)
     return self._manager
 
@@ -74,8 +79,10 @@ class TrainingCheckpoint:
     ocp = self._ocp
     path = os.path.join(self.directory, str(step))
     try:
+      # Saved and restored as host (numpy) arrays: process-local, whatever the devices.
+      target = jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), abstract_state)
       restored = self.manager.restore(step, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(abstract_state),
+          state=ocp.args.StandardRestore(target),
           history=ocp.args.StandardRestore()))
       state = restored["state"]
       # Shapes must match the run being resumed (same model, seeds and data).
@@ -99,7 +106,8 @@ class TrainingCheckpoint:
       return
     stacked = {k: (np.stack(v, axis=1) if v else np.zeros((len(state.epoch), 0), np.float32))
                for k, v in history.items()}
-    self.manager.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+    host_state = jax.device_get(state)
+    self.manager.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(host_state),
                                                      history=ocp.args.StandardSave(stacked)),
                       force=True)
     self.manager.wait_until_finished()

@@ -21,6 +21,13 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Folder for results (created if 
 _TASK_INDEX = flags.DEFINE_integer("task_index", 0, "This process's share of the experiment: "
                                    "0..num_tasks-1.")
 _NUM_TASKS = flags.DEFINE_integer("num_tasks", 1, "Processes sharing the experiment.")
+_DISTRIBUTED = flags.DEFINE_bool(
+    "distributed", False, "Join a multi-process JAX job (jax.distributed.initialize: SLURM and "
+    "Cloud TPU are detected, else give --coordinator_address/--num_processes/--process_id). Each "
+    "process then takes its share of the experiment (task = process index) on its local devices.")
+_COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0.")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the job.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index in the job.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -36,9 +43,11 @@ def main(argv):
     _fail(_one_line(str(e)))
   from learnjax import checkpoint, sweep  # imports JAX; after flag parsing: --help stays fast
   checkpoint.install_signal_handlers()
+  task_index, num_tasks = _TASK_INDEX.value, _NUM_TASKS.value
+  if _DISTRIBUTED.value:
+    task_index, num_tasks = _join_distributed()
   try:
-    results = sweep.train_and_evaluate(config, _WORKDIR.value, _TASK_INDEX.value,
-                                       _NUM_TASKS.value)
+    results = sweep.train_and_evaluate(config, _WORKDIR.value, task_index, num_tasks)
   except LearnjaxError as e:
     _fail(str(e))
   except checkpoint.Preempted as e:
@@ -49,6 +58,20 @@ def main(argv):
   print()
   print(sweep.format_table(results))
   print(f"\nresults: {_WORKDIR.value}/results.json")
+
+
+def _join_distributed() -> tuple[int, int]:
+  import jax
+  kwargs = {k: v for k, v in (("coordinator_address", _COORDINATOR.value),
+                              ("num_processes", _NUM_PROCESSES.value),
+                              ("process_id", _PROCESS_ID.value)) if v is not None}
+  try:
+    jax.distributed.initialize(**kwargs)
+  except Exception as e:  # noqa: BLE001  no cluster found, coordinator unreachable...
+    _fail(f"cannot join the distributed job: {_one_line(str(e))}")
+  print(f"process {jax.process_index()} of {jax.process_count()}, "
+        f"{jax.local_device_count()} local {jax.local_devices()[0].platform} device(s)", flush=True)
+  return jax.process_index(), jax.process_count()
 
 
 def _parse_flags(argv):

@@ -3,6 +3,7 @@
 Layout of a workdir::
 
   config.json                 the resolved config of the last launch
+  plan.json                   the ids of every N1 and cell that launch planned
   n1/<n1_id>/result.json      a trained N1 (all seeds): its numbers ...
   n1/<n1_id>/arrays.npz       ... and its predictions on D2 and D3, and its history
   cells/<cell_id>/result.json one learnability measurement (all seeds) ...

@@ -263,7 +263,8 @@ class Experiment:
     size = models.size(self.trainer(job.n1, job.batch_size).model, self.pool.image_shape)
     result = {"n1": job.id, "dataset": self.pool.name, "variant": job.variant,
               "model": job.n1.name, "batch_size": job.batch_size, "seeds": int(self.config.seeds),
-              "num_classes": self.splits.num_classes, "params": size.params,
+              "num_classes": self.splits.num_classes, "d1": len(self.splits.d1),
+              "d2": len(self.splits.d2), "d3": len(self.splits.d3), "params": size.params,
               "param_tensors": size.tensors, "snapshot_epochs": sorted(net.snapshots),
               **_net_summary(net)}
     arrays = {**_net_arrays("n1", net), "y_d2": self.splits.d2.y, "y_d3": self.splits.d3.y}
@@ -450,4 +451,6 @@ def train_and_evaluate(config, workdir: str, task_index: int = 0, num_tasks: int
   experiment = Experiment(config, workdir, out=out)
   check_workdir_config(experiment.store, config)
   experiment.store.write_config(config.to_json_best_effort(indent=1))
+  store_lib.atomic_write_json(os.path.join(workdir, "plan.json"), {
+      "n1": [job.id for job, _ in experiment.rows], "cells": experiment.cell_ids})
   return experiment.run(task_index, num_tasks)

@@ -51,6 +51,13 @@ def test_end_to_end_writes_config_results_and_table_then_resumes(tmp_path):
     (["--config.data.variant=shuffled"], "unknown data variant"),
     (["--config.seeds=0"], "seeds must be a positive"),
     (["--config.n1.widht=3"], "bad config override"),
+    (["--config.n1.width=abc"], "invalid literal"),
+    (["--config.data.name=imagenet"], "unknown data set 'imagenet'"),
+    (["--config.data.name=npz", "--config.data.npz_path=/nonexistent/x.npz"], "no such .npz file"),
+    (["--config.data.name=cifar10", "--config.data.data_dir=/nonexistent/tfds"], "cifar10"),
+    (["--config.train.devices=64"], "train.devices=64"),
+    (["--task_index=3", "--num_tasks=2"], "task_index must be in"),
+    (["--config.train.loop=fast"], "train.loop must be"),
 ])
 def test_bad_input_gets_one_error_line(tmp_path, args, message):
   proc = run(QUICK + [f"--workdir={tmp_path}"] + args)
@@ -68,6 +75,15 @@ def test_npz_without_x_train_is_refused(tmp_path):
                       f"--config.data.npz_path={path}"])
   assert proc.returncode != 0 and "Traceback" not in proc.stderr
   assert "lacks x_train" in proc.stderr
+
+
+def test_corrupt_npz_is_refused(tmp_path):
+  path = tmp_path / "corrupt.npz"
+  path.write_bytes(b"PK\x03\x04 not really a zip")
+  proc = run(QUICK + [f"--workdir={tmp_path}/w", "--config.data.name=npz",
+                      f"--config.data.npz_path={path}"])
+  assert proc.returncode == 2 and "Traceback" not in proc.stderr
+  assert f"cannot read {path}" in proc.stderr
 
 
 def test_missing_config_file_is_refused(tmp_path):
