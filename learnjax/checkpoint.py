@@ -30,7 +30,12 @@ class Preempted(Exception):
   """Training stopped at an epoch boundary because a stop was requested; its state is saved."""
 
 
-def request_stop(*_):
+def request_stop(signum=None, frame=None):
+  """The first SIGTERM asks for a stop at the end of the epoch; a second one ends the process."""
+  del frame
+  if _stop.is_set() and signum is not None:
+    signal.signal(signum, signal.SIG_DFL)
+    signal.raise_signal(signum)
   _stop.set()
 
 

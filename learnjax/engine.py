@@ -329,13 +329,15 @@ class Trainer:
       history["learning_rate"].append(np.where(trained, log.learning_rate, np.nan))
       if on_epoch is not None:
         on_epoch(log, state)
-      if checkpoint is not None:
-        if ckpt.stop_requested():
-          checkpoint.save(state, history)
-          raise ckpt.Preempted(f"stopped after epoch {log.epoch}; state saved in "
-                               f"{checkpoint.directory}")
-        if log.epoch % checkpoint.every_epochs == 0:
-          checkpoint.save(state, history)
+      if ckpt.stop_requested():
+        if checkpoint is None:
+          raise ckpt.Preempted(f"stopped after epoch {log.epoch}; checkpoints are off, so this "
+                               "training restarts from scratch")
+        checkpoint.save(state, history)
+        raise ckpt.Preempted(f"stopped after epoch {log.epoch}; state saved in "
+                             f"{checkpoint.directory}")
+      if checkpoint is not None and log.epoch % checkpoint.every_epochs == 0:
+        checkpoint.save(state, history)
     if checkpoint is not None:
       checkpoint.save(state, history)
     epochs = np.asarray(state.epoch)
@@ -435,7 +437,8 @@ def train_seeds(trainer: Trainer, init_keys, order_keys, x, y, *, per_seed_x: bo
                         f"{local[0].platform} device(s)")
   local = local[:devices] if devices else local
   x_example = x[0, :1] if per_seed_x else x[:1]
-  shapes = jax.eval_shape(trainer.model.init, jax.random.PRNGKey(0), x_example, train=False)
+  shapes = jax.eval_shape(functools.partial(trainer.model.init, train=False),
+                          jax.random.PRNGKey(0), x_example)
   layout = choose_seed_layout(seed_layout, shapes)
   results = []
   for seeds in seed_groups(num_seeds, layout, len(local), explicit_devices=bool(devices)):

@@ -275,6 +275,11 @@ class Experiment:
     job = cell.n1_job
     n1_preds_d2, n1_preds_d3 = n1.preds_d2, n1.preds_d3
     if cell.n1_epoch is not None:
+      if cell.n1_epoch not in n1.snapshots:
+        raise LearnjaxError(
+            f"the stored N1 {job.id} kept no snapshot after epoch {cell.n1_epoch} (it has "
+            f"{sorted(n1.snapshots) or 'none'}); delete {self.store.workdir}/n1/{job.id} to "
+            "retrain it with the new n1.snapshot_epochs")
       n1_preds_d2, n1_preds_d3 = n1.snapshots[cell.n1_epoch]
     when = "" if cell.n1_epoch is None else f" after epoch {cell.n1_epoch}"
     self.out(f"N2 {cell.id}: training {cell.n2.name} on N1's labels of D2{when}")

@@ -112,8 +112,8 @@ def size(model: nn.Module, input_shape: tuple[int, ...]) -> Size:
   import jax
   import jax.numpy as jnp
   import numpy as np
-  shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0),
-                          jnp.zeros((1,) + tuple(input_shape), jnp.float32), train=False)
+  shapes = jax.eval_shape(lambda x: model.init(jax.random.PRNGKey(0), x, train=False),
+                          jax.ShapeDtypeStruct((1,) + tuple(input_shape), jnp.float32))
   count = lambda tree: int(sum(np.prod(leaf.shape) for leaf in jax.tree.leaves(tree)))
   return Size(params=count(shapes["params"]), tensors=len(jax.tree.leaves(shapes["params"])),
               batch_stats=count(shapes.get("batch_stats", {})))
