@@ -10,23 +10,15 @@ dataset; the paper's 795h + 10) and every other preset on 32x32x3.
 from __future__ import annotations
 
 import argparse
-import math
-
-import jax
-import jax.numpy as jnp
 
 from learnjax import models
 
 
-def count(name: str, num_classes: int, input_shape: tuple[int, ...]) -> tuple[int, int, int]:
-  """(parameters, parameter tensors, BN running-stat elements) of a preset."""
-  model = models.build(name, num_classes)
-  x = jax.ShapeDtypeStruct((1, *input_shape), jnp.float32)
-  variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), x)
-  size = lambda tree: sum(math.prod(a.shape) for a in jax.tree_util.tree_leaves(tree))
-  params = variables["params"]
-  return size(params), len(jax.tree_util.tree_leaves(params)), size(
-      variables.get("batch_stats", {}))
+def count(name: str, num_classes: int, input_shape: tuple[int, ...],
+          **hparams) -> tuple[int, int, int]:
+  """(parameters, parameter tensors, BN running-stat elements) of a registry name."""
+  size = models.size(models.build(name, num_classes, **hparams), input_shape)
+  return size.params, size.tensors, size.batch_stats
 
 
 def main(argv=None) -> None:

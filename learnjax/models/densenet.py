@@ -10,7 +10,7 @@ No convolution has a bias. Channels/spatial: 64@32 -> 256 -> 128@16 -> 512 -> 25
 
 Head: BN -> ReLU -> "avgpool 4" -> Linear(1024, C). For inputs that do not end on a 4x4 map
 (MNIST: 28 -> 14 -> 7 -> 3, the transitions' pools floor odd sizes as PyTorch does) the head
-averages the whole remaining map instead (:func:`learnjax.models.resnet.head_pool`), so the
+averages the whole remaining map instead (:func:`learnjax.models.layers.head_pool`), so the
 parameters never depend on the input size. The repo's DenseNet169/201 (growth 32) are also
 buildable as ``densenet`` with depth=169/201.
 """
@@ -22,7 +22,6 @@ import jax.numpy as jnp
 
 from learnjax.models import layers
 from learnjax.models.registry import UnknownModelError, register
-from learnjax.models.resnet import head_pool
 
 GROWTH = 32
 REDUCTION = 0.5
@@ -75,7 +74,7 @@ class DenseNet(nn.Module):
         x = Transition(int(x.shape[-1] * REDUCTION), dtype=self.dtype,
                        name=f"trans{stage + 1}")(x, train)
     x = nn.relu(layers.batch_norm(train, name="bn", dtype=self.dtype)(x))
-    x = layers.flatten(head_pool(x, 4))
+    x = layers.flatten(layers.head_pool(x, 4))
     return layers.Dense(self.num_classes, dtype=self.dtype, name="linear")(x)
 
 

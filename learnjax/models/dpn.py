@@ -9,7 +9,7 @@ ReLU(concat[x'[:o] + y[:o], x'[o:], y[o:]]). No convolution has a bias.
 Channels: 64 -> 288 -> 304 | 576 -> 608 | 1072 -> 1096 | 2304 -> 2432 (spatial 32/16/8/4).
 
 Head: "avgpool 4" -> Linear(2432, C). For inputs that do not end on a 4x4 map the head
-averages globally instead (:func:`learnjax.models.resnet.head_pool`); parameters never depend
+averages globally instead (:func:`learnjax.models.layers.head_pool`); parameters never depend
 on the input size. MNIST's 28x28 ends on 4x4 too (28 -> 14 -> 7 -> 4).
 The repo's DPN92 (blocks 3/4/20/3, same widths) is also buildable as ``dpn`` with depth=92.
 """
@@ -21,7 +21,6 @@ import jax.numpy as jnp
 
 from learnjax.models import layers
 from learnjax.models.registry import UnknownModelError, register
-from learnjax.models.resnet import head_pool
 
 BOTTLENECK = (96, 192, 384, 768)
 RESIDUAL = (256, 512, 1024, 2048)
@@ -73,7 +72,7 @@ class DPN(nn.Module):
       for i in range(n):
         x = DualPathBlock(width, o, d, stride if i == 0 else 1, first=i == 0, dtype=self.dtype,
                           name=f"layer{stage + 1}_{i}")(x, train)
-    x = layers.flatten(head_pool(x, 4))
+    x = layers.flatten(layers.head_pool(x, 4))
     return layers.Dense(self.num_classes, dtype=self.dtype, name="linear")(x)
 
 

@@ -7,7 +7,7 @@ is followed by BN -> ReLU. Sequence: a3 b3, max-pool 3x3/2 pad 1 (32 -> 16), a4 
 max-pool (16 -> 8), a5 b5, then "avgpool 8, stride 1" (8 -> 1) -> Linear(1024, C).
 
 For inputs that do not end on an 8x8 map (MNIST: 28 -> 14 -> 7) the head averages the whole
-remaining map instead (:func:`learnjax.models.resnet.head_pool`), so the head stays
+remaining map instead (:func:`learnjax.models.layers.head_pool`), so the head stays
 Linear(1024, C) and the parameters never depend on the input size.
 """
 
@@ -18,7 +18,6 @@ import jax.numpy as jnp
 
 from learnjax.models import layers
 from learnjax.models.registry import register
-from learnjax.models.resnet import head_pool
 
 # name: (n1, r3, n3, r5, n5, pool_proj); "M" = max-pool 3x3, stride 2, pad 1.
 STAGES = (
@@ -73,7 +72,7 @@ class GoogLeNet(nn.Module):
       else:
         name, cfg = stage
         x = Inception(*cfg, dtype=self.dtype, name=name)(x, train)
-    x = layers.flatten(head_pool(x, 8))
+    x = layers.flatten(layers.head_pool(x, 8))
     return layers.Dense(self.num_classes, dtype=self.dtype, name="linear")(x)
 
 

@@ -12,12 +12,11 @@ with the two-pass variance, which is numerically closer to PyTorch.
 
 from __future__ import annotations
 
-import functools
 import math
-from typing import Sequence
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 torch_kernel_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
 
@@ -87,6 +86,17 @@ def avg_pool(x, window: int, stride: int | None = None):
   """Unpadded average pool."""
   stride = window if stride is None else stride
   return nn.avg_pool(x, (window, window), (stride, stride))
+
+
+def head_pool(x, window: int):
+  """The spec's unpadded ``window`` x ``window`` average pool when the map is exactly that
+  size (the CIFAR case: 1x1 output), otherwise a global average over the remaining map.
+
+  Always returns an (N, 1, 1, C) map, so the Linear head has C inputs for any input size.
+  """
+  if x.shape[1:3] == (window, window):
+    return avg_pool(x, window)
+  return jnp.mean(x, axis=(1, 2), keepdims=True)
 
 
 def flatten(x):

@@ -1,15 +1,20 @@
 """ResNet18/34 and PreActResNet18, CIFAR variants (kuangliu/pytorch-cifar).
 
-ResNet (depth 18 or 34): stem conv 3x3 (64, no bias) -> BN -> ReLU, no max-pool; four stages of BasicBlocks,
-widths 64/128/256/512, first-block strides 1/2/2/2, blocks [2,2,2,2] (18) or [3,4,6,3] (34).
-A BasicBlock's shortcut is a 1x1 conv (no bias) -> BN when it changes stride or width.
+ResNet (depth 18 or 34): stem conv 3x3 (64, no bias) -> BN -> ReLU, no max-pool; four stages
+of BasicBlocks, widths 64/128/256/512, first-block strides 1/2/2/2, blocks [2,2,2,2] (18) or
+[3,4,6,3] (34). A BasicBlock's shortcut is a 1x1 conv (no bias) -> BN when it changes stride or
+width.
 
-PreActResNet (preset 18; 34 also builds, as in the repo): stem conv only (no BN/ReLU); PreActBlock a = ReLU(BN(x)), the projection
-shortcut (1x1 conv, no BN) reads ``a``, the identity shortcut reads ``x``; no ReLU after the
-addition and no final BN-ReLU before the pool (16 BN layers in all).
+PreActResNet (preset 18; depth 34 also builds, as in the repo): stem conv only (no BN/ReLU);
+PreActBlock a = ReLU(BN(x)), the projection shortcut (1x1 conv, no BN) reads ``a``, the
+identity shortcut reads ``x``; no ReLU after the addition and no final BN-ReLU before the pool
+(16 BN layers in all).
+
+Flax module names follow the PyTorch attributes (conv1, bn1, layer2_0/shortcut_conv, linear...)
+so that ported weights map by name.
 
 Head: "avgpool 4" -> Linear(512, C). Convolutions never use 'SAME' padding (see layers.Conv).
-Input sizes other than 32x32: :func:`head_pool` averages the final map globally whenever it is
+Input sizes other than 32x32: :func:`layers.head_pool` averages the final map globally whenever it is
 not exactly the spec's window (4x4 here), so the head stays Linear(512, C) and the parameter
 counts never depend on the input size. MNIST's 28x28 happens to reach 4x4 as well
 (28 -> 14 -> 7 -> 4 with stride-2, pad-1 3x3 convs), where the two pools coincide anyway.
@@ -31,17 +36,6 @@ BLOCKS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}   # blocks per stage, by depth
 def _check_depth(cls_name: str, depth: int) -> None:
   if depth not in BLOCKS:
     raise UnknownModelError(f"{cls_name} depth must be one of {sorted(BLOCKS)}, got {depth}")
-
-
-def head_pool(x, window: int):
-  """The spec's unpadded ``window`` x ``window`` average pool when the map is exactly that
-  size (the CIFAR case: 1x1 output), otherwise a global average over the remaining map.
-
-  Always returns an (N, 1, 1, C) map, so the Linear head has C inputs for any input size.
-  """
-  if x.shape[1:3] == (window, window):
-    return layers.avg_pool(x, window)
-  return jnp.mean(x, axis=(1, 2), keepdims=True)
 
 
 class BasicBlock(nn.Module):
@@ -100,7 +94,7 @@ class ResNet(nn.Module):
       for i in range(n):
         x = BasicBlock(width, stride if i == 0 else 1, dtype=self.dtype,
                        name=f"layer{stage + 1}_{i}")(x, train)
-    x = layers.flatten(head_pool(x, 4))
+    x = layers.flatten(layers.head_pool(x, 4))
     return layers.Dense(self.num_classes, dtype=self.dtype, name="linear")(x)
 
 
@@ -120,7 +114,7 @@ class PreActResNet(nn.Module):
       for i in range(n):
         x = PreActBlock(width, stride if i == 0 else 1, dtype=self.dtype,
                         name=f"layer{stage + 1}_{i}")(x, train)
-    x = layers.flatten(head_pool(x, 4))
+    x = layers.flatten(layers.head_pool(x, 4))
     return layers.Dense(self.num_classes, dtype=self.dtype, name="linear")(x)
 
 
