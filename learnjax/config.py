@@ -66,6 +66,7 @@ def base_config() -> ml_collections.ConfigDict:
       "devices": 0,                # local devices to spread seeds over; 0 = all that divide them
       "shared_order": False,       # seeds share one batch order (faster on GPUs, less independent)
       "eval_batch_size": 1000,
+      "precision": "default",      # default | float32 (exact) | tf32 | bfloat16 (compute; fp32 params)
   })
 
   config.checkpoint_every_epochs = 10  # in-flight training state saved this often (and on SIGTERM)

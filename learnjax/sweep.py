@@ -35,8 +35,8 @@ class ModelChoice:
   width: int | None = None
   depth: int | None = None
 
-  def build(self, num_classes: int):
-    return models.build(self.model, num_classes, width=self.width, depth=self.depth)
+  def build(self, num_classes: int, dtype=None):
+    return models.build(self.model, num_classes, dtype=dtype, width=self.width, depth=self.depth)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,6 +127,22 @@ def snapshot_epochs(config) -> list[int]:
   return epochs
 
 
+# train.precision -> (jax_default_matmul_precision, the models' compute dtype); parameters stay
+# float32 in every case. 'default' is XLA's choice: TF32 for float32 matmuls and convolutions on
+# NVIDIA GPUs since Ampere, bfloat16 passes on TPUs, exact float32 on CPUs.
+PRECISIONS = {"default": (None, None), "float32": ("highest", None),
+              "tf32": ("tensorfloat32", None), "bfloat16": (None, "bfloat16")}
+
+
+def apply_precision(config) -> None:
+  """Sets the process-wide matmul precision that ``train.precision`` asks for."""
+  import jax
+  name = config.train.get("precision", "default")
+  if name not in PRECISIONS:
+    raise LearnjaxError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {name!r}")
+  jax.config.update("jax_default_matmul_precision", PRECISIONS[name][0])
+
+
 def train_config(config, batch_size: int) -> engine.TrainConfig:
   t = config.train
   cfg = engine.TrainConfig(
@@ -210,6 +226,7 @@ class Experiment:
 
   def __init__(self, config, workdir: str, out=print):
     self.config = config
+    apply_precision(config)
     self.store = Store(workdir)
     self.out = out
     self.rows = plan(config)
@@ -229,7 +246,8 @@ class Experiment:
   def trainer(self, choice: ModelChoice, batch_size: int) -> engine.Trainer:
     key = (choice, batch_size)
     if key not in self._trainers:
-      self._trainers[key] = engine.Trainer(choice.build(self.splits.num_classes),
+      dtype = PRECISIONS[self.config.train.get("precision", "default")][1]
+      self._trainers[key] = engine.Trainer(choice.build(self.splits.num_classes, dtype),
                                            train_config(self.config, batch_size))
     return self._trainers[key]
 
