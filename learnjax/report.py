@@ -1018,9 +1018,9 @@ def collect_notes(ctx: Context) -> list[str]:
       shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
       notes.append(f"{who} stopped above the {100 * stop:g}% training-error target{limit}, in "
                    f"{len(names)} of {total} trainings (seeds above the target / seeds): {shown}")
-  seeds = {c.get("seeds") for c in ctx.cells + ctx.n1s}
+  seeds = {c.get("seeds") for c in ctx.cells + ctx.n1s} - {None}
   if len(seeds) > 1:
-    notes.append(f"results have different seed counts: {sorted(s for s in seeds if s is not None)}")
+    notes.append(f"results have different seed counts: {sorted(seeds)}")
   return notes + ctx.notes
 
 
