@@ -100,7 +100,7 @@ def _plateau(cfg: TrainConfig):
                                          rtol=0.0, atol=_PLATEAU_ATOL)
 
 
-def choose_loop(cfg: TrainConfig, apply_fn, variables, x_example) -> str:
+def choose_loop(cfg: TrainConfig, model, variables, x_example) -> str:
   """'scan' on accelerators and for convolution-free models; 'step' for conv nets on the CPU.
 
   On the CPU, XLA compiles a convolution inside a ``lax.scan`` body to a much slower kernel than
@@ -112,8 +112,7 @@ def choose_loop(cfg: TrainConfig, apply_fn, variables, x_example) -> str:
     return cfg.loop
   if jax.default_backend() != "cpu":
     return "scan"
-  jaxpr = jax.make_jaxpr(lambda v, x: apply_fn(v, x, train=False))(variables, x_example)
-  return "step" if "conv_general_dilated" in str(jaxpr) else "scan"
+  return "step" if _has_conv(model, variables, x_example) else "scan"
 
 
 def _split_variables(variables):
@@ -308,7 +307,7 @@ class Trainer:
     if devices is not None and len(devices) > 1:
       state, x, y = shard_seeds(devices, state, x, y, per_seed_x)
     variables = _variables(*jax.tree.map(lambda a: a[0], (state.params, state.batch_stats)))
-    loop = choose_loop(cfg, self.model.apply, variables, x_example)
+    loop = choose_loop(cfg, self.model, variables, x_example)
     epoch_fn = (self.scan_epoch_fn(per_seed_x) if loop == "scan"
                 else functools.partial(self.step_epoch, per_seed_x=per_seed_x))
     if cfg.shared_order:
@@ -386,18 +385,29 @@ def _devices_for(group_size: int, devices: list) -> list:
   return devices[:count]
 
 
-def choose_seed_layout(layout: str, variables) -> str:
-  """'vmap' (all seeds in one computation) or 'sequential' (one seed at a time).
+def choose_seed_layout(layout: str, model, x_example) -> str:
+  """'vmap' (all seeds in one computation) or 'sequential' (one seed at a time, per device).
 
-  ``auto`` vmaps small models and runs BatchNorm nets one seed at a time: a vmapped deep net
-  turns every convolution into a grouped one, which is slower than the seeds in turn
-  (benchmarks/RESULTS.md).
+  ``auto``: vmapping a convolution over seeds turns it into a grouped convolution, which is slower
+  than the seeds in turn for BatchNorm nets on accelerators and for every conv net on the CPU
+  (benchmarks/RESULTS.md); everything else is vmapped.
   """
   if layout not in ("auto", "vmap", "sequential"):
     raise ValueError(f"train.seed_layout must be auto, vmap or sequential, got {layout!r}")
   if layout != "auto":
     return layout
-  return "sequential" if "batch_stats" in variables else "vmap"
+  init = functools.partial(model.init, train=False)
+  variables = jax.eval_shape(init, jax.random.PRNGKey(0), x_example)
+  if "batch_stats" in variables:
+    return "sequential"
+  if jax.default_backend() == "cpu" and _has_conv(model, variables, x_example):
+    return "sequential"
+  return "vmap"
+
+
+def _has_conv(model, variables, x_example) -> bool:
+  jaxpr = jax.make_jaxpr(lambda v, x: model.apply(v, x, train=False))(variables, x_example)
+  return "conv_general_dilated" in str(jaxpr)
 
 
 def concat_results(results: list[TrainResult]) -> TrainResult:
@@ -437,9 +447,7 @@ def train_seeds(trainer: Trainer, init_keys, order_keys, x, y, *, per_seed_x: bo
                         f"{local[0].platform} device(s)")
   local = local[:devices] if devices else local
   x_example = x[0, :1] if per_seed_x else x[:1]
-  shapes = jax.eval_shape(functools.partial(trainer.model.init, train=False),
-                          jax.random.PRNGKey(0), x_example)
-  layout = choose_seed_layout(seed_layout, shapes)
+  layout = choose_seed_layout(seed_layout, trainer.model, x_example)
   results = []
   for seeds in seed_groups(num_seeds, layout, len(local), explicit_devices=bool(devices)):
     callback = None if on_epoch is None else functools.partial(_with_seeds, on_epoch, seeds)

@@ -15,6 +15,7 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
+import flax.linen as nn
 import optax
 import pytest
 
@@ -229,8 +230,10 @@ def test_padding_is_explicit_and_symmetric(name):
     elif eqn.primitive.name.startswith("reduce_window"):
       assert all(lo == hi for lo, hi in eqn.params["padding"])
       pools += 1
+    elif eqn.primitive.name == "reduce_max":  # unpadded 2x2 max-pools, as reshape + max
+      pools += 1
   assert convs == DEEP[name][4]
-  assert pools > 0   # every net has at least its head's average pool
+  assert pools > 0   # every net pools (VGG's 2x2 max-pools, the others' head average pool)
 
 
 @pytest.mark.parametrize("module, fan_in, shape", [
@@ -336,3 +339,14 @@ def test_sgd_steps_reduce_the_loss(name):
     losses.append(float(loss))
   assert all(np.isfinite(losses)), losses
   assert losses[-1] < losses[0], losses
+
+
+@pytest.mark.parametrize("shape", [(2, 8, 8, 3), (2, 7, 9, 4)])
+def test_reshape_max_pool_equals_flax_max_pool(shape):
+  x = jax.random.normal(jax.random.key(1), shape)
+  want = nn.max_pool(x, (2, 2), (2, 2), padding="VALID")
+  np.testing.assert_array_equal(layers.max_pool(x, 2, 2), want)
+  # Gradients too (ties only arise where ReLU makes the gradient zero anyway).
+  g = jax.grad(lambda x: (layers.max_pool(jax.nn.relu(x), 2, 2) ** 2).sum())(x)
+  g_ref = jax.grad(lambda x: (nn.max_pool(jax.nn.relu(x), (2, 2), (2, 2)) ** 2).sum())(x)
+  np.testing.assert_allclose(g, g_ref, rtol=1e-6)
