@@ -18,7 +18,8 @@ def get_config(arg=None):
   config.data.name = "cifar10"
   config.data.variant = "true"
   config.n1.model = "vgg11,vgg13,vgg16,vgg19,resnet18,densenet121,googlenet"
-  config.n1.batch_size = "32,64,128,256"
+  with config.n1.ignore_type():  # a comma-separated list of batch sizes, swept
+    config.n1.batch_size = "32,64,128,256"
   config.n2.model = "vgg11"
   config.n2.batch_size = 64
   if arg == "smoke":
