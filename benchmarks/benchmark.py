@@ -14,8 +14,9 @@ seeds. Rows:
   ``Trainer.step_epoch`` (``loop=step``: one compiled call per step); seeds are vmapped with their
   own batch orders (``order=own``) or with ``TrainConfig(shared_order=True)`` (``order=shared``,
   the order keys broadcast exactly as ``Trainer.train`` does), or, for deep nets, trained one after
-  another (``layout=sequential``, as ``train_seeds`` does for BatchNorm nets). The row marked ``*``
-  is what ``loop='auto'`` and ``seed_layout='auto'`` pick on this backend.
+  another (``layout=sequential``, as ``train_seeds`` does for BatchNorm nets, and for conv nets
+  on the CPU), ``thr`` of them at a time in threads (``train.concurrent_seeds``). The row marked
+  ``*`` is what ``loop``, ``seed_layout`` and ``concurrent_seeds`` 'auto' pick on this backend.
 * ``torch``: the same architecture in ``torch.nn`` (PyTorch default init, NCHW), one seed at a
   time, ``zero_grad(); loss.backward(); step()`` per batch of 64, the mistakes counted on the device
   as a learnability loop does. Seeds run one after another, so its 5-seed throughput is its
@@ -45,6 +46,7 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse
+import concurrent.futures
 import dataclasses
 import datetime
 import functools
@@ -217,17 +219,21 @@ class Path:
   loop: str       # scan | step
   layout: str     # vmap | sequential
   order: str      # own | shared
+  threads: int = 1  # sequential seeds trained at once (engine.train_seeds' concurrent_seeds)
 
 
 def engine_paths(num_seeds: int, deep: bool, all_sequential: bool = False) -> list[Path]:
   # The step loop first: on the CPU it is the fast one for conv nets, scan the very slow one.
   if num_seeds == 1:
     return [Path("step", "vmap", "own"), Path("scan", "vmap", "own")]
+  threads = engine.choose_concurrency(0, "sequential", num_seeds, 1)
   paths = []
   for loop in ("step", "scan"):
     paths += [Path(loop, "vmap", "own"), Path(loop, "vmap", "shared")]
     if deep or all_sequential:
       paths.append(Path(loop, "sequential", "own"))
+      if threads > 1:
+        paths.append(Path(loop, "sequential", "own", threads))
   return paths
 
 
@@ -285,16 +291,26 @@ def run_engine_path(model, cfg: engine.TrainConfig, path: Path, num_seeds: int, 
     epoch_fn = lowered.compile()
     compile_s = time.perf_counter() - t
 
+  def run_seed(i):
+    states[i] = epoch_fn(states[i], x, ys[i])
+    jax.block_until_ready(states[i])
+
+  pool = (concurrent.futures.ThreadPoolExecutor(path.threads) if path.threads > 1 else None)
+
   def run_seeds(seeds):
-    for i in seeds:
-      states[i] = epoch_fn(states[i], x, ys[i])
-      jax.block_until_ready(states[i])
+    if pool is None:
+      for i in seeds:
+        run_seed(i)
+    else:
+      list(pool.map(run_seed, seeds))
 
   # Sequential: the warm-up is seed 0's epoch (the others run the same compiled code).
   warmup, times, note = timed_epochs(lambda: run_seeds(range(len(states))), repeats, max_timed_s,
                                      max_epoch_s, compiled=compile_s is not None,
                                      warmup_epoch=lambda: run_seeds([0]),
                                      warmup_share=1.0 / len(states))
+  if pool is not None:
+    pool.shutdown()
   out = {"warmup_s": warmup + (compile_s or 0.0), "compile_s": compile_s, "times_s": times,
          "fingerprint": fingerprint}
   if note:
@@ -493,7 +509,8 @@ def summarize(row: dict, flops_per_sample: float | None, peak: float | None) -> 
 
 
 def print_table(rows: list[dict], stream=sys.stdout) -> None:
-  header = (f"{'model':<17}{'S':>2}  {'impl':<6}{'loop':<5} {'layout':<10} {'order':<7}{'steps':>5}"
+  header = (f"{'model':<17}{'S':>2}  {'impl':<6}{'loop':<5} {'layout':<10}{'thr':>3} {'order':<7}"
+            f"{'steps':>5}"
             f"{'samples/s':>11}{'ms/step':>9}{'MFLOP/smp':>10}{'GFLOP/s':>9}{'%peak':>7}"
             f"{'vs torch':>9}{'compile+1':>10}")
   print(header, file=stream)
@@ -502,7 +519,8 @@ def print_table(rows: list[dict], stream=sys.stdout) -> None:
     mark = "*" if r.get("default") else " "
     fmt = lambda key, spec: format(r[key], spec) if r.get(key) is not None else "-"
     line = (f"{r['model']:<17}{r['seeds']:>2} {mark}{r['impl']:<6}{r.get('loop') or '-':<5} "
-            f"{r.get('layout') or '-':<10} {r.get('order') or '-':<7}{r['steps']:>5}")
+            f"{r.get('layout') or '-':<10}{r.get('threads') or '-':>3} {r.get('order') or '-':<7}"
+            f"{r['steps']:>5}")
     if r.get("error") or r.get("skipped"):
       why = r.get("error") or r.get("skipped")
       print(f"{line}  {'FAILED' if r.get('error') else 'skipped'}: {why[:80]}", file=stream)
@@ -519,8 +537,8 @@ def print_table(rows: list[dict], stream=sys.stdout) -> None:
     elif r.get("note", "").startswith("same compiled program"):
       line += "  (=own)"
     print(line, file=stream)
-  print("* = the path loop='auto', seed_layout='auto' picks here (shared_order off); "
-        "S = seeds; samples/s summed over seeds (best of the timed epochs); "
+  print("* = the path loop, seed_layout and concurrent_seeds 'auto' pick here (shared_order off); "
+        "S = seeds; thr = sequential seeds trained at once in threads; samples/s summed over seeds (best of the timed epochs); "
         "compile+1 = first epoch incl. compilation", file=stream)
 
 
@@ -659,11 +677,14 @@ def main(argv=None) -> int:
       model_rows = []
       if not args.skip_engine:
         for path in engine_paths(num_seeds, deep, args.sequential == "all"):
+          auto_threads = engine.choose_concurrency(0, auto_layout, num_seeds, 1)
           default = (path.loop == auto_loop and path.order == "own"
-                     and (num_seeds == 1 or path.layout == auto_layout))
+                     and (num_seeds == 1 or (path.layout == auto_layout and (
+                         path.layout == "vmap" or path.threads == auto_threads))))
           if args.paths == "default" and not default:
             continue
           row = {**base, "impl": "jax", "loop": path.loop, "layout": path.layout,
+                 "threads": path.threads if path.layout == "sequential" else None,
                  "order": path.order if num_seeds > 1 else "-", "default": default}
           one_seed_rate = one_seed_rates.get(path.loop)
           projected = (num_seeds * n / one_seed_rate) if one_seed_rate else None
@@ -731,7 +752,8 @@ def main(argv=None) -> int:
 
 
 def print_row_progress(r: dict) -> None:
-  what = (f"  {r['impl']:<5} S={r['seeds']} loop={r.get('loop')} layout={r.get('layout')} "
+  threads = f" threads={r['threads']}" if r.get("threads") else ""
+  what = (f"  {r['impl']:<5} S={r['seeds']} loop={r.get('loop')} layout={r.get('layout')}{threads} "
           f"order={r.get('order')}{' (auto)' if r.get('default') else ''}: ")
   if r.get("error"):
     print(what + "FAILED " + r["error"][:200], flush=True)

@@ -64,6 +64,7 @@ def base_config() -> ml_collections.ConfigDict:
       "loop": "auto",              # auto | scan (epoch = one compiled call) | step (call per step)
       "seed_layout": "auto",       # auto | vmap (seeds together) | sequential (one at a time)
       "devices": 0,                # local devices to spread seeds over; 0 = all that divide them
+      "concurrent_seeds": 0,       # seed groups trained at once in threads; 0 = auto (2 on a CPU)
       "shared_order": False,       # seeds share one batch order (faster on GPUs, less independent)
       "eval_batch_size": 1000,
       "precision": "default",      # default | float32 (exact) | tf32 | bfloat16 (compute; fp32 params)

@@ -21,8 +21,10 @@ function. The last partial batch of an epoch is trained on, as a PyTorch DataLoa
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import functools
+import threading
 import time
 from typing import Any, Callable, NamedTuple
 
@@ -139,6 +141,7 @@ class Trainer:
     self.sgd = _sgd(cfg)
     self.plateau = _plateau(cfg)
     self._cache = {}
+    self._cache_lock = threading.Lock()
 
   # ---- one seed (everything below is vmapped over seeds) -----------------------------------
 
@@ -164,8 +167,10 @@ class Trainer:
 
   def _step(self, carry, x, y, idx):
     """One SGD step on the examples ``idx``; carry = (state, mistakes, finite)."""
+    return self._train_batch(carry, x[idx], y[idx])
+
+  def _train_batch(self, carry, xb, yb):
     state, mistakes, finite = carry
-    xb, yb = x[idx], y[idx]
     (loss, (logits, batch_stats)), grads = jax.value_and_grad(self._loss, has_aux=True)(
         state.params, state.batch_stats, xb, yb)
     updates, opt_state = self.sgd.update(grads, state.opt_state, state.params)
@@ -213,9 +218,10 @@ class Trainer:
   # ---- compiled functions over seeds -------------------------------------------------------
 
   def _compiled(self, name, build):
-    if name not in self._cache:
-      self._cache[name] = build()
-    return self._cache[name]
+    with self._cache_lock:
+      if name not in self._cache:
+        self._cache[name] = build()
+      return self._cache[name]
 
   def _x_axis(self, per_seed_x):
     return 0 if per_seed_x else None
@@ -223,6 +229,8 @@ class Trainer:
   def scan_epoch_fn(self, per_seed_x: bool):
     """state, x, y -> state after one epoch, all in one compiled call."""
     cfg = self.cfg
+    if cfg.shared_order:
+      return self._shared_scan_epoch_fn(per_seed_x)
 
     def epoch(state, x, y):
       n = y.shape[0]
@@ -242,30 +250,99 @@ class Trainer:
         jax.vmap(epoch, in_axes=(0, xa, 0)), donate_argnums=0))
 
   def step_fns(self, per_seed_x: bool, n: int):
-    """(order, step, end) compiled separately, for the one-call-per-step loop."""
+    """(order, step, tail, end) compiled separately, for the one-call-per-step loop.
+
+    ``step`` trains the full batch that starts at position ``begin`` of each seed's order (the
+    slice is taken inside the compiled call, so a step costs one dispatch); ``tail`` trains the
+    last partial batch.
+    """
     xa = self._x_axis(per_seed_x)
+    bs = self.cfg.batch_size
+
+    def full_batch(carry, x, y, order, begin):
+      return self._step(carry, x, y, jax.lax.dynamic_slice_in_dim(order, begin, bs))
 
     def build():
       order = jax.jit(jax.vmap(lambda s: self._order(s, n)))
-      step = jax.jit(jax.vmap(self._step, in_axes=((0, 0, 0), xa, 0, 0)), donate_argnums=0)
+      step = jax.jit(jax.vmap(full_batch, in_axes=((0, 0, 0), xa, 0, 0, None)),
+                     donate_argnums=0)
+      tail = jax.jit(jax.vmap(self._step, in_axes=((0, 0, 0), xa, 0, 0)), donate_argnums=0)
       end = jax.jit(jax.vmap(self._epoch_end, in_axes=(0, 0, 0, 0, xa, 0)))
-      return order, step, end
+      return order, step, tail, end
 
     return self._compiled(("step", per_seed_x, n), build)
 
   def step_epoch(self, state, x, y, per_seed_x: bool):
     n = y.shape[-1]
-    order_fn, step_fn, end_fn = self.step_fns(per_seed_x, n)
+    order_fn, step_fn, tail_fn, end_fn = (self._shared_step_fns(per_seed_x, n)
+                                          if self.cfg.shared_order
+                                          else self.step_fns(per_seed_x, n))
     bs = self.cfg.batch_size
     order = order_fn(state)
-    num_seeds = order.shape[0]
+    num_seeds = y.shape[0]
     # The step donates its carry: keep an untouched copy of the epoch's starting state.
     start = jax.tree.map(jnp.copy, state)
     carry = (state, jnp.zeros((num_seeds,), jnp.int32), jnp.ones((num_seeds,), bool))
-    for begin in range(0, n, bs):
-      carry = step_fn(carry, x, y, order[:, begin:begin + bs])
+    steps, rest = divmod(n, bs)
+    for begin in range(0, steps * bs, bs):
+      carry = step_fn(carry, x, y, order, np.int32(begin))
+    if rest:
+      carry = tail_fn(carry, x, y, order[..., steps * bs:])
     new, mistakes, finite = carry
     return end_fn(start, new, mistakes, finite, x, y)
+
+  # ---- shared order: every seed sees the same batches, gathered once per step -------------
+
+  def _shared_order(self, state, n):
+    """The order of the seed group's epoch: seed 0's key (``train`` gives every seed the same
+    one) at the epoch of the seeds still training (a stopped seed's epoch no longer advances)."""
+    return jax.random.permutation(jax.random.fold_in(state.order_key[0], state.epoch.max()), n)
+
+  def _shared_batch_step(self, per_seed_x: bool):
+    """carry, x, y, idx (B,) -> carry, for the stacked seeds. The batch is gathered once, so a
+    first layer sees one unbatched input and vmap makes its convolution one wide convolution
+    (S x k filters) rather than a grouped one."""
+    train = jax.vmap(self._train_batch, in_axes=((0, 0, 0), self._x_axis(per_seed_x), 0))
+
+    def step(carry, x, y, idx):
+      return train(carry, x[:, idx] if per_seed_x else x[idx], y[:, idx])
+
+    return step
+
+  def _shared_scan_epoch_fn(self, per_seed_x: bool):
+    bs = self.cfg.batch_size
+    step = self._shared_batch_step(per_seed_x)
+    end = jax.vmap(self._epoch_end, in_axes=(0, 0, 0, 0, self._x_axis(per_seed_x), 0))
+
+    def epoch(state, x, y):
+      num_seeds, n = y.shape
+      steps, rest = divmod(n, bs)
+      order = self._shared_order(state, n)
+      carry = (state, jnp.zeros((num_seeds,), jnp.int32), jnp.ones((num_seeds,), bool))
+      if steps:
+        carry, _ = jax.lax.scan(lambda c, idx: (step(c, x, y, idx), None), carry,
+                                order[:steps * bs].reshape(steps, bs))
+      if rest:
+        carry = step(carry, x, y, order[steps * bs:])
+      new, mistakes, finite = carry
+      return end(state, new, mistakes, finite, x, y)
+
+    return self._compiled(("shared_scan", per_seed_x),
+                          lambda: jax.jit(epoch, donate_argnums=0))
+
+  def _shared_step_fns(self, per_seed_x: bool, n: int):
+    bs = self.cfg.batch_size
+    step = self._shared_batch_step(per_seed_x)
+
+    def build():
+      order = jax.jit(lambda s: self._shared_order(s, n))
+      full = jax.jit(lambda c, x, y, order, begin: step(
+          c, x, y, jax.lax.dynamic_slice_in_dim(order, begin, bs)), donate_argnums=0)
+      tail = jax.jit(step, donate_argnums=0)
+      end = jax.jit(jax.vmap(self._epoch_end, in_axes=(0, 0, 0, 0, self._x_axis(per_seed_x), 0)))
+      return order, full, tail, end
+
+    return self._compiled(("shared_step", per_seed_x, n), build)
 
   def init(self, init_keys, order_keys, x_example):
     return self._compiled("init", lambda: jax.jit(jax.vmap(self._init, in_axes=(0, 0, None))))(
@@ -385,12 +462,19 @@ def _devices_for(group_size: int, devices: list) -> list:
   return devices[:count]
 
 
+# On the CPU, conv-free nets with at least this many parameters train faster one seed at a time
+# (two at once in threads) than vmapped: MLP depth 3 on CIFAR (206k parameters) 127k against 93k
+# samples/s on 2 cores, while the quickstart's 5k-parameter MLP is 3x faster vmapped.
+CPU_SEQUENTIAL_MIN_PARAMS = 50_000
+
+
 def choose_seed_layout(layout: str, model, x_example) -> str:
   """'vmap' (all seeds in one computation) or 'sequential' (one seed at a time, per device).
 
   ``auto``: vmapping a convolution over seeds turns it into a grouped convolution, which is slower
-  than the seeds in turn for BatchNorm nets on accelerators and for every conv net on the CPU
-  (benchmarks/RESULTS.md); everything else is vmapped.
+  than the seeds in turn for BatchNorm nets on accelerators and for every conv net on the CPU;
+  on the CPU larger conv-free nets also run faster in turn, several at once in threads
+  (``CPU_SEQUENTIAL_MIN_PARAMS``, benchmarks/RESULTS.md); everything else is vmapped.
   """
   if layout not in ("auto", "vmap", "sequential"):
     raise ValueError(f"train.seed_layout must be auto, vmap or sequential, got {layout!r}")
@@ -400,8 +484,10 @@ def choose_seed_layout(layout: str, model, x_example) -> str:
   variables = jax.eval_shape(init, jax.random.PRNGKey(0), x_example)
   if "batch_stats" in variables:
     return "sequential"
-  if jax.default_backend() == "cpu" and _has_conv(model, variables, x_example):
-    return "sequential"
+  if jax.default_backend() == "cpu":
+    params = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(variables["params"]))
+    if params >= CPU_SEQUENTIAL_MIN_PARAMS or _has_conv(model, variables, x_example):
+      return "sequential"
   return "vmap"
 
 
@@ -429,15 +515,40 @@ def concat_results(results: list[TrainResult]) -> TrainResult:
       seconds=sum(r.seconds for r in results))
 
 
+# Seed groups trained at the same time by concurrent_seeds='auto' on a one-device CPU: XLA runs
+# part of a small network's step on one core, so two trainings in threads keep both cores busy
+# (shallow CNN 16 on 2 cores: 7.7 -> 6.0 ms per seed-step; a third thread is slower again).
+CPU_CONCURRENT_SEEDS = 2
+
+
+def choose_concurrency(concurrent_seeds: int, layout: str, num_groups: int,
+                       group_devices: int) -> int:
+  """How many seed groups to train at once, each in its own thread.
+
+  0 (auto): ``CPU_CONCURRENT_SEEDS`` for one-seed-at-a-time training on a single CPU device,
+  else 1. Results do not depend on it: every group's computation is its own.
+  """
+  if concurrent_seeds < 0:
+    from learnjax.errors import LearnjaxError
+    raise LearnjaxError(f"train.concurrent_seeds must be 0 (auto) or positive, "
+                        f"got {concurrent_seeds}")
+  if concurrent_seeds == 0:
+    auto = (jax.default_backend() == "cpu" and layout == "sequential" and group_devices == 1)
+    concurrent_seeds = CPU_CONCURRENT_SEEDS if auto else 1
+  return max(1, min(concurrent_seeds, num_groups))
+
+
 def train_seeds(trainer: Trainer, init_keys, order_keys, x, y, *, per_seed_x: bool = False,
                 seed_layout: str = "auto", on_epoch=None, checkpoints=None,
-                devices: int = 0) -> TrainResult:
+                devices: int = 0, concurrent_seeds: int = 0) -> TrainResult:
   """Trains one seed per key, all together or one after another as ``seed_layout`` says.
 
   Either way each seed's numbers depend only on its own keys and data. ``devices``: how many
   local devices to spread seeds over (0: all of them, as many as divide the seed group).
-  ``on_epoch(log, state, seeds)`` also receives the positions of the seeds being trained;
-  ``checkpoints(seeds)`` gives the checkpoint of a seed group (or None).
+  ``concurrent_seeds``: seed groups trained at once in threads (see :func:`choose_concurrency`).
+  ``on_epoch(log, state, seeds)`` also receives the positions of the seeds being trained (calls
+  from concurrent groups never overlap); ``checkpoints(seeds)`` gives the checkpoint of a seed
+  group (or None).
   """
   num_seeds = len(init_keys)
   local = jax.local_devices()
@@ -448,15 +559,61 @@ def train_seeds(trainer: Trainer, init_keys, order_keys, x, y, *, per_seed_x: bo
   local = local[:devices] if devices else local
   x_example = x[0, :1] if per_seed_x else x[:1]
   layout = choose_seed_layout(seed_layout, trainer.model, x_example)
-  results = []
-  for seeds in seed_groups(num_seeds, layout, len(local), explicit_devices=bool(devices)):
-    callback = None if on_epoch is None else functools.partial(_with_seeds, on_epoch, seeds)
-    results.append(trainer.train(init_keys[seeds], order_keys[seeds],
-                                 x[seeds] if per_seed_x else x, y[seeds],
-                                 per_seed_x=per_seed_x, on_epoch=callback,
-                                 checkpoint=checkpoints(seeds) if checkpoints else None,
-                                 devices=_devices_for(len(seeds), local)))
-  return concat_results(results)
+  groups = seed_groups(num_seeds, layout, len(local), explicit_devices=bool(devices))
+  workers = choose_concurrency(concurrent_seeds, layout, len(groups),
+                               len(_devices_for(len(groups[0]), local)))
+
+  def train_group(seeds, callback):
+    return trainer.train(init_keys[seeds], order_keys[seeds], x[seeds] if per_seed_x else x,
+                         y[seeds], per_seed_x=per_seed_x, on_epoch=callback,
+                         checkpoint=checkpoints(seeds) if checkpoints else None,
+                         devices=_devices_for(len(seeds), local))
+
+  if workers == 1:
+    return concat_results([
+        train_group(seeds, None if on_epoch is None else functools.partial(_with_seeds, on_epoch,
+                                                                           seeds))
+        for seeds in groups])
+  return concat_results(_train_concurrently(train_group, groups, workers, on_epoch))
+
+
+class _Abandoned(Exception):
+  """Raised in a seed group's training when a concurrent group failed or was interrupted."""
+
+
+def _train_concurrently(train_group, groups, workers: int, on_epoch) -> list[TrainResult]:
+  """Runs ``train_group`` for each group in ``workers`` threads; results in group order.
+
+  A failure (or Ctrl-C) in one group stops the others at their next epoch end (their last
+  checkpoints stay), and the first real error is raised once every thread has finished.
+  """
+  lock = threading.Lock()
+  abandon = threading.Event()
+
+  def callback(seeds, log, state):
+    if abandon.is_set():
+      raise _Abandoned()
+    if on_epoch is not None:
+      with lock:
+        _with_seeds(on_epoch, seeds, log, state)
+
+  pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="learnjax-seeds")
+  futures = [pool.submit(train_group, seeds, functools.partial(callback, seeds))
+             for seeds in groups]
+  try:
+    concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_EXCEPTION)
+  except BaseException:
+    abandon.set()
+    pool.shutdown(wait=True, cancel_futures=True)
+    raise
+  if any(f.done() and not f.cancelled() and f.exception() is not None for f in futures):
+    abandon.set()
+  pool.shutdown(wait=True, cancel_futures=True)
+  errors = [f.exception() for f in futures if not f.cancelled() and f.exception() is not None]
+  real = [e for e in errors if not isinstance(e, _Abandoned)]
+  if real:
+    raise real[0]
+  return [f.result() for f in futures]
 
 
 def _with_seeds(on_epoch, seeds, log, state):

@@ -72,14 +72,14 @@ def _trained(trainer, result: engine.TrainResult, splits: Splits, with_d2: bool,
 def train_n1(splits: Splits, trainer: engine.Trainer, variant: str, experiment_seed: int,
              seed_indices, seed_layout: str = "auto", on_epoch=None,
              keep_variables: bool = False, snapshot_epochs=(), snapshot_cache=None,
-             checkpoints=None, devices: int = 0) -> TrainedNet:
+             checkpoints=None, devices: int = 0, concurrent_seeds: int = 0) -> TrainedNet:
   """Step 1 and 2: N1 on D1 under ``variant``; its predictions on D2 and D3.
 
   ``snapshot_epochs`` also keeps N1's predictions after each of those epochs, for measuring
   learnability along training (experiment F1). They go into ``snapshot_cache`` (a mapping
   (epoch, seed position) -> (preds_d2, preds_d3); a dict unless given), so a resumed training can
-  keep the snapshots taken before it was interrupted. ``checkpoints`` see
-  :func:`learnjax.engine.train_seeds`.
+  keep the snapshots taken before it was interrupted. ``checkpoints``, ``devices`` and
+  ``concurrent_seeds``: see :func:`learnjax.engine.train_seeds`.
   """
   snapshot_epochs = sorted(set(int(e) for e in snapshot_epochs))
   cache = {} if snapshot_cache is None else snapshot_cache
@@ -104,7 +104,7 @@ def train_n1(splits: Splits, trainer: engine.Trainer, variant: str, experiment_s
       trainer, seed_keys(experiment_seed, seed_indices, Purpose.N1_INIT),
       seed_keys(experiment_seed, seed_indices, Purpose.N1_ORDER), x, y,
       per_seed_x=(variant == "random_images"), seed_layout=seed_layout, on_epoch=on_epoch,
-      checkpoints=checkpoints, devices=devices)
+      checkpoints=checkpoints, devices=devices, concurrent_seeds=concurrent_seeds)
   net = _trained(trainer, result, splits, with_d2=True, keep_variables=keep_variables)
   # A seed that stopped before epoch e is, at epoch e, its final self.
   net.snapshots = {
@@ -117,13 +117,15 @@ def train_n1(splits: Splits, trainer: engine.Trainer, variant: str, experiment_s
 
 def train_n2(splits: Splits, trainer: engine.Trainer, n1_labels_d2: np.ndarray,
              experiment_seed: int, seed_indices, seed_layout: str = "auto",
-             on_epoch=None, checkpoints=None, devices: int = 0) -> TrainedNet:
+             on_epoch=None, checkpoints=None, devices: int = 0,
+             concurrent_seeds: int = 0) -> TrainedNet:
   """Step 3: N2 of seed s on (D2, N1_s(D2)); its predictions on D3."""
   result = engine.train_seeds(
       trainer, seed_keys(experiment_seed, seed_indices, Purpose.N2_INIT),
       seed_keys(experiment_seed, seed_indices, Purpose.N2_ORDER),
       jnp.asarray(splits.d2.x), jnp.asarray(n1_labels_d2, jnp.int32),
-      seed_layout=seed_layout, on_epoch=on_epoch, checkpoints=checkpoints, devices=devices)
+      seed_layout=seed_layout, on_epoch=on_epoch, checkpoints=checkpoints, devices=devices,
+      concurrent_seeds=concurrent_seeds)
   return _trained(trainer, result, splits, with_d2=False, keep_variables=False)
 
 

@@ -277,7 +277,8 @@ class Experiment:
                             snapshot_cache=_SnapshotCache(os.path.join(
                                 self.store.checkpoint_dir("n1", job.id), "snapshots")),
                             checkpoints=self._checkpoints("n1", job.id),
-                            devices=self.config.train.get("devices", 0))
+                            devices=self.config.train.get("devices", 0),
+                            concurrent_seeds=self.config.train.get("concurrent_seeds", 0))
     size = models.size(self.trainer(job.n1, job.batch_size).model, self.pool.image_shape)
     result = {"n1": job.id, "dataset": self.pool.name, "variant": job.variant,
               "model": job.n1.name, "batch_size": job.batch_size, "seeds": int(self.config.seeds),
@@ -307,7 +308,8 @@ class Experiment:
                            on_epoch=self._printer(f"N2 {cell.n2.name} <- {job.n1.name} {job.variant}",
                                                   len(self.splits.d2), cell.n2_batch_size),
                            checkpoints=self._checkpoints("cells", cell.id),
-                           devices=self.config.train.get("devices", 0))
+                           devices=self.config.train.get("devices", 0),
+                           concurrent_seeds=self.config.train.get("concurrent_seeds", 0))
     y3 = self.splits.d3.y
     n1_result, _ = self.store.load("n1", job.id, with_arrays=False)
     result = {
@@ -437,6 +439,7 @@ def format_table(results: list[dict]) -> str:
 _FREE_FIELDS = ("experiment", "data.variant", "n1.model", "n1.width", "n1.depth", "n1.batch_size",
                 "n1.snapshot_epochs", "n2.model", "n2.width", "n2.depth", "n2.batch_size",
                 "train.loop", "train.seed_layout", "train.eval_batch_size", "train.devices",
+                "train.concurrent_seeds",
                 "checkpoint_every_epochs", "progress_seconds")
 
 

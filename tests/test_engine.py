@@ -118,9 +118,10 @@ def test_scan_and_step_loops_agree(small_splits, model):
                results["scan"].variables, results["step"].variables)
 
 
-def test_partial_last_batch_is_trained_on(small_splits):
-  # 200 examples at batch 64: 3 full batches and one of 8. With batch 200 the one step sees all.
-  cfg = engine.TrainConfig(max_epochs=1)
+@pytest.mark.parametrize("loop", ["scan", "step"])
+def test_partial_last_batch_is_trained_on(small_splits, loop):
+  # 200 examples at batch 64: 3 full batches and one of 8.
+  cfg = engine.TrainConfig(max_epochs=1, loop=loop)
   trainer = engine.Trainer(models.build("mlp_1", 10), cfg)
   keys = jax.random.split(jax.random.PRNGKey(3), 1)
   y = np.asarray(small_splits.d1.y)[None]
@@ -133,7 +134,7 @@ def test_partial_last_batch_is_trained_on(small_splits):
 
   trainer._step = counting_step
   trainer.train(keys, keys, small_splits.d1.x, y)
-  assert sorted(seen) == [8, 64], seen  # traced once for the scan body, once for the rest
+  assert sorted(seen) == [8, 64], seen  # traced once for the full batches, once for the rest
 
 
 def test_diverging_seed_is_marked_and_keeps_finite_parameters(small_splits):
@@ -146,3 +147,72 @@ def test_diverging_seed_is_marked_and_keeps_finite_parameters(small_splits):
   assert result.diverged.all()
   assert (result.diverged_epoch >= 1).all() and (result.diverged_epoch <= 5).all()
   assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(result.variables))
+
+
+def _train_seeds(splits, model, num_seeds=3, **kwargs):
+  trainer = engine.Trainer(models.build(model, 10), engine.TrainConfig(max_epochs=3))
+  keys = jax.random.split(jax.random.PRNGKey(5), num_seeds)
+  y = np.broadcast_to(splits.d1.y, (num_seeds, len(splits.d1)))
+  return engine.train_seeds(trainer, keys, keys[::-1], splits.d1.x, y, **kwargs)
+
+
+@pytest.mark.parametrize("model", ["mlp_1", "shallow_cnn_16"])
+def test_concurrent_seeds_give_the_same_results(small_splits, model):
+  calls = []
+  one = _train_seeds(small_splits, model, seed_layout="sequential", concurrent_seeds=1)
+  two = _train_seeds(small_splits, model, seed_layout="sequential", concurrent_seeds=2,
+                     on_epoch=lambda log, state, seeds: calls.append((tuple(seeds), log.epoch)))
+  np.testing.assert_array_equal(one.history["train_error"], two.history["train_error"])
+  jax.tree.map(np.testing.assert_array_equal, one.variables, two.variables)
+  assert sorted(calls) == [((s,), e) for s in range(3) for e in (1, 2, 3)]
+
+
+def test_a_failing_concurrent_seed_stops_the_others_and_raises(small_splits):
+  epochs = {}
+
+  def on_epoch(log, state, seeds):
+    epochs[int(seeds[0])] = log.epoch
+    if int(seeds[0]) == 0 and log.epoch == 1:
+      raise RuntimeError("seed 0 failed")
+
+  with pytest.raises(RuntimeError, match="seed 0 failed"):
+    _train_seeds(small_splits, "mlp_1", seed_layout="sequential", concurrent_seeds=2,
+                 on_epoch=on_epoch)
+  # Seed 1 ran beside seed 0 and stopped at its next epoch end; seed 2 never started.
+  assert epochs.get(1, 0) <= 2 and 2 not in epochs
+
+
+def test_concurrency_is_chosen_per_backend_and_layout():
+  assert engine.choose_concurrency(0, "sequential", 5, 1) == engine.CPU_CONCURRENT_SEEDS
+  assert engine.choose_concurrency(0, "vmap", 1, 1) == 1
+  assert engine.choose_concurrency(0, "sequential", 5, 4) == 1   # groups already span devices
+  assert engine.choose_concurrency(8, "sequential", 3, 1) == 3   # never more threads than groups
+
+
+def test_cpu_seed_layout_depends_on_model_size():
+  cifar = jnp.zeros((1, 32, 32, 3))
+  digits = jnp.zeros((1, 8, 8, 1))
+  assert engine.choose_seed_layout("auto", models.build("mlp_3", 10), cifar) == "sequential"
+  assert engine.choose_seed_layout("auto", models.build("mlp_1", 10), digits) == "vmap"
+  assert engine.choose_seed_layout("auto", models.build("shallow_cnn_16", 10), digits) == \
+      "sequential"
+  assert engine.choose_seed_layout("vmap", models.build("mlp_3", 10), cifar) == "vmap"
+
+
+@pytest.mark.parametrize("model,loop", [("mlp_1", "scan"), ("shallow_cnn_16", "step"),
+                                        ("shallow_cnn_16", "scan")])
+def test_shared_order_gathers_once_and_trains_as_equal_order_keys_do(small_splits, model, loop):
+  # shared_order's own compiled path (one batch for all seeds) must train exactly what the
+  # per-seed path does when every seed is given the same order key.
+  init_keys = jax.random.split(jax.random.PRNGKey(6), 3)
+  order_keys = jnp.broadcast_to(jax.random.PRNGKey(7), (3, 2))
+  y = np.stack([small_splits.d1.y, small_splits.d1.y, (small_splits.d1.y + 1) % 10])
+  results = {}
+  for shared in (False, True):
+    trainer = engine.Trainer(models.build(model, 10),
+                             engine.TrainConfig(max_epochs=3, loop=loop, shared_order=shared))
+    results[shared] = trainer.train(init_keys, order_keys, small_splits.d1.x, y)
+  np.testing.assert_allclose(results[True].history["train_error"],
+                             results[False].history["train_error"])
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
+               results[True].variables, results[False].variables)

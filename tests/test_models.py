@@ -350,3 +350,32 @@ def test_reshape_max_pool_equals_flax_max_pool(shape):
   g = jax.grad(lambda x: (layers.max_pool(jax.nn.relu(x), 2, 2) ** 2).sum())(x)
   g_ref = jax.grad(lambda x: (nn.max_pool(jax.nn.relu(x), (2, 2), (2, 2)) ** 2).sum())(x)
   np.testing.assert_allclose(g, g_ref, rtol=1e-6)
+
+
+def test_max_pool_gradient_goes_to_the_first_maximum_as_in_pytorch():
+  # Ties inside a window: PyTorch's MaxPool2d sends the gradient to the first maximum in
+  # row-major order; JAX's own reduction gradient would split it.
+  x = jnp.array([[1.0, 3.0, 2.0, 2.0],
+                 [3.0, 0.0, 2.0, 2.0],
+                 [0.0, 0.0, -1.0, 5.0],
+                 [0.0, 0.0, 5.0, -1.0]]).reshape(1, 4, 4, 1)
+  g = jax.grad(lambda x: (layers.max_pool(x, 2, 2) * jnp.arange(1.0, 5.0).reshape(1, 2, 2, 1))
+               .sum())(x)
+  want = np.array([[0, 1, 2, 0],
+                   [0, 0, 0, 0],
+                   [3, 0, 0, 4],
+                   [0, 0, 0, 0]], np.float32).reshape(1, 4, 4, 1)
+  np.testing.assert_array_equal(g, want)
+
+
+@pytest.mark.parametrize("groups,strides", [(1, 1), (1, 2), (4, 1)])
+def test_cpu_conv_gradients_equal_the_automatic_ones(groups, strides):
+  x = jax.random.normal(jax.random.PRNGKey(0), (8, 9, 9, 8))
+  w = jax.random.normal(jax.random.PRNGKey(1), (3, 3, 8 // groups, 12))
+  args = dict(window_strides=(strides, strides), padding=((1, 1), (1, 1)),
+              dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=groups)
+  loss = lambda conv: lambda x, w: (jnp.sin(conv(x, w, **args))).sum()
+  got = jax.grad(loss(layers._conv_chunked_kernel_grad), argnums=(0, 1))(x, w)
+  want = jax.grad(loss(jax.lax.conv_general_dilated), argnums=(0, 1))(x, w)
+  for a, b in zip(got, want):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)

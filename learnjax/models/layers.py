@@ -8,10 +8,16 @@ biases need a closure that knows fan_in, which these helpers build.
 
 BatchNorm follows PyTorch's defaults (eps 1e-5, momentum 0.1, which is Flax momentum 0.9),
 with the two-pass variance, which is numerically closer to PyTorch.
+
+Two gradients are written by hand because XLA's CPU backend computes the automatic ones slowly
+(benchmarks/RESULTS.md): the 2x2 max-pool's (a mask instead of select-and-scatter) and, on the
+CPU only, a convolution's kernel gradient (summed over batch chunks, which XLA runs faster and in
+parallel). Both give the same values as the automatic gradients up to float summation order.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import flax.linen as nn
@@ -66,8 +72,56 @@ class Conv(nn.Module):
     return nn.Conv(self.features, (k, k), strides=(self.strides, self.strides),
                    padding=((p, p), (p, p)), use_bias=self.use_bias,
                    feature_group_count=self.groups, dtype=self.dtype,
+                   conv_general_dilated=conv_general_dilated(),
                    kernel_init=torch_kernel_init,
                    bias_init=torch_bias_init(fan_in), name="conv")(x)
+
+
+# The kernel gradient of a convolution on the CPU is computed over this many batch chunks.
+CPU_KERNEL_GRAD_CHUNKS = 4
+
+
+def conv_general_dilated():
+  """The convolution ``nn.Conv`` should call: ``lax.conv_general_dilated`` on accelerators; on the
+  CPU the same convolution with its kernel gradient summed over batch chunks.
+
+  XLA's CPU kernel gradient for a whole batch of 64 runs on one core and is several times slower
+  than the forward convolution; chunks of the batch run faster and can run concurrently
+  (shallow CNN 16, one training step on 2 cores: 10.8 ms -> 8.9 ms).
+  """
+  return _conv_chunked_kernel_grad if jax.default_backend() == "cpu" else None
+
+
+def _conv_chunked_kernel_grad(lhs, rhs, window_strides, padding, lhs_dilation=None,
+                              rhs_dilation=None, dimension_numbers=None, feature_group_count=1,
+                              precision=None, **kwargs):
+  conv = functools.partial(
+      jax.lax.conv_general_dilated, window_strides=window_strides, padding=padding,
+      lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
+      feature_group_count=feature_group_count, precision=precision, **kwargs)
+  dn = jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
+  batch_axis, out_batch_axis = dn.lhs_spec[0], dn.out_spec[0]
+  chunks = CPU_KERNEL_GRAD_CHUNKS
+  if kwargs.get("batch_group_count", 1) != 1 or lhs.shape[batch_axis] % chunks:
+    return conv(lhs, rhs)
+
+  @jax.custom_vjp
+  def chunked(lhs, rhs):
+    return conv(lhs, rhs)
+
+  def forward(lhs, rhs):
+    return conv(lhs, rhs), (lhs, rhs)
+
+  def backward(residuals, g):
+    lhs, rhs = residuals
+    d_lhs = jax.vjp(lambda l: conv(l, rhs), lhs)[1](g)[0]
+    parts = zip(jnp.split(lhs, chunks, batch_axis), jnp.split(g, chunks, out_batch_axis))
+    d_rhs = functools.reduce(
+        jnp.add, [jax.vjp(lambda r, l=l: conv(l, r), rhs)[1](gc)[0] for l, gc in parts])
+    return d_lhs, d_rhs
+
+  chunked.defvjp(forward, backward)
+  return chunked(lhs, rhs)
 
 
 def batch_norm(train: bool, name: str | None = None, dtype=None) -> nn.BatchNorm:
@@ -80,17 +134,52 @@ def max_pool(x, window: int, stride: int, padding: int = 0):
   """Max-pool padded with -inf, as PyTorch's MaxPool2d.
 
   A non-overlapping unpadded pool (window == stride, the shallow CNN's and VGG's 2x2) is computed
-  as a reshape and a max: the same values and, since a tie can only occur where ReLU is flat, the
-  same gradients, but its gradient avoids XLA's select-and-scatter, which on the CPU costs more
-  than the rest of a shallow CNN's training step (benchmarks/RESULTS.md).
+  as a reshape and a max, with a hand-written gradient that, like PyTorch's, sends each output's
+  gradient to the first maximum of its window in row-major order. XLA's own gradients of a pool
+  (select-and-scatter, or the reduction's tie-splitting mask) cost more on the CPU than the rest
+  of a shallow CNN's training step (benchmarks/RESULTS.md).
   """
   p = padding
   if p == 0 and window == stride:
     n, h, w, c = x.shape
     h, w = h // window * window, w // window * window  # drop the remainder, as VALID pooling does
-    x = x[:, :h, :w].reshape(n, h // window, window, w // window, window, c)
-    return x.max(axis=(2, 4))
+    return _block_max(x[:, :h, :w], window)
   return nn.max_pool(x, (window, window), (stride, stride), padding=((p, p), (p, p)))
+
+
+def _windows(x, window):
+  n, h, w, c = x.shape
+  return x.reshape(n, h // window, window, w // window, window, c)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def _block_max(x, window):
+  return _windows(x, window).max(axis=(2, 4))
+
+
+def _block_max_forward(x, window):
+  pooled = _block_max(x, window)
+  return pooled, (x, pooled)
+
+
+def _block_max_backward(window, residuals, g):
+  x, pooled = residuals
+  blocks = _windows(x, window)
+  is_max = blocks == pooled[:, :, None, :, None, :]
+  taken = jnp.zeros_like(pooled, dtype=bool)
+  grads = []
+  for a in range(window):
+    row = []
+    for b in range(window):
+      first = is_max[:, :, a, :, b, :] & ~taken
+      taken = taken | first
+      row.append(jnp.where(first, g, jnp.zeros_like(g)))
+    grads.append(jnp.stack(row, axis=3))           # (n, h', w', window_b, c)
+  dx = jnp.stack(grads, axis=2)                    # (n, h', window_a, w', window_b, c)
+  return (dx.reshape(x.shape),)
+
+
+_block_max.defvjp(_block_max_forward, _block_max_backward)
 
 
 def avg_pool(x, window: int, stride: int | None = None):
