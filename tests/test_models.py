@@ -214,9 +214,11 @@ def _walk_eqns(jaxpr):
 
 
 @pytest.mark.parametrize("name", list(DEEP))
-def test_padding_is_explicit_and_symmetric(name):
+def test_padding_is_explicit_and_symmetric(name, monkeypatch):
   """Every k x k convolution pads (k//2, k//2) per side, as PyTorch does; never 'SAME' (which
   pads a stride-2 3x3 convolution (0, 1)). Every pooling window is padded symmetrically."""
+  # The model as declared: lax convolutions everywhere (the CPU runs tiny ones as matmuls).
+  monkeypatch.setattr(layers, "conv_general_dilated", lambda: None)
   model, variables = abstract_variables(name)
   x = jax.ShapeDtypeStruct((2, *CIFAR), jnp.float32)
   jaxpr = jax.make_jaxpr(lambda v, x: model.apply(v, x, train=False))(variables, x)
@@ -368,14 +370,18 @@ def test_max_pool_gradient_goes_to_the_first_maximum_as_in_pytorch():
   np.testing.assert_array_equal(g, want)
 
 
-@pytest.mark.parametrize("groups,strides", [(1, 1), (1, 2), (4, 1)])
-def test_cpu_conv_gradients_equal_the_automatic_ones(groups, strides):
-  x = jax.random.normal(jax.random.PRNGKey(0), (8, 9, 9, 8))
+@pytest.mark.parametrize("size,groups,strides", [(9, 1, 1), (9, 1, 2), (9, 4, 1), (2, 1, 1),
+                                                 (3, 1, 2), (1, 1, 1)])
+def test_cpu_conv_gradients_equal_the_automatic_ones(size, groups, strides):
+  # Large maps: chunked kernel gradient; outputs of at most 2x2: the patches-matmul form.
+  x = jax.random.normal(jax.random.PRNGKey(0), (8, size, size, 8))
   w = jax.random.normal(jax.random.PRNGKey(1), (3, 3, 8 // groups, 12))
   args = dict(window_strides=(strides, strides), padding=((1, 1), (1, 1)),
               dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=groups)
   loss = lambda conv: lambda x, w: (jnp.sin(conv(x, w, **args))).sum()
-  got = jax.grad(loss(layers._conv_chunked_kernel_grad), argnums=(0, 1))(x, w)
+  np.testing.assert_allclose(layers._cpu_conv(x, w, **args),
+                             jax.lax.conv_general_dilated(x, w, **args), rtol=1e-5, atol=1e-5)
+  got = jax.grad(loss(layers._cpu_conv), argnums=(0, 1))(x, w)
   want = jax.grad(loss(jax.lax.conv_general_dilated), argnums=(0, 1))(x, w)
   for a, b in zip(got, want):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Every accelerator measurement in one call, sized for a short GPU session (about 6 minutes):
+# the engine/PyTorch benchmark at the default precision (TF32 on NVIDIA GPUs), the T2 device-time
+# estimate from it, and a short bf16 benchmark of the shallow CNNs and the MLP.
+#
+#   OUT=/path/to/results bash benchmarks/device_check.sh
+#
+# Needs jax with the accelerator, flax, optax and (for the reference rows) torch; not
+# ml_collections or tensorflow-datasets. Everything is written under $OUT.
+set -u
+OUT=${OUT:-/tmp/learnjax_device_check}
+mkdir -p "$OUT"
+export XLA_PYTHON_CLIENT_PREALLOCATE=false
+cd "$(dirname "$0")/.."
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/device.txt" 2>&1
+python -c "import jax; print(jax.__version__, jax.devices())" >> "$OUT/device.txt" 2>&1
+python benchmarks/benchmark.py --out "$OUT/bench_default.json" --budget_s 240 \
+  2>&1 | tee "$OUT/bench_default.log"
+python benchmarks/t2_estimate.py "$OUT/bench_default.json" 2>&1 | tee "$OUT/t2_estimate.txt"
+python benchmarks/t2_estimate.py "$OUT/bench_default.json" --path fastest 2>&1 \
+  | tee -a "$OUT/t2_estimate.txt"
+python benchmarks/benchmark.py --precision bf16 --models shallow_cnn_16 shallow_cnn_1024 mlp_3 \
+  --out "$OUT/bench_bf16.json" --budget_s 90 2>&1 | tee "$OUT/bench_bf16.log"
