@@ -14,8 +14,8 @@ seeds. Rows:
   ``Trainer.step_epoch`` (``loop=step``: one compiled call per step); seeds are vmapped with their
   own batch orders (``order=own``) or with ``TrainConfig(shared_order=True)`` (``order=shared``,
   the order keys broadcast exactly as ``Trainer.train`` does), or, for deep nets, trained one after
-  another (``layout=sequential``, as ``train_seeds`` does for BatchNorm nets, and for conv nets
-  on the CPU), ``thr`` of them at a time in threads (``train.concurrent_seeds``). The row marked
+  another (``layout=sequential``, as ``train_seeds`` does for conv and BatchNorm nets, and on
+  the CPU for larger MLPs), ``thr`` (1 or 2) of them at a time in threads (``train.concurrent_seeds``). The row marked
   ``*`` is what ``loop``, ``seed_layout`` and ``concurrent_seeds`` 'auto' pick on this backend.
 * ``torch``: the same architecture in ``torch.nn`` (PyTorch default init, NCHW), one seed at a
   time, ``zero_grad(); loss.backward(); step()`` per batch of 64, the mistakes counted on the device
@@ -226,14 +226,11 @@ def engine_paths(num_seeds: int, deep: bool, all_sequential: bool = False) -> li
   # The step loop first: on the CPU it is the fast one for conv nets, scan the very slow one.
   if num_seeds == 1:
     return [Path("step", "vmap", "own"), Path("scan", "vmap", "own")]
-  threads = engine.choose_concurrency(0, "sequential", num_seeds, 1)
   paths = []
   for loop in ("step", "scan"):
     paths += [Path(loop, "vmap", "own"), Path(loop, "vmap", "shared")]
     if deep or all_sequential:
-      paths.append(Path(loop, "sequential", "own"))
-      if threads > 1:
-        paths.append(Path(loop, "sequential", "own", threads))
+      paths += [Path(loop, "sequential", "own", 1), Path(loop, "sequential", "own", 2)]
   return paths
 
 

@@ -17,6 +17,11 @@ An epoch runs either as one compiled call (``loop='scan'``: ``lax.scan`` over th
 fastest path on accelerators) or as one compiled call per step (``loop='step'``, faster for
 convolutions on the CPU); ``loop='auto'`` picks per backend and model. Both use the same step
 function. The last partial batch of an epoch is trained on, as a PyTorch DataLoader does.
+
+:func:`train_seeds` decides how a model's seeds share the machine: all vmapped in one
+computation, or one at a time per device (``seed_layout``), several of those at once in threads
+(``concurrent_seeds``), spread over local devices with ``jax.sharding``. ``shared_order`` (off by
+default: the protocol gives each seed its own order) gathers each batch once for all seeds.
 """
 
 from __future__ import annotations
@@ -471,10 +476,12 @@ CPU_SEQUENTIAL_MIN_PARAMS = 50_000
 def choose_seed_layout(layout: str, model, x_example) -> str:
   """'vmap' (all seeds in one computation) or 'sequential' (one seed at a time, per device).
 
-  ``auto``: vmapping a convolution over seeds turns it into a grouped convolution, which is slower
-  than the seeds in turn for BatchNorm nets on accelerators and for every conv net on the CPU;
-  on the CPU larger conv-free nets also run faster in turn, several at once in threads
-  (``CPU_SEQUENTIAL_MIN_PARAMS``, benchmarks/RESULTS.md); everything else is vmapped.
+  ``auto``: vmapping a convolution over seeds (each with its own batches) turns it into a grouped
+  convolution, which runs slower than the seeds in turn on the CPU (shallow CNN 16: 918 against
+  9,949 samples/s, benchmarks/RESULTS.md) and on GPUs (H200, shallow CNN 16: 424k samples/s for 5
+  vmapped seeds against 640k for one; ResNet18 6.9k against 20k), so every conv net and every
+  BatchNorm net trains its seeds in turn. On the CPU larger conv-free nets do too, several at
+  once in threads (``CPU_SEQUENTIAL_MIN_PARAMS``); everything else is vmapped.
   """
   if layout not in ("auto", "vmap", "sequential"):
     raise ValueError(f"train.seed_layout must be auto, vmap or sequential, got {layout!r}")
@@ -482,11 +489,11 @@ def choose_seed_layout(layout: str, model, x_example) -> str:
     return layout
   init = functools.partial(model.init, train=False)
   variables = jax.eval_shape(init, jax.random.PRNGKey(0), x_example)
-  if "batch_stats" in variables:
+  if "batch_stats" in variables or _has_conv(model, variables, x_example):
     return "sequential"
   if jax.default_backend() == "cpu":
     params = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(variables["params"]))
-    if params >= CPU_SEQUENTIAL_MIN_PARAMS or _has_conv(model, variables, x_example):
+    if params >= CPU_SEQUENTIAL_MIN_PARAMS:
       return "sequential"
   return "vmap"
 
