@@ -604,9 +604,17 @@ def _train_concurrently(train_group, groups, workers: int, on_epoch) -> list[Tra
       with lock:
         _with_seeds(on_epoch, seeds, log, state)
 
+  def run(seeds):
+    if abandon.is_set():
+      raise _Abandoned()
+    try:
+      return train_group(seeds, functools.partial(callback, seeds))
+    except BaseException:
+      abandon.set()
+      raise
+
   pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="learnjax-seeds")
-  futures = [pool.submit(train_group, seeds, functools.partial(callback, seeds))
-             for seeds in groups]
+  futures = [pool.submit(run, seeds) for seeds in groups]
   try:
     concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_EXCEPTION)
   except BaseException:
