@@ -96,6 +96,9 @@ def _cpu_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation
               dimension_numbers=None, feature_group_count=1, precision=None, **kwargs):
   """``lax.conv_general_dilated`` for XLA's CPU backend (same values, same gradients).
 
+  * A grouped convolution (DPN's 32 groups) runs as one plain convolution per group: XLA's CPU
+    grouped convolution takes 17 s for the gradients of DPN26's first grouped layer (batch 64)
+    where the groups in turn take 0.26 s.
   * A convolution with a tiny output (VGG's 512-channel 3x3 convs on 2x2 maps) runs as one
     matmul of its patches: XLA's CPU kernel takes 400 ms for what the matmul does in 5, and its
     gradients 790 ms against 15 (batch 64).
@@ -109,11 +112,12 @@ def _cpu_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation
       feature_group_count=feature_group_count, precision=precision, **kwargs)
   dn = jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
   out_shape = jax.eval_shape(conv, lhs, rhs).shape
-  plain = (feature_group_count == 1 and kwargs.get("batch_group_count", 1) == 1
-           and all(d == 1 for d in (lhs_dilation or ()) + (rhs_dilation or ()))
-           and dn == jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape,
-                                                     ("NHWC", "HWIO", "NHWC"))
-           and not isinstance(padding, str))
+  nhwc = (kwargs.get("batch_group_count", 1) == 1
+          and dn == jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, ("NHWC", "HWIO", "NHWC")))
+  if nhwc and feature_group_count > 1:
+    return _groups_in_turn(conv, lhs, rhs, feature_group_count)
+  plain = (nhwc and feature_group_count == 1 and not isinstance(padding, str)
+           and all(d == 1 for d in (lhs_dilation or ()) + (rhs_dilation or ())))
   if plain and out_shape[1] * out_shape[2] <= CPU_MATMUL_CONV_MAX_POSITIONS:
     return _patches_matmul(lhs, rhs, window_strides, padding, out_shape, precision)
   batch_axis, out_batch_axis = dn.lhs_spec[0], dn.out_spec[0]
@@ -138,6 +142,14 @@ def _cpu_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation
 
   chunked.defvjp(forward, backward)
   return chunked(lhs, rhs)
+
+
+def _groups_in_turn(conv, lhs, rhs, groups):
+  """An NHWC x HWIO grouped convolution as ``groups`` plain ones, concatenated."""
+  xs = jnp.split(lhs, groups, axis=-1)
+  ws = jnp.split(rhs, groups, axis=-1)
+  plain = functools.partial(conv.func, **{**conv.keywords, "feature_group_count": 1})
+  return jnp.concatenate([plain(x, w) for x, w in zip(xs, ws)], axis=-1)
 
 
 def _patches_matmul(x, kernel, strides, padding, out_shape, precision):
