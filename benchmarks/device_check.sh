@@ -10,6 +10,7 @@
 set -u
 OUT=${OUT:-/tmp/learnjax_device_check}
 mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)   # absolute: the script moves to the repository root below
 export XLA_PYTHON_CLIENT_PREALLOCATE=false
 cd "$(dirname "$0")/.."
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/device.txt" 2>&1

@@ -617,13 +617,11 @@ def _train_concurrently(train_group, groups, workers: int, on_epoch) -> list[Tra
   futures = [pool.submit(run, seeds) for seeds in groups]
   try:
     concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_EXCEPTION)
-  except BaseException:
+  except BaseException:  # Ctrl-C while waiting
     abandon.set()
-    pool.shutdown(wait=True, cancel_futures=True)
     raise
-  if any(f.done() and not f.cancelled() and f.exception() is not None for f in futures):
-    abandon.set()
-  pool.shutdown(wait=True, cancel_futures=True)
+  finally:
+    pool.shutdown(wait=True, cancel_futures=True)
   errors = [f.exception() for f in futures if not f.cancelled() and f.exception() is not None]
   real = [e for e in errors if not isinstance(e, _Abandoned)]
   if real:

@@ -156,6 +156,9 @@ def train_config(config, batch_size: int) -> engine.TrainConfig:
     raise LearnjaxError(f"train.loop must be auto, scan or step, got {cfg.loop!r}")
   if t.seed_layout not in ("auto", "vmap", "sequential"):
     raise LearnjaxError(f"train.seed_layout must be auto, vmap or sequential, got {t.seed_layout!r}")
+  if t.get("concurrent_seeds", 0) < 0:
+    raise LearnjaxError(f"train.concurrent_seeds must be 0 (auto) or positive, "
+                        f"got {t.concurrent_seeds}")
   if not 0 < cfg.plateau_factor < 1:
     raise LearnjaxError(f"train.plateau_factor must be in (0, 1), got {cfg.plateau_factor}")
   if cfg.max_epochs < 1 or cfg.learning_rate <= 0:

@@ -58,6 +58,7 @@ def test_end_to_end_writes_config_results_and_table_then_resumes(tmp_path):
     (["--config.train.devices=64"], "train.devices=64"),
     (["--task_index=3", "--num_tasks=2"], "task_index must be in"),
     (["--config.train.loop=fast"], "train.loop must be"),
+    (["--config.train.concurrent_seeds=-1"], "train.concurrent_seeds must be"),
 ])
 def test_bad_input_gets_one_error_line(tmp_path, args, message):
   proc = run(QUICK + [f"--workdir={tmp_path}"] + args)

@@ -9,10 +9,11 @@ biases need a closure that knows fan_in, which these helpers build.
 BatchNorm follows PyTorch's defaults (eps 1e-5, momentum 0.1, which is Flax momentum 0.9),
 with the two-pass variance, which is numerically closer to PyTorch.
 
-Two gradients are written by hand because XLA's CPU backend computes the automatic ones slowly
-(benchmarks/RESULTS.md): the 2x2 max-pool's (a mask instead of select-and-scatter) and, on the
-CPU only, a convolution's kernel gradient (summed over batch chunks, which XLA runs faster and in
-parallel). Both give the same values as the automatic gradients up to float summation order.
+Where XLA's CPU kernels are slow, equivalent forms are used (benchmarks/RESULTS.md): the 2x2
+max-pool has a hand-written gradient (a first-maximum mask instead of select-and-scatter), and on
+the CPU only a convolution runs through :func:`_cpu_conv` (grouped ones group by group, tiny
+outputs as a matmul, kernel gradients over batch chunks). They give the same values as the
+automatic forms up to float summation order.
 """
 
 from __future__ import annotations
@@ -110,19 +111,20 @@ def _cpu_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation
       jax.lax.conv_general_dilated, window_strides=window_strides, padding=padding,
       lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
       feature_group_count=feature_group_count, precision=precision, **kwargs)
+  if kwargs.get("batch_group_count", 1) != 1:
+    return conv(lhs, rhs)
   dn = jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
-  out_shape = jax.eval_shape(conv, lhs, rhs).shape
-  nhwc = (kwargs.get("batch_group_count", 1) == 1
-          and dn == jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, ("NHWC", "HWIO", "NHWC")))
+  nhwc = dn == jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, ("NHWC", "HWIO", "NHWC"))
   if nhwc and feature_group_count > 1:
     return _groups_in_turn(conv, lhs, rhs, feature_group_count)
-  plain = (nhwc and feature_group_count == 1 and not isinstance(padding, str)
-           and all(d == 1 for d in (lhs_dilation or ()) + (rhs_dilation or ())))
-  if plain and out_shape[1] * out_shape[2] <= CPU_MATMUL_CONV_MAX_POSITIONS:
-    return _patches_matmul(lhs, rhs, window_strides, padding, out_shape, precision)
+  if (nhwc and feature_group_count == 1 and not isinstance(padding, str)
+      and all(d == 1 for d in (lhs_dilation or ()) + (rhs_dilation or ()))):
+    out_shape = jax.eval_shape(conv, lhs, rhs).shape
+    if out_shape[1] * out_shape[2] <= CPU_MATMUL_CONV_MAX_POSITIONS:
+      return _patches_matmul(lhs, rhs, window_strides, padding, out_shape, precision)
   batch_axis, out_batch_axis = dn.lhs_spec[0], dn.out_spec[0]
   chunks = CPU_KERNEL_GRAD_CHUNKS
-  if kwargs.get("batch_group_count", 1) != 1 or lhs.shape[batch_axis] % chunks:
+  if lhs.shape[batch_axis] % chunks:
     return conv(lhs, rhs)
 
   @jax.custom_vjp
