@@ -67,6 +67,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from learnjax import engine, models  # noqa: E402
+from learnjax.models import layers  # noqa: E402
 
 BATCH = 64
 NUM_CLASSES = 10
@@ -209,7 +210,8 @@ def train_step_flops(trainer: engine.Trainer, x, y) -> float | None:
   state = jax.tree.map(lambda a: a[0], trainer.init(keys, keys, x[:1]))
   carry = (state, jnp.zeros((), jnp.int32), jnp.ones((), bool))
   idx = jnp.arange(BATCH)
-  return cost_flops(jax.jit(trainer._step).lower(carry, x, y[0], idx))  # noqa: SLF001
+  with layers.accelerator_forms():   # the model's FLOPs, not those of its CPU forms
+    return cost_flops(jax.jit(trainer._step).lower(carry, x, y[0], idx))  # noqa: SLF001
 
 
 # ---- learnjax engine paths ------------------------------------------------------------------

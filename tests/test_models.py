@@ -214,14 +214,14 @@ def _walk_eqns(jaxpr):
 
 
 @pytest.mark.parametrize("name", list(DEEP))
-def test_padding_is_explicit_and_symmetric(name, monkeypatch):
+def test_padding_is_explicit_and_symmetric(name):
   """Every k x k convolution pads (k//2, k//2) per side, as PyTorch does; never 'SAME' (which
   pads a stride-2 3x3 convolution (0, 1)). Every pooling window is padded symmetrically."""
   # The model as declared: lax convolutions everywhere (the CPU runs tiny ones as matmuls).
-  monkeypatch.setattr(layers, "conv_general_dilated", lambda: None)
   model, variables = abstract_variables(name)
   x = jax.ShapeDtypeStruct((2, *CIFAR), jnp.float32)
-  jaxpr = jax.make_jaxpr(lambda v, x: model.apply(v, x, train=False))(variables, x)
+  with layers.accelerator_forms():
+    jaxpr = jax.make_jaxpr(lambda v, x: model.apply(v, x, train=False))(variables, x)
   convs = pools = 0
   for eqn in _walk_eqns(jaxpr.jaxpr):
     if eqn.primitive.name == "conv_general_dilated":
@@ -385,3 +385,77 @@ def test_cpu_conv_gradients_equal_the_automatic_ones(size, groups, strides):
   want = jax.grad(loss(jax.lax.conv_general_dilated), argnums=(0, 1))(x, w)
   for a, b in zip(got, want):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+class _ThreeLayers(nn.Module):
+  """Conv -> ReLU -> 2x2 max-pool as separate layers: what ConvReluMaxPool must equal."""
+  features: int
+
+  @nn.compact
+  def __call__(self, x):
+    x = layers.Conv(self.features, 5, padding=2, name="Conv_0")(x)
+    return layers.max_pool(nn.relu(x), 2, 2)
+
+
+class _Fused(nn.Module):
+  features: int
+
+  @nn.compact
+  def __call__(self, x):
+    return layers.ConvReluMaxPool(self.features, 5, padding=2, pool=2, name="Conv_0")(x)
+
+
+ON_CPU = jax.default_backend() == "cpu"
+
+
+@pytest.mark.parametrize("shape,features,blocked", [
+    ((4, 32, 32, 3), 16, True), ((4, 28, 28, 1), 16, True), ((3, 8, 8, 1), 16, True),
+    ((2, 11, 9, 3), 32, True), ((4, 16, 16, 3), 64, False), ((2, 8, 8, 1), 32, False)])
+def test_conv_relu_max_pool_equals_the_three_layers(shape, features, blocked):
+  # On the CPU narrow ones run on 2x2 pixel blocks; the reference runs in the accelerator forms.
+  assert layers._block_conv_pays(shape, features) == (blocked and ON_CPU)
+  x = jax.random.normal(jax.random.PRNGKey(0), shape)
+  fused, three = _Fused(features), _ThreeLayers(features)
+  variables = fused.init(jax.random.PRNGKey(1), x)
+  with layers.accelerator_forms():
+    reference = three.init(jax.random.PRNGKey(1), x)
+  assert jax.tree.structure(variables) == jax.tree.structure(reference)
+  jax.tree.map(np.testing.assert_array_equal, variables, reference)   # same init, bitwise
+
+  loss = lambda module: lambda v, x: jnp.sin(module.apply(v, x)).sum()
+  got = fused.apply(variables, x), jax.grad(loss(fused), argnums=(0, 1))(variables, x)
+  with layers.accelerator_forms():
+    want = three.apply(variables, x), jax.grad(loss(three), argnums=(0, 1))(variables, x)
+  jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=1e-4, atol=1e-5), got, want)
+
+
+def test_blocked_conv_pool_routes_ties_as_the_three_layers():
+  # Small integers make every sum exact, so windows tie exactly in both forms and the gradients
+  # compare bitwise: each goes to the first maximum of its window (PyTorch's rule).
+  x = jax.random.randint(jax.random.PRNGKey(0), (4, 12, 12, 3), 0, 2).astype(jnp.float32)
+  kernel = jax.random.randint(jax.random.PRNGKey(1), (5, 5, 3, 16), -1, 2).astype(jnp.float32)
+  variables = {"params": {"Conv_0": {"conv": {"kernel": kernel, "bias": jnp.zeros(16)}}}}
+  weights = jax.random.randint(jax.random.PRNGKey(2), (4, 6, 6, 16), -3, 4).astype(jnp.float32)
+  loss = lambda module: lambda v: (module.apply(v, x) * weights).sum()
+  got = jax.grad(loss(_Fused(16)))(variables)
+  with layers.accelerator_forms():
+    want = jax.grad(loss(_ThreeLayers(16)))(variables)
+  conv_out = jax.lax.conv_general_dilated(x, kernel, (1, 1), ((2, 2), (2, 2)),
+                                          dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  windows = conv_out.reshape(4, 6, 2, 6, 2, 16)
+  ties = (windows == windows.max(axis=(2, 4), keepdims=True)).sum(axis=(2, 4)) > 1
+  assert int((ties & (windows.max(axis=(2, 4)) > 0)).sum()) > 50   # positive ties do occur
+  jax.tree.map(np.testing.assert_array_equal, got, want)
+
+
+def test_accelerator_forms_trace_the_plain_convolution():
+  x = jax.ShapeDtypeStruct((4, 32, 32, 3), jnp.float32)
+  model = models.build("shallow_cnn_16", 10)
+  variables = jax.eval_shape(model.init, jax.random.PRNGKey(0), x)
+  kernels = lambda: [eqn.invars[1].aval.shape[:2] for eqn in _walk_eqns(
+      jax.make_jaxpr(model.apply)(variables, x).jaxpr)
+      if eqn.primitive.name == "conv_general_dilated"]
+  with layers.accelerator_forms():
+    assert kernels() == [(5, 5)]
+    assert layers.conv_general_dilated() is None
+  assert kernels() == ([(3, 3)] if ON_CPU else [(5, 5)])

@@ -18,6 +18,8 @@ automatic forms up to float summation order.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import math
 
@@ -52,6 +54,20 @@ class Dense(nn.Module):
                     bias_init=torch_bias_init(fan_in), name="dense")(x)
 
 
+class _ConvParams(nn.Module):
+  """The kernel and bias ``nn.Conv`` would create in this scope (same names, shapes and init)."""
+  kernel_shape: tuple[int, ...]
+  use_bias: bool
+
+  @nn.compact
+  def __call__(self):
+    kh, kw, cin, cout = self.kernel_shape
+    kernel = self.param("kernel", torch_kernel_init, self.kernel_shape, jnp.float32)
+    bias = (self.param("bias", torch_bias_init(cin * kh * kw), (cout,), jnp.float32)
+            if self.use_bias else None)
+    return kernel, bias
+
+
 class Conv(nn.Module):
   """A Conv2d with PyTorch's default init and explicit symmetric padding.
 
@@ -78,6 +94,131 @@ class Conv(nn.Module):
                    bias_init=torch_bias_init(fan_in), name="conv")(x)
 
 
+class ConvReluMaxPool(nn.Module):
+  """``Conv`` (stride 1) -> ReLU -> a ``pool`` x ``pool`` max-pool of stride ``pool``: the same
+  parameters, values and gradients as the three layers in turn.
+
+  On the CPU a narrow convolution of a few input channels followed by a 2x2 pool (the shallow
+  CNN's) is computed on 2x2 blocks of pixels (:func:`_block_conv_relu_pool`): XLA's CPU convolution
+  is several times slower on 1-3 input channels than on the 4-12 of the blocked input, and the
+  pool then reduces within a block, so the full-resolution map is never transposed back.
+  """
+  features: int
+  kernel_size: int
+  padding: int = 0
+  pool: int = 2
+  dtype: jax.typing.DTypeLike | None = None
+
+  @nn.compact
+  def __call__(self, x):
+    k, p = self.kernel_size, self.padding
+    kernel, bias = _ConvParams((k, k, x.shape[-1], self.features), True, name="conv")()
+    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+    if self.pool == 2 and _block_conv_pays(x.shape, self.features):
+      return _block_conv_relu_pool(x, kernel, bias, p)
+    conv = jax.lax.conv_general_dilated
+    if conv_general_dilated() is not None:
+      conv = functools.partial(_cpu_conv, kernel_grad_chunks=CPU_SHALLOW_KERNEL_GRAD_CHUNKS)
+    y = conv(x, kernel, (1, 1), ((p, p), (p, p)), dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return max_pool(nn.relu(y + bias), self.pool, self.pool)
+
+
+# ConvReluMaxPool's kernel gradient on the CPU is summed over this many batch chunks (measured
+# on a 2-core CPU, shallow CNN, two seeds at once in threads, ms per seed-step, 4 -> 16 chunks:
+# 16 filters 6.0 -> 4.4, 64 filters 26.5 -> 21.6, 256 filters 110 -> 109; VGG11 and ResNet18
+# gain nothing consistent from more than CPU_KERNEL_GRAD_CHUNKS).
+CPU_SHALLOW_KERNEL_GRAD_CHUNKS = 16
+
+
+# On the CPU, ConvReluMaxPool computes on 2x2 blocks of pixels when the input has at most
+# CPU_BLOCK_CONV_MAX_CHANNELS channels and the convolution at most this many features (by input
+# channels; measured on a 2-core AVX-512 CPU, batch 64, forward and gradients on one core: 5x5
+# conv + 2x2 pool, 32x32x3: 16 features 11.8 -> 7.6 ms, 32: 22.8 -> 14.4, 48: 21.7 -> 22.4,
+# 64: 35.5 -> 42.7; 28x28x1: 16 features 6.3 -> 3.6, 32: 4.6 -> 6.3; 8x8x1: 16: 0.68 -> 0.25).
+CPU_BLOCK_CONV_MAX_FEATURES = {1: 16, 2: 32, 3: 32}
+CPU_BLOCK_CONV_MAX_CHANNELS = 3
+
+
+def _block_conv_pays(x_shape, features):
+  if not _cpu_forms() or len(x_shape) != 4:
+    return False
+  channels = x_shape[-1]
+  return channels <= CPU_BLOCK_CONV_MAX_CHANNELS and features <= CPU_BLOCK_CONV_MAX_FEATURES[channels]
+
+
+def _block_conv_relu_pool(x, kernel, bias, padding):
+  """relu(conv(x, kernel) + bias) max-pooled 2x2, computed on 2x2 blocks of pixels.
+
+  Output pixel 2*B + o (o in {0, 1}) of a stride-1 convolution reads padded input pixels
+  2*B + o + t (t < k), i.e. pixel d in {0, 1} of input block B + b with 2*b + d = o + t. So with
+  the input's 2x2 blocks as channels (d_row, d_col, c) and the output's as (o_row, o_col, f), the
+  convolution is a stride-1 convolution over blocks with a ceil((k+1)/2)-block kernel whose entry
+  [b_row, b_col, (d_row, d_col, c), (o_row, o_col, f)] is kernel[2b_row + d_row - o_row,
+  2b_col + d_col - o_col, c, f] (zero outside the kernel). The pool is then a max over (o_row,
+  o_col), taken before the ReLU (the same values, and the same first-maximum gradient: a ReLU
+  keeps the order of positive values and zeroes the gradient of the rest).
+  """
+  n, h, w, c = x.shape
+  k, features = kernel.shape[0], kernel.shape[-1]
+  blocks = (k + 2) // 2                                       # kernel blocks per side
+  hq, wq = (h + 2 * padding - k + 1) // 2, (w + 2 * padding - k + 1) // 2   # pooled output
+  rows, cols = 2 * (hq + blocks - 1), 2 * (wq + blocks - 1)   # padded input rows/cols read
+  x = jax.lax.pad(x, jnp.zeros((), x.dtype), (
+      (0, 0, 0), (padding, rows - h - padding, 0), (padding, cols - w - padding, 0), (0, 0, 0)))
+  x = x.reshape(n, rows // 2, 2, cols // 2, 2, c).transpose(0, 1, 3, 2, 4, 5)
+  x = x.reshape(n, rows // 2, cols // 2, 4 * c)
+  y = _cpu_conv(x, _block_kernel(kernel, blocks), (1, 1), ((0, 0), (0, 0)),
+                dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                kernel_grad_chunks=CPU_SHALLOW_KERNEL_GRAD_CHUNKS)
+  y = y.reshape(n, hq, wq, 4, features) + bias
+  return nn.relu(_first_max(y))
+
+
+def _block_kernel(kernel, blocks):
+  """The (blocks, blocks, 4 c, 4 f) kernel of :func:`_block_conv_relu_pool`."""
+  k, _, c, f = kernel.shape
+  shifted = []
+  for o_row in range(2):
+    for o_col in range(2):
+      padded = jnp.pad(kernel, ((o_row, 2 * blocks - k - o_row), (o_col, 2 * blocks - k - o_col),
+                                (0, 0), (0, 0)))
+      shifted.append(padded.reshape(blocks, 2, blocks, 2, c, f))   # b_row, d_row, b_col, d_col
+  full = jnp.stack(shifted, axis=-2)                   # ..., c, (o_row, o_col), f
+  full = full.transpose(0, 2, 1, 3, 4, 5, 6)           # b_row, b_col, d_row, d_col, c, o, f
+  return full.reshape(blocks, blocks, 4 * c, 4 * f)
+
+
+@jax.custom_vjp
+def _first_max(y):
+  """Max over axis -2, the gradient going to the first maximum (as PyTorch's max-pool routes it)."""
+  return y.max(axis=-2)
+
+
+def _first_max_forward(y):
+  pooled = _first_max(y)
+  return pooled, (y, pooled)
+
+
+def _first_max_backward(residuals, g):
+  y, pooled = residuals
+  routed = _route_to_first_max([y[..., i, :] for i in range(y.shape[-2])], pooled, g)
+  return (jnp.stack(routed, axis=-2),)
+
+
+_first_max.defvjp(_first_max_forward, _first_max_backward)
+
+
+def _route_to_first_max(candidates, pooled, g):
+  """For each candidate, ``g`` where it is the first to equal ``pooled``, else 0."""
+  taken = jnp.zeros_like(pooled, dtype=bool)
+  routed = []
+  for candidate in candidates:
+    first = (candidate == pooled) & ~taken
+    taken = taken | first
+    routed.append(jnp.where(first, g, jnp.zeros_like(g)))
+  return routed
+
+
 # The kernel gradient of a convolution on the CPU is computed over this many batch chunks.
 CPU_KERNEL_GRAD_CHUNKS = 4
 
@@ -86,15 +227,34 @@ CPU_KERNEL_GRAD_CHUNKS = 4
 CPU_MATMUL_CONV_MAX_POSITIONS = 4
 
 
+_CPU_FORMS = contextvars.ContextVar("learnjax_cpu_forms", default=True)
+
+
+@contextlib.contextmanager
+def accelerator_forms():
+  """Within this context models are traced in the forms used on accelerators even on the CPU
+  (the plain convolution and pool), e.g. to count a model's FLOPs rather than its CPU form's."""
+  token = _CPU_FORMS.set(False)
+  try:
+    yield
+  finally:
+    _CPU_FORMS.reset(token)
+
+
+def _cpu_forms() -> bool:
+  return jax.default_backend() == "cpu" and _CPU_FORMS.get()
+
+
 def conv_general_dilated():
   """The convolution ``nn.Conv`` should call: ``lax.conv_general_dilated`` on accelerators; on the
   CPU the same convolution computed where XLA's CPU kernels are slow, by :func:`_cpu_conv`.
   """
-  return _cpu_conv if jax.default_backend() == "cpu" else None
+  return _cpu_conv if _cpu_forms() else None
 
 
 def _cpu_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
-              dimension_numbers=None, feature_group_count=1, precision=None, **kwargs):
+              dimension_numbers=None, feature_group_count=1, precision=None, *,
+              kernel_grad_chunks=None, **kwargs):
   """``lax.conv_general_dilated`` for XLA's CPU backend (same values, same gradients).
 
   * A grouped convolution (DPN's 32 groups) runs as one plain convolution per group: XLA's CPU
@@ -106,6 +266,9 @@ def _cpu_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation
   * Otherwise the kernel gradient is summed over batch chunks: XLA's CPU kernel gradient for a
     whole batch of 64 runs on one core and is several times slower than the forward convolution;
     chunks run faster and concurrently (shallow CNN 16, one step on 2 cores: 10.8 -> 8.9 ms).
+    ``kernel_grad_chunks`` (default :data:`CPU_KERNEL_GRAD_CHUNKS`) is reduced to a divisor of
+    the batch. Under ``jax.vmap`` (seeds) these convolutions run seed by seed
+    (:func:`_in_turn_under_vmap`), not as one grouped convolution.
   """
   conv = functools.partial(
       jax.lax.conv_general_dilated, window_strides=window_strides, padding=padding,
@@ -123,27 +286,55 @@ def _cpu_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation
     if out_shape[1] * out_shape[2] <= CPU_MATMUL_CONV_MAX_POSITIONS:
       return _patches_matmul(lhs, rhs, window_strides, padding, out_shape, precision)
   batch_axis, out_batch_axis = dn.lhs_spec[0], dn.out_spec[0]
-  chunks = CPU_KERNEL_GRAD_CHUNKS
-  if lhs.shape[batch_axis] % chunks:
-    return conv(lhs, rhs)
+  chunks = math.gcd(lhs.shape[batch_axis], kernel_grad_chunks or CPU_KERNEL_GRAD_CHUNKS)
+
+  def input_grad(lhs, rhs, g):
+    return jax.vjp(lambda l: conv(l, rhs), lhs)[1](g)[0]
+
+  def kernel_grad(lhs, rhs, g):
+    parts = zip(jnp.split(lhs, chunks, batch_axis), jnp.split(g, chunks, out_batch_axis))
+    return functools.reduce(
+        jnp.add, [jax.vjp(lambda r, l=l: conv(l, r), rhs)[1](gc)[0] for l, gc in parts])
+
+  forward_conv = _in_turn_under_vmap(conv)
+  input_grad, kernel_grad = _in_turn_under_vmap(input_grad), _in_turn_under_vmap(kernel_grad)
 
   @jax.custom_vjp
   def chunked(lhs, rhs):
-    return conv(lhs, rhs)
+    return forward_conv(lhs, rhs)
 
   def forward(lhs, rhs):
-    return conv(lhs, rhs), (lhs, rhs)
+    return forward_conv(lhs, rhs), (lhs, rhs)
 
   def backward(residuals, g):
     lhs, rhs = residuals
-    d_lhs = jax.vjp(lambda l: conv(l, rhs), lhs)[1](g)[0]
-    parts = zip(jnp.split(lhs, chunks, batch_axis), jnp.split(g, chunks, out_batch_axis))
-    d_rhs = functools.reduce(
-        jnp.add, [jax.vjp(lambda r, l=l: conv(l, r), rhs)[1](gc)[0] for l, gc in parts])
-    return d_lhs, d_rhs
+    return input_grad(lhs, rhs, g), kernel_grad(lhs, rhs, g)
 
   chunked.defvjp(forward, backward)
   return chunked(lhs, rhs)
+
+
+def _in_turn_under_vmap(fn):
+  """``fn`` (of arrays, first one the input batch), but under ``jax.vmap`` over the input batch
+  computed for one batch element after another, as the unbatched program does.
+
+  vmapped over seeds (each with its own kernel and batch), a convolution becomes a grouped one,
+  which XLA's CPU backend runs slower than the convolutions in turn and sums in another order:
+  a seed's result would then depend on how many seeds share a device. With an unbatched input (a
+  batch order shared by the seeds) the plain batching rule applies (one wide convolution).
+  """
+  wrapped = jax.custom_batching.custom_vmap(fn)
+
+  @wrapped.def_vmap
+  def rule(axis_size, in_batched, *args):
+    if not in_batched[0]:
+      axes = [0 if batched else None for batched in in_batched]
+      return jax.vmap(fn, in_axes=axes)(*args), True
+    outs = [wrapped(*[a[i] if batched else a for a, batched in zip(args, in_batched)])
+            for i in range(axis_size)]
+    return jnp.stack(outs), True
+
+  return wrapped
 
 
 def _groups_in_turn(conv, lhs, rhs, groups):
@@ -212,17 +403,10 @@ def _block_max_forward(x, window):
 def _block_max_backward(window, residuals, g):
   x, pooled = residuals
   blocks = _windows(x, window)
-  is_max = blocks == pooled[:, :, None, :, None, :]
-  taken = jnp.zeros_like(pooled, dtype=bool)
-  grads = []
-  for a in range(window):
-    row = []
-    for b in range(window):
-      first = is_max[:, :, a, :, b, :] & ~taken
-      taken = taken | first
-      row.append(jnp.where(first, g, jnp.zeros_like(g)))
-    grads.append(jnp.stack(row, axis=3))           # (n, h', w', window_b, c)
-  dx = jnp.stack(grads, axis=2)                    # (n, h', window_a, w', window_b, c)
+  routed = _route_to_first_max(
+      [blocks[:, :, a, :, b, :] for a in range(window) for b in range(window)], pooled, g)
+  rows = [jnp.stack(routed[a * window:(a + 1) * window], axis=3) for a in range(window)]
+  dx = jnp.stack(rows, axis=2)                     # (n, h', window_a, w', window_b, c)
   return (dx.reshape(x.shape),)
 
 

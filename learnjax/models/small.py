@@ -23,9 +23,8 @@ class ShallowCNN(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     del train
-    x = layers.Conv(self.width, 5, padding=2, dtype=self.dtype)(x)
-    x = nn.relu(x)
-    x = layers.max_pool(x, 2, 2)
+    x = layers.ConvReluMaxPool(self.width, 5, padding=2, pool=2, dtype=self.dtype,
+                               name="Conv_0")(x)
     return layers.Dense(self.num_classes, dtype=self.dtype)(layers.flatten(x))
 
 
