@@ -459,3 +459,25 @@ def test_accelerator_forms_trace_the_plain_convolution():
     assert kernels() == [(5, 5)]
     assert layers.conv_general_dilated() is None
   assert kernels() == ([(3, 3)] if ON_CPU else [(5, 5)])
+
+
+def test_cpu_conv_under_vmap_runs_seed_by_seed():
+  # Seeds vmapped with their own batches: each seed's values and gradients are bitwise those of
+  # the seed alone (no grouped convolution); with one shared batch, the same up to rounding.
+  args = dict(window_strides=(1, 1), padding=((1, 1), (1, 1)),
+              dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  xs = jax.random.normal(jax.random.PRNGKey(0), (3, 8, 9, 9, 4))
+  ws = jax.random.normal(jax.random.PRNGKey(1), (3, 3, 3, 4, 6))
+
+  def value_and_grads(x, w):
+    out, vjp = jax.vjp(lambda x, w: layers._cpu_conv(x, w, **args), x, w)
+    return out, vjp(jnp.cos(out))
+
+  batched = jax.jit(jax.vmap(value_and_grads))(xs, ws)
+  shared = jax.jit(jax.vmap(value_and_grads, in_axes=(None, 0)))(xs[0], ws)
+  for i in range(3):
+    alone = jax.jit(value_and_grads)(xs[i], ws[i])
+    jax.tree.map(lambda b, a: np.testing.assert_array_equal(b[i], a), batched, alone)
+    alone_shared = jax.jit(value_and_grads)(xs[0], ws[i])
+    np.testing.assert_allclose(shared[0][i], alone_shared[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(shared[1][1][i], alone_shared[1][1], rtol=1e-4, atol=1e-4)

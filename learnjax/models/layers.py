@@ -12,8 +12,10 @@ with the two-pass variance, which is numerically closer to PyTorch.
 Where XLA's CPU kernels are slow, equivalent forms are used (benchmarks/RESULTS.md): the 2x2
 max-pool has a hand-written gradient (a first-maximum mask instead of select-and-scatter), and on
 the CPU only a convolution runs through :func:`_cpu_conv` (grouped ones group by group, tiny
-outputs as a matmul, kernel gradients over batch chunks). They give the same values as the
-automatic forms up to float summation order.
+outputs as a matmul, kernel gradients over batch chunks, seeds in turn under vmap) and the
+shallow CNN's conv + ReLU + pool on 2x2 pixel blocks (:class:`ConvReluMaxPool`). They give the
+same values as the automatic forms up to float summation order; :func:`accelerator_forms` traces
+the automatic ones.
 """
 
 from __future__ import annotations
@@ -143,7 +145,8 @@ def _block_conv_pays(x_shape, features):
   if not _cpu_forms() or len(x_shape) != 4:
     return False
   channels = x_shape[-1]
-  return channels <= CPU_BLOCK_CONV_MAX_CHANNELS and features <= CPU_BLOCK_CONV_MAX_FEATURES[channels]
+  return (channels <= CPU_BLOCK_CONV_MAX_CHANNELS
+          and features <= CPU_BLOCK_CONV_MAX_FEATURES[channels])
 
 
 def _block_conv_relu_pool(x, kernel, bias, padding):
