@@ -15,8 +15,9 @@ seeds. Rows:
   own batch orders (``order=own``) or with ``TrainConfig(shared_order=True)`` (``order=shared``,
   the order keys broadcast exactly as ``Trainer.train`` does), or, for deep nets, trained one after
   another (``layout=sequential``, as ``train_seeds`` does for conv and BatchNorm nets, and on
-  the CPU for larger MLPs), ``thr`` (1 or 2) of them at a time in threads (``train.concurrent_seeds``). The row marked
-  ``*`` is what ``loop``, ``seed_layout`` and ``concurrent_seeds`` 'auto' pick on this backend.
+  the CPU for larger MLPs), ``thr`` (1 or 2) of them at a time in threads
+  (``train.concurrent_seeds``). The row marked ``*`` is what ``loop``, ``seed_layout`` and
+  ``concurrent_seeds`` 'auto' pick on this backend.
 * ``torch``: the same architecture in ``torch.nn`` (PyTorch default init, NCHW), one seed at a
   time, ``zero_grad(); loss.backward(); step()`` per batch of 64, the mistakes counted on the device
   as a learnability loop does. Seeds run one after another, so its 5-seed throughput is its
@@ -304,12 +305,14 @@ def run_engine_path(model, cfg: engine.TrainConfig, path: Path, num_seeds: int, 
       list(pool.map(run_seed, seeds))
 
   # Sequential: the warm-up is seed 0's epoch (the others run the same compiled code).
-  warmup, times, note = timed_epochs(lambda: run_seeds(range(len(states))), repeats, max_timed_s,
-                                     max_epoch_s, compiled=compile_s is not None,
-                                     warmup_epoch=lambda: run_seeds([0]),
-                                     warmup_share=1.0 / len(states))
-  if pool is not None:
-    pool.shutdown()
+  try:
+    warmup, times, note = timed_epochs(lambda: run_seeds(range(len(states))), repeats,
+                                       max_timed_s, max_epoch_s, compiled=compile_s is not None,
+                                       warmup_epoch=lambda: run_seeds([0]),
+                                       warmup_share=1.0 / len(states))
+  finally:
+    if pool is not None:
+      pool.shutdown()
   out = {"warmup_s": warmup + (compile_s or 0.0), "compile_s": compile_s, "times_s": times,
          "fingerprint": fingerprint}
   if note:
@@ -537,7 +540,8 @@ def print_table(rows: list[dict], stream=sys.stdout) -> None:
       line += "  (=own)"
     print(line, file=stream)
   print("* = the path loop, seed_layout and concurrent_seeds 'auto' pick here (shared_order off); "
-        "S = seeds; thr = sequential seeds trained at once in threads; samples/s summed over seeds (best of the timed epochs); "
+        "S = seeds; thr = sequential seeds trained at once in threads; "
+        "samples/s summed over seeds (best of the timed epochs); "
         "compile+1 = first epoch incl. compilation", file=stream)
 
 

@@ -41,6 +41,8 @@ import numpy as np
 import optax
 import optax.contrib
 
+from learnjax.errors import LearnjaxError
+
 # reduce_on_plateau needs a tolerance; errors are multiples of 1/N with N <= 10^7, so any atol below
 # that counts exactly the strict decreases, which is what protocol.md asks for.
 _PLATEAU_ATOL = 1e-8
@@ -455,7 +457,6 @@ def seed_groups(num_seeds: int, layout: str, num_devices: int,
   """
   if layout == "vmap":
     if explicit_devices and num_seeds % num_devices:
-      from learnjax.errors import LearnjaxError
       raise LearnjaxError(f"{num_seeds} seeds cannot be split evenly over {num_devices} devices; "
                           f"use a multiple of {num_devices} seeds or set --config.train.devices")
     return [np.arange(num_seeds)]
@@ -477,10 +478,11 @@ def choose_seed_layout(layout: str, model, x_example) -> str:
   """'vmap' (all seeds in one computation) or 'sequential' (one seed at a time, per device).
 
   ``auto``: vmapping a convolution over seeds (each with its own batches) turns it into a grouped
-  convolution, which runs slower than the seeds in turn on the CPU (shallow CNN 16: 918 against
-  9,949 samples/s, benchmarks/RESULTS.md) and on GPUs (H200, shallow CNN 16: 424k samples/s for 5
-  vmapped seeds against 640k for one; ResNet18 6.9k against 20k), so every conv net and every
-  BatchNorm net trains its seeds in turn. On the CPU larger conv-free nets do too, several at
+  convolution, which runs slower than the seeds in turn on GPUs (H200, shallow CNN 16: 424k
+  samples/s for 5 vmapped seeds against 640k for one; ResNet18 6.9k against 20k); on the CPU,
+  where vmapped convolutions run seed by seed inside one program, the seeds in turn two at a
+  time are still faster (shallow CNN 16: 14,294 against 6,902 samples/s, benchmarks/RESULTS.md).
+  So every conv net and every BatchNorm net trains its seeds in turn. On the CPU larger conv-free nets do too, several at
   once in threads (``CPU_SEQUENTIAL_MIN_PARAMS``); everything else is vmapped.
   """
   if layout not in ("auto", "vmap", "sequential"):
@@ -536,7 +538,6 @@ def choose_concurrency(concurrent_seeds: int, layout: str, num_groups: int,
   else 1. Results do not depend on it: every group's computation is its own.
   """
   if concurrent_seeds < 0:
-    from learnjax.errors import LearnjaxError
     raise LearnjaxError(f"train.concurrent_seeds must be 0 (auto) or positive, "
                         f"got {concurrent_seeds}")
   if concurrent_seeds == 0:
@@ -560,7 +561,6 @@ def train_seeds(trainer: Trainer, init_keys, order_keys, x, y, *, per_seed_x: bo
   num_seeds = len(init_keys)
   local = jax.local_devices()
   if devices > len(local):
-    from learnjax.errors import LearnjaxError
     raise LearnjaxError(f"train.devices={devices}, but this process sees {len(local)} "
                         f"{local[0].platform} device(s)")
   local = local[:devices] if devices else local

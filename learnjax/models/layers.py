@@ -118,9 +118,8 @@ class ConvReluMaxPool(nn.Module):
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
     if self.pool == 2 and _block_conv_pays(x.shape, self.features):
       return _block_conv_relu_pool(x, kernel, bias, p)
-    conv = jax.lax.conv_general_dilated
-    if conv_general_dilated() is not None:
-      conv = functools.partial(_cpu_conv, kernel_grad_chunks=CPU_SHALLOW_KERNEL_GRAD_CHUNKS)
+    conv = (functools.partial(_cpu_conv, kernel_grad_chunks=CPU_SHALLOW_KERNEL_GRAD_CHUNKS)
+            if _cpu_forms() else jax.lax.conv_general_dilated)
     y = conv(x, kernel, (1, 1), ((p, p), (p, p)), dimension_numbers=("NHWC", "HWIO", "NHWC"))
     return max_pool(nn.relu(y + bias), self.pool, self.pool)
 
