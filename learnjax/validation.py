@@ -92,8 +92,8 @@ def _integer(flat, field, low, what, none_ok=False):
   return value
 
 
-def check_config(config) -> None:
-  """Refuses any setting that would fail later or train something other than what was asked."""
+def check_structure(config) -> None:
+  """Refuses a config that is not a ConfigDict holding every field of ``base_config()``."""
   from learnjax.config import base_config
   if not isinstance(config, ml_collections.ConfigDict):
     raise LearnjaxError(f"the config must be an ml_collections.ConfigDict (get_config returned "
@@ -103,6 +103,12 @@ def check_config(config) -> None:
   if missing:
     shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
     raise LearnjaxError(f"the config lacks {shown}; start it from learnjax.config.base_config()")
+
+
+def check_config(config) -> None:
+  """Refuses any setting that would fail later or train something other than what was asked."""
+  check_structure(config)
+  flat = flatten(config)
   for field, choices in CHOICES.items():
     if flat[field] not in choices:
       raise LearnjaxError(f"config.{field} must be one of {', '.join(choices)}, "
