@@ -49,6 +49,10 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # keeps JAX's backend probing off the screen
+  # orbax logs a failed write (level 40, ERROR) with its traceback from its own thread, then
+  # raises it here, where it becomes one error line.
+  logging.get_absl_handler().addFilter(
+      lambda record: not (record.levelno >= 40 and "/orbax/" in record.pathname))
   if len(argv) > 1:
     _fail(f"unexpected arguments: {' '.join(argv[1:])}")
   try:
