@@ -66,6 +66,8 @@ def main(argv):
   try:  # settings and workdir, before JAX is imported: bad input is answered in about a second
     validation.check_config(config)
     validation.check_workdir(_WORKDIR.value)
+    if not _GATHER_ONLY.value:
+      validation.check_data(config, _WORKDIR.value)  # the pool is kept for the run (load_pool)
   except LearnjaxError as e:
     _fail(str(e))
   if _GATHER_ONLY.value:

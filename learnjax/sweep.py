@@ -216,7 +216,8 @@ class Experiment:
     self.data_fingerprint = fingerprint_lib.fingerprint(self.pool, self.splits)
     self.store = Store(workdir)
     check_workdir_config(self.store, config)
-    validation.check_workdir_data(self.store, self.data_fingerprint)
+    validation.check_workdir_data(workdir, self.data_fingerprint)
+    validation.check_devices(config)
     apply_precision(config)
     self.seed_indices = np.arange(config.seeds)
     self.cell_ids = [c.id for _, cells in self.rows for c in cells]

@@ -3,8 +3,8 @@
 A bad setting must never cost compute nor leave a number that looks right: :func:`check_config`
 refuses out-of-range, non-finite and mistyped fields, grid lists with empty or repeated elements,
 and snapshot epochs that training never reaches; :func:`check_workdir` refuses a results folder
-that cannot be used; :func:`check_workdir_data` refuses a workdir whose results were computed on
-other data. None of them imports JAX, so the command line answers bad input in about a second.
+that cannot be used; :func:`check_workdir_data` (and :func:`check_data`) refuses a workdir whose results were
+computed on other data. None of them imports JAX, so the command line answers bad input in about a second.
 """
 
 from __future__ import annotations
@@ -146,6 +146,15 @@ def check_config(config) -> None:
                         f"train.max_epochs={max_epochs}; N1 never reaches it")
 
 
+def check_devices(config) -> None:
+  """Refuses more ``train.devices`` than this process sees (imports JAX: call it after the rest)."""
+  import jax
+  local = jax.local_devices()
+  if config.train.devices > len(local):
+    raise LearnjaxError(f"train.devices={config.train.devices}, but this process sees "
+                        f"{len(local)} {local[0].platform} device(s)")
+
+
 def snapshot_epochs(config) -> list[int]:
   """The N1 epochs whose predictions are kept (``n1.snapshot_epochs``), sorted."""
   value = config.n1.get("snapshot_epochs", "")
@@ -185,15 +194,31 @@ def check_workdir(workdir) -> None:
 DATA_RECORD = "data.json"
 
 
-def check_workdir_data(store, fingerprint: dict) -> None:
+def check_data(config, workdir: str) -> dict:
+  """Loads and checks the data and its split, and refuses a workdir of other data; its record."""
+  from learnjax.data import fingerprint, sources, splits
+  pool = sources.load_pool(config.data)
+  parts = splits.make_splits(pool, config.data.n1_size, config.data.n2_size, config.data.test_size)
+  record = fingerprint.fingerprint(pool, parts)
+  check_workdir_data(workdir, record)
+  return record
+
+
+def _has_results(workdir: str) -> bool:
+  return any(os.path.isfile(os.path.join(workdir, kind, unit, "result.json"))
+             for kind in ("cells", "n1") if os.path.isdir(os.path.join(workdir, kind))
+             for unit in os.listdir(os.path.join(workdir, kind)))
+
+
+def check_workdir_data(workdir: str, fingerprint: dict) -> None:
   """Refuses a workdir whose stored results were computed on other data than ``fingerprint``."""
-  path = os.path.join(store.workdir, DATA_RECORD)
-  if not os.path.exists(path) or not (store.results("cells") or store.results("n1")):
+  path = os.path.join(workdir, DATA_RECORD)
+  if not os.path.exists(path) or not _has_results(workdir):
     return
   old = store_lib.read_json(path)
   changes = describe_changes(old if isinstance(old, dict) else {}, fingerprint)
   if changes:
-    raise LearnjaxError(f"{store.workdir} holds results computed on other data ({changes}); use "
+    raise LearnjaxError(f"{workdir} holds results computed on other data ({changes}); use "
                         "a new --workdir, or the data of those results")
 
 
