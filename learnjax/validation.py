@@ -22,8 +22,7 @@ from learnjax.errors import LearnjaxError
 
 PRECISION_NAMES = ("default", "float32", "tf32", "bfloat16")
 CHOICES = {"train.error_measure": ("running", "full"), "train.loop": ("auto", "scan", "step"),
-           "train.seed_layout": ("auto", "vmap", "sequential"), "train.precision": PRECISION_NAMES,
-           "data.name": DATA_SETS}
+           "train.seed_layout": ("auto", "vmap", "sequential"), "train.precision": PRECISION_NAMES}
 
 
 def flatten(config) -> dict:
@@ -109,6 +108,9 @@ def check_config(config) -> None:
   """Refuses any setting that would fail later or train something other than what was asked."""
   check_structure(config)
   flat = flatten(config)
+  if flat["data.name"] not in DATA_SETS:
+    raise LearnjaxError(f"unknown data set {flat['data.name']!r}; choose digits, npz (with "
+                        f"--config.data.npz_path) or one of {', '.join(DATA_SETS[2:])}")
   for field, choices in CHOICES.items():
     if flat[field] not in choices:
       raise LearnjaxError(f"config.{field} must be one of {', '.join(choices)}, "

@@ -180,7 +180,7 @@ CASES = [
     settings("n1.widht", "3", "bad config override: 'widht' Did you mean width"),
     settings("n1.width", "abc", "invalid literal for int() with base 10: 'abc'"),
     settings("data.variant", "shuffled", "unknown data variant 'shuffled'"),
-    settings("data.name", "imagenet", "config.data.name must be one of digits, npz"),
+    settings("data.name", "imagenet", "unknown data set 'imagenet'; choose digits, npz"),
     Case("more devices than present", ["--config.train.devices=64"], "train.devices=64"),
     Case("task index", ["--task_index=3", "--num_tasks=2"], "task_index must be in"),
     Case("positional argument", ["extra"], "unexpected arguments: extra"),
@@ -376,3 +376,23 @@ def test_bad_input_gets_one_error_line_and_changes_nothing(case, outcomes):
   assert len(errors) == 1, outcome.stderr
   assert case.expect in errors[0], errors[0]
   assert outcome.unchanged, outcome.difference
+
+
+def test_a_file_system_without_flock_gets_lockf_or_one_clear_error(tmp_path, monkeypatch):
+  import errno
+  import fcntl
+
+  from learnjax.errors import LearnjaxError
+  from learnjax.store import Store
+
+  def no_flock(*args):
+    raise OSError(errno.ENOLCK, "No locks available")
+
+  store = Store(str(tmp_path))
+  monkeypatch.setattr(fcntl, "flock", no_flock)
+  with store.claim("row") as mine:  # lockf (POSIX record locks, which NFS forwards) instead
+    assert mine
+  monkeypatch.setattr(fcntl, "lockf", no_flock)
+  with pytest.raises(LearnjaxError, match="supports neither flock nor lockf"):
+    with store.claim("row"):
+      pass
