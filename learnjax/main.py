@@ -53,6 +53,7 @@ def main(argv):
   # raises it here, where it becomes one error line.
   logging.get_absl_handler().addFilter(
       lambda record: not (record.levelno >= 40 and "/orbax/" in record.pathname))
+  sys.unraisablehook = _quiet_closed_loop
   if len(argv) > 1:
     _fail(f"unexpected arguments: {' '.join(argv[1:])}")
   try:
@@ -119,6 +120,16 @@ def _gather(config) -> None:
         "unfinished)")
   if unfinished:
     sys.exit(1)
+
+
+def _quiet_closed_loop(unraisable, _default=sys.unraisablehook):
+  """After a failed orbax write, tensorstore still reports completions to orbax's closed event
+  loop, and Python prints each 'Event loop is closed' through this hook; the failure itself is
+  reported as one error line. Everything else is printed as usual."""
+  value = unraisable.exc_value
+  if isinstance(value, RuntimeError) and str(value) == "Event loop is closed":
+    return
+  _default(unraisable)
 
 
 def _os_error(error: BaseException) -> str | None:

@@ -112,6 +112,7 @@ class Case:
   setup: Callable | None = None
   preexec: Callable | None = None
   strict: bool = True               # the workdir unchanged, no file added
+  absent: str = ""                  # a misleading phrase the error line must not hold
 
 
 def config_case(case_id: str, args: list[str], expect: str, **kwargs) -> Case:
@@ -292,7 +293,8 @@ CASES = [
     Case("report of a workdir without results", ["--workdir=new"], "new",
          module="learnjax.report", base=False),
     Case("report reference malformed", ["--workdir=w", "--reference=r.json"], "cannot read r.json",
-         module="learnjax.report", base=False, setup=write("r.json", b"{not json")),
+         module="learnjax.report", base=False, setup=write("r.json", b"{not json"),
+         absent="delete"),  # the user's own file
 ]
 
 
@@ -375,6 +377,8 @@ def test_bad_input_gets_one_error_line_and_changes_nothing(case, outcomes):
   errors = [line for line in outcome.stderr.splitlines() if line.startswith("error:")]
   assert len(errors) == 1, outcome.stderr
   assert case.expect in errors[0], errors[0]
+  assert not case.absent or case.absent not in errors[0], errors[0]
+  assert errors[0].count("'") % 2 == 0, errors[0]  # no quote left open
   assert outcome.unchanged, outcome.difference
 
 
