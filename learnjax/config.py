@@ -58,7 +58,7 @@ def base_config() -> ml_collections.ConfigDict:
       "momentum": 0.0,             # SGD momentum in [0, 1)
       "plateau_factor": 0.75,      # lr *= factor when the train error has not decreased ...
       "plateau_patience": 10,      # ... for this many epochs (optax reduce_on_plateau)
-      "stop_error": 0.01,          # stop a seed when its training error falls below this
+      "stop_error": 0.01,          # stop a seed when its training error falls below this (0: never)
       "max_epochs": 500,           # training stops here if stop_error is not reached
       "error_measure": "running",  # running: errors seen during the epoch | full: a pass after it
       "loop": "auto",              # auto | scan (epoch = one compiled call) | step (call per step)

@@ -132,7 +132,8 @@ def check_config(config) -> None:
   _number(flat, "train.momentum", 0, 1, high_open=True, what="in [0, 1)")
   _number(flat, "train.plateau_factor", 0, 1, True, True, what="in (0, 1)")
   _integer(flat, "train.plateau_patience", 1, "an integer >= 1 (epochs)")
-  _number(flat, "train.stop_error", 0, 1, True, True, what="in (0, 1)")
+  # stop_error 0: no seed stops early, every training runs max_epochs.
+  _number(flat, "train.stop_error", 0, 1, high_open=True, what="in [0, 1) (0: train max_epochs)")
   max_epochs = _integer(flat, "train.max_epochs", 1, "a positive integer")
   _integer(flat, "train.eval_batch_size", 1, "a positive integer")
   _integer(flat, "train.devices", 0, "0 (all that divide the seeds) or a positive integer")
