@@ -36,8 +36,8 @@ def save_cell(store, variant="true", n1="mlp_1", n2=None, n1_batch=64, n1_epoch=
     learn = [50.0, 60.0] if learn is None else learn
     acc = [40.0, 50.0] if acc is None else acc
     seeds = len(learn)
-    y = np.zeros(4, int)
-    n1_preds = n2_preds = np.zeros((seeds, 4), int)
+    y = np.arange(20) % num_classes   # an N1 that is neither one-class nor at chance
+    n1_preds = n2_preds = np.tile(y, (seeds, 1))
   else:
     n1_preds, n2_preds, y = np.asarray(n1_preds), np.asarray(n2_preds), np.asarray(y)
     seeds = n1_preds.shape[0]
@@ -94,7 +94,7 @@ def workdir_for(tmp_path, experiment, **config):
 
 
 def test_t8_two_by_two_table_from_hand_made_predictions(tmp_path):
-  workdir, store = workdir_for(tmp_path, "T9")
+  workdir, store = workdir_for(tmp_path, "T10")
   y = [0, 1, 2, 3]
   # seed 0: N1 right on 0,1,2; N2 agrees on 0,1,3. seed 1: N1 right on 0 only; N2 agrees everywhere.
   save_cell(store, n1="vgg11", n1_preds=[[0, 1, 2, 0], [0, 0, 0, 0]],
@@ -102,7 +102,7 @@ def test_t8_two_by_two_table_from_hand_made_predictions(tmp_path):
   per_seed = report.correct_agree_table([[0, 1, 2, 0], [0, 0, 0, 0]], [[0, 1, 0, 0], [0, 0, 0, 0]], y)
   np.testing.assert_allclose(per_seed, [[[50, 25], [25, 0]], [[25, 0], [75, 0]]])
   markdown, figures = report.build_report(workdir)
-  assert "## T9: N1 correct x N2 agrees (VGG11)" in markdown
+  assert "## T10: N1 correct x N2 agrees (VGG11)" in markdown
   assert "| N1 correct | 37.5 ± 12.5 | 12.5 ± 12.5 | 50.0 ± 25.0 |" in markdown
   assert "| N1 wrong | 50.0 ± 25.0 | 0.0 ± 0.0 | 50.0 ± 25.0 |" in markdown
   assert "| total | 87.5 ± 12.5 | 12.5 ± 12.5 | 100 |" in markdown
@@ -133,7 +133,7 @@ def test_t7_class_distribution(tmp_path):
           num_classes=3)
   save_n1(store, "mlp_1", [[0, 0]], preds_d2=[[2, 2, 2, 2], [2, 2, 2, 2]], y_d2=[0, 1, 2, 2],
           num_classes=3, variant="random_labels")
-  save_cell(store, variant="true", learn=[70.0, 80.0], num_classes=3)
+  save_cell(store, variant="true", learn=[70.0, 80.0], acc=[80.0, 90.0], num_classes=3)
   markdown, figures = report.build_report(workdir)
   assert "| mlp_1 | true | 50.0 | 50.0 | 0.0 | 75.0 ± 5.0 |" in markdown
   assert "| mlp_1 | random_labels | 0.0 | 0.0 | 100.0 | – |" in markdown
@@ -171,7 +171,7 @@ def test_grid_with_params_and_missing_entry(tmp_path):
   assert "| shallow_cnn_16 | 70.0 ± 0.0 | 75.0 ± 0.0 | 2,986 | 45.0 ± 5.0 |" in markdown
   assert "| shallow_cnn_1024 | – | 91.0 ± 1.0 | 200,000 | 61.0 ± 1.0 |" in markdown
   assert "grid entry without a finished cell: N1 shallow_cnn_1024, N2 shallow_cnn_16" in markdown
-  assert list(figures) == ["learnability_grid_true.png"]
+  assert list(figures) == ["learnability_grid_true.png", "learnability_vs_generalisation.png"]
 
 
 def test_t3_grid_has_layers(tmp_path):
@@ -215,7 +215,7 @@ def test_f1_points_table_and_figure(tmp_path):
   assert "| shallow_cnn_16 | 1 | 90.0 ± 0.0 | 75.0 ± 5.0 |" in markdown
   assert "| shallow_cnn_16 | 5 | 80.0 ± 0.0 | 50.0 ± 0.0 |" in markdown
   assert "| shallow_cnn_16 | final (≈10) | 72.0 ± 2.0 | 40.0 ± 0.0 |" in markdown
-  assert list(figures) == ["learnability_vs_epochs.png"]
+  assert list(figures) == ["learnability_vs_epochs.png", "learnability_vs_generalisation.png"]
   points = report.f1_points(store.results("cells"))
   assert [(e, final) for e, final, _ in points] == [(1.0, False), (5.0, False), (10.0, True)]
 
