@@ -385,8 +385,8 @@ def test_degenerate_cells_are_flagged(tmp_path):
   markdown, _ = report.build_report(workdir)
   assert "**Warning: every cell's N1 is degenerate**" in markdown
   assert "| vgg11 | 100.0 ± 0.0 ⚠ |" in markdown
-  assert ("degenerate N1 (⚠) in vgg11 → vgg11 (true, N1 batch 64): it predicts one class for 100% "
-          "or more of D3 (every seed)") in markdown
+  assert ("degenerate N1 (⚠) in vgg11 → vgg11 (true, N1 batch 64): it predicts a single class "
+          "for all of D3 (every seed)") in markdown
   assert "resnet18 → resnet18 (true, N1 batch 64): it test accuracy 10.0% is at chance" in markdown
   assert "this learnability measures nothing" in markdown
   assert "Not computed" in markdown   # degenerate cells are left out of the correlation
@@ -469,13 +469,13 @@ def test_console_table_shows_status_and_says_epochs_are_means(tmp_path):
   assert lines[0].split() [-1] == "status"
   assert lines[2].endswith("  ok")
   assert lines[3].endswith("diverged (N1 seed 1 epoch 4)")
-  assert lines[4].endswith("N1 not converged (seed 0 ≥ 1% training error)")
+  assert lines[4].endswith("not converged (N1 seed 0 ≥ 1% training error)")
   assert "out of memory" in lines[5] and "50.0" not in lines[5]
   assert lines[-1] == "Epochs: mean over seeds."
   degenerate = save_cell(store, n1="mlp_1", n1_preds=np.zeros((2, 20), int),
                          n2_preds=np.zeros((2, 20), int), y=np.arange(20) % 10)
   table = console.format_table([degenerate], workdir=workdir)
-  assert "degenerate N1 (predicts one class" in table and "measures nothing" in table
+  assert "degenerate N1 (predicts a single class" in table and "measures nothing" in table
 
 
 def test_console_summary_of_an_n1_only_experiment(tmp_path):

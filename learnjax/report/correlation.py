@@ -122,7 +122,7 @@ def section_correlation(ctx: Context) -> str:
   if left_out:
     text += (f" {left_out} cell(s) left out: out of memory, diverged, degenerate N1, or no "
              "per-seed numbers.")
-  text += "\n\n" + md_table(["pair (cells)", "cells", "τ", "95% interval"], rows)
+  text += "\n\n" + md_table(["pair (which cells)", "cells", "τ", "95% interval"], rows)
   ctx.figures["learnability_vs_generalisation.png"] = figure_correlation(pts, variants)
   return text + ("\n\n![Learnability against N1's test accuracy and generalisation gap]"
                  "(learnability_vs_generalisation.png)")

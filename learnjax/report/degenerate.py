@@ -62,7 +62,9 @@ def reason(variant, num_classes, preds=None, y=None, accuracy=None, n=None) -> s
     flagged = [i for i, s in enumerate(shares) if s >= limit]
     if flagged:
       which = "every seed" if len(flagged) == len(shares) else seeds_text(flagged)
-      reasons.append(f"predicts one class for {shares[flagged].min():.0f}% or more of D3 ({which})")
+      low = shares[flagged].min()
+      share = "all of D3" if low >= 100 else f"at least {low:.0f}% of D3"
+      reasons.append(f"predicts a single class for {share} ({which})")
   if variant == "true":
     if y is not None and np.size(y):
       n = np.size(y)

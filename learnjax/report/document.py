@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 
 from learnjax.errors import LearnjaxError
-from learnjax.report import correlation, d5, f1, grids, notes, sections, t7, t8_t11, t12, t14, variants
+from learnjax.report import (correlation, d5, f1, grids, notes, sections, t7, t8_t11, t12, t14,
+                             variants)
 from learnjax.report.context import DEGENERATE_MARK, Context, load
 from learnjax.report.figures import DPI
 from learnjax.report.formatting import TITLES

@@ -46,7 +46,7 @@ def diverged_text(cell: dict) -> str:
 
 
 def status_text(cell: dict, stop_error: float | None = DEFAULT_STOP_ERROR) -> str:
-  """'ok', 'out of memory', 'diverged (N2 seed 1 epoch 3)', 'N1 not converged (seeds 0, 1)'...
+  """'ok', 'out of memory', 'diverged (N2 seed 1 epoch 3)', 'not converged (N1 seeds 0, 1 ...)'.
 
   ``stop_error=None`` leaves out the convergence check (the stop error is unknown).
   """
@@ -59,14 +59,15 @@ def status_text(cell: dict, stop_error: float | None = DEFAULT_STOP_ERROR) -> st
   elif status != "ok":
     parts.append(str(status))
   if stop_error is not None:
+    where = []
     for net in ("n1", "n2"):
-      summary = cell.get(net) or {}
-      seeds = unconverged_seeds(summary, stop_error)
       if net == "n1" and cell.get("n1_epoch") is not None:
         continue   # a snapshot N1 is stopped on purpose; the summary is the final N1's
+      summary = cell.get(net) or {}
+      seeds = unconverged_seeds(summary, stop_error)
       if seeds:
         total = len(summary.get("train_error", []))
-        which = "all seeds" if len(seeds) == total else seeds_text(seeds)
-        parts.append(f"{net.upper()} not converged ({which} ≥ {100 * stop_error:g}% "
-                     "training error)")
+        where.append(f"{net.upper()} " + ("all seeds" if len(seeds) == total else seeds_text(seeds)))
+    if where:
+      parts.append(f"not converged ({'; '.join(where)} ≥ {100 * stop_error:g}% training error)")
   return "; ".join(parts) if parts else str(status)

@@ -11,7 +11,8 @@ import numpy as np
 
 from learnjax.report.context import Context
 from learnjax.report.figures import colors, log_axis, new_figure
-from learnjax.report.formatting import VARIANT_TITLE, md_table, sort_models, sort_variants, variant_rank, varies
+from learnjax.report.formatting import (VARIANT_TITLE, md_table, sort_models, sort_variants,
+                                        variant_rank, varies)
 
 
 def class_distribution(preds: np.ndarray, num_classes: int) -> np.ndarray:
