@@ -56,7 +56,8 @@ def main(argv):
     _fail(f"interrupted; finished cells are kept in {_WORKDIR.value} and a restart resumes them",
           code=130)
   print()
-  print(sweep.format_table(results))
+  from learnjax.report import console
+  print(console.summary(config, _WORKDIR.value, results))
   print(f"\nresults: {_WORKDIR.value}/results.json")
 
 

@@ -24,6 +24,7 @@ from learnjax import checkpoint, engine, models, protocol
 from learnjax.data import sources, splits as splits_lib, variants
 from learnjax.errors import LearnjaxError
 from learnjax.progress import EpochPrinter
+from learnjax.report import console
 from learnjax import store as store_lib
 from learnjax.store import Store
 
@@ -369,8 +370,8 @@ class Experiment:
         continue
       finished += 1
       self.out(f"cell {done + finished}/{total} {cell.id}: learnability "
-               f"{_fmt(result['learnability'])}, N1 test accuracy "
-               f"{_fmt(result['n1_test_accuracy'])} ({time.time() - start:.0f}s so far)")
+               f"{console.fmt(result['learnability'])}, N1 test accuracy "
+               f"{console.fmt(result['n1_test_accuracy'])} ({time.time() - start:.0f}s so far)")
     return finished
 
   def run(self, task_index: int = 0, num_tasks: int = 1) -> list[dict]:
@@ -379,8 +380,13 @@ class Experiment:
     mine = self.rows[task_index::num_tasks]
     total = sum(len(cells) for _, cells in mine)
     done = sum(self.store.has("cells", c.id) for _, cells in mine for c in cells)
-    self.out(f"{total} cells in this task ({len(mine)} N1 trainings), {done} already done; "
-             f"data {self.pool.name}: |D1|={len(self.splits.d1)} |D2|={len(self.splits.d2)} "
+    if console.is_n1_only(self.config):
+      done_n1 = sum(self.store.has("n1", job.id) for job, _ in mine)
+      what = (f"N1 only (n2.model = none): {len(mine)} N1 trainings in this task, "
+              f"{done_n1} already done")
+    else:
+      what = f"{total} cells in this task ({len(mine)} N1 trainings), {done} already done"
+    self.out(f"{what}; data {self.pool.name}: |D1|={len(self.splits.d1)} |D2|={len(self.splits.d2)} "
              f"|D3|={len(self.splits.d3)}, {self.config.seeds} seeds")
     start = time.time()
     held_elsewhere = []
@@ -406,35 +412,6 @@ def is_out_of_memory(error: Exception) -> bool:
   """Whether an exception is an accelerator running out of memory."""
   text = f"{type(error).__name__} {error}"
   return "RESOURCE_EXHAUSTED" in text or "Out of memory" in text or "OutOfMemory" in text
-
-
-def _fmt(stats: dict | None) -> str:
-  if not stats:
-    return "-"
-  return f"{stats['mean']:.1f} ± {stats['std']:.1f}"
-
-
-def format_table(results: list[dict]) -> str:
-  """A plain-text table of cells: the axes that vary, learnability and test accuracies."""
-  if not results:
-    return "(no finished cells)"
-  axes = [("variant", "variant"), ("n1_model", "N1"), ("n1_batch_size", "N1 batch"),
-          ("n2_model", "N2"), ("n2_batch_size", "N2 batch"), ("n1_epoch", "N1 epoch")]
-  shown = [(k, h) for k, h in axes if k in ("variant", "n1_model", "n2_model")
-           or len({r.get(k) for r in results}) > 1]
-  header = [h for _, h in shown] + ["learnability %", "N1 test acc %", "N2 test acc %",
-                                    "N1 epochs", "N2 epochs"]
-  value = lambda r, k: "final" if r.get(k, "") is None else str(r.get(k, ""))
-  def numbers(r):
-    if r.get("status") == "out_of_memory":
-      return ["out of memory"] + [""] * 4
-    return [_fmt(r["learnability"]), _fmt(r["n1_test_accuracy"]), _fmt(r["n2_test_accuracy"]),
-            f"{np.mean(r['n1']['epochs']):.0f}", f"{np.mean(r['n2']['epochs']):.0f}"]
-
-  rows = [[value(r, k) for k, _ in shown] + numbers(r) for r in results]
-  widths = [max(len(x) for x in col) for col in zip(header, *rows)]
-  line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
-  return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
 # Fields that may differ between launches on one workdir: the grid axes (cells are keyed by them)
