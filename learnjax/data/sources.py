@@ -1,4 +1,4 @@
-"""Where images come from: the embedded digits, a local .npz, or tensorflow-datasets.
+"""Where images come from: the embedded digits, a local .npz, or any tensorflow-datasets set.
 
 Every source returns a :class:`Pool`: uint8 NHWC images and integer labels for a training and a
 test split. The protocol's D1/D2/D3 are cut from a pool by :mod:`learnjax.data.splits`.
@@ -19,7 +19,7 @@ import numpy as np
 
 from learnjax.errors import LearnjaxError
 
-TFDS_NAMES = ("mnist", "cifar10", "cifar100")
+TFDS_NAMES = ("mnist", "cifar10", "cifar100")  # examples; any tfds image classification set works
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
@@ -32,6 +32,7 @@ class Pool:
   x_test: np.ndarray
   y_test: np.ndarray
   num_classes: int
+  class_names: tuple[str, ...] | None = None   # from the data set's metadata, where it has them
 
   @property
   def image_shape(self) -> tuple[int, int, int]:
@@ -46,11 +47,11 @@ def load_pool(data_config) -> Pool:
       return pool_from_arrays("digits", np.load(f), source="the embedded digits")
   if name == "npz":
     return load_npz(data_config.npz_path)
-  if name in TFDS_NAMES:
-    from learnjax.data import tfds_source  # tensorflow-datasets is imported only when used
-    return tfds_source.load(name, data_dir=data_config.get("data_dir") or None)
-  raise LearnjaxError(f"unknown data set '{name}'; choose digits, npz (with --config.data.npz_path)"
-                      f" or one of {', '.join(TFDS_NAMES)}")
+  if not name or not isinstance(name, str):
+    raise LearnjaxError("data.name is empty; choose digits, npz (with --config.data.npz_path) or "
+                        "a tensorflow-datasets name (mnist, cifar10, fashion_mnist...)")
+  from learnjax.data import tfds_source  # tensorflow-datasets is imported only when used
+  return tfds_source.load(name, data_dir=data_config.get("data_dir") or None)
 
 
 def load_npz(path: str | None) -> Pool:
@@ -70,7 +71,8 @@ def load_npz(path: str | None) -> Pool:
   return pool_from_arrays(os.path.basename(path), arrays, source=path)
 
 
-def pool_from_arrays(name: str, arrays, source: str, num_classes: int | None = None) -> Pool:
+def pool_from_arrays(name: str, arrays, source: str, num_classes: int | None = None,
+                     class_names=None) -> Pool:
   x_train, x_test = (_images(arrays[k], k, source) for k in ("x_train", "x_test"))
   y_train, y_test = (_labels(arrays[k], k, source) for k in ("y_train", "y_test"))
   for x, y, split in ((x_train, y_train, "train"), (x_test, y_test, "test")):
@@ -83,7 +85,10 @@ def pool_from_arrays(name: str, arrays, source: str, num_classes: int | None = N
     num_classes = int(max(y_train.max(initial=0), y_test.max(initial=0))) + 1
   if min(y_train.min(initial=0), y_test.min(initial=0)) < 0 or num_classes < 2:
     raise LearnjaxError(f"{source}: labels must be integers 0..C-1 with C >= 2")
-  return Pool(name, x_train, y_train, x_test, y_test, num_classes)
+  if class_names is not None and len(class_names) != num_classes:
+    raise LearnjaxError(f"{source}: {len(class_names)} class names for {num_classes} classes")
+  return Pool(name, x_train, y_train, x_test, y_test, num_classes,
+              tuple(str(c) for c in class_names) if class_names is not None else None)
 
 
 def _images(x, key: str, source: str) -> np.ndarray:
