@@ -6,7 +6,7 @@ Reads only what :mod:`learnjax.store` holds (``config.json``, ``cells/*``, ``n1/
 trains and never imports the training engine. Writes ``report.md`` and the figures (PNG) into the
 out folder and prints the markdown's path.
 
-The layout follows ``config.json``'s ``experiment`` (protocol.md section 5):
+The layout follows ``config.json``'s ``experiment`` (docs/protocol.md section 5):
 
 - T1, T4, T5, T6 (and quickstart): rows = N1 model, columns = learnability per data variant and N1's
   test accuracy on true data; a bar chart of the same (learnability_per_variant.png).
