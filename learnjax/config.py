@@ -31,6 +31,10 @@ def n1_block(model: str) -> ml_collections.ConfigDict:
   # Epochs after which N1's predictions are kept and an N2 is trained on them too (F1), e.g.
   # '1,2,5,10'; empty: only the final N1.
   block.snapshot_epochs = ""
+  # n1.model=predictions: N1 is not trained but given as its labels of D2 and D3, an .npz with
+  # integer arrays d2 and d3 (see learnjax.predictions); several files separated by commas.
+  block.predictions = ""
+  block.name = ""   # N1's name in tables for n1.model=predictions (default: the file's stem)
   return block
 
 
@@ -41,7 +45,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.seeds = 5           # independent seeds per cell
 
   config.data = ml_collections.ConfigDict({
-      "name": "digits",      # digits (embedded) | npz | mnist | cifar10 | cifar100
+      "name": "digits",      # digits (embedded) | npz | a tensorflow-datasets name (mnist, svhn_cropped...)
       "npz_path": "",        # for name=npz: x_train, y_train, x_test, y_test
       "data_dir": "",        # tensorflow-datasets data dir ('' = TFDS_DATA_DIR or ~/tensorflow_datasets)
       "variant": "true",     # true | random_labels | random_images (comma-separated to sweep)

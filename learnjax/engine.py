@@ -29,6 +29,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import functools
+import math
 import threading
 import time
 from typing import Any, Callable, NamedTuple
@@ -97,6 +98,18 @@ class TrainResult:
   diverged_epoch: np.ndarray    # (S,) the epoch (1-based) in which a seed diverged, -1 if none
   history: dict                 # name -> (S, epochs_run) arrays: train_error, learning_rate
   seconds: float
+
+
+def stop_count(stop_error: float, n: int) -> int:
+  """The fewest mistakes m out of n with m / n >= stop_error (as Python divides): a seed stops
+  when it makes fewer. The rule is applied to the integer count because XLA may compute m / n
+  as m * (1 / n), which lands just below stop_error when m / n equals it."""
+  m = max(0, math.ceil(stop_error * n))
+  while m > 0 and (m - 1) / n >= stop_error:
+    m -= 1
+  while m / n < stop_error:
+    m += 1
+  return m
 
 
 def _sgd(cfg: TrainConfig):
@@ -209,7 +222,7 @@ class Trainer:
         batch_stats=jax.tree.map(keep_old, old.batch_stats, new.batch_stats),
         opt_state=jax.tree.map(keep_old, old.opt_state, new.opt_state),
         plateau=plateau, epoch=old.epoch + 1, train_error=error,
-        done=diverged | (error < self.cfg.stop_error), diverged=diverged)
+        done=diverged | (mistakes < stop_count(self.cfg.stop_error, n)), diverged=diverged)
     return jax.tree.map(lambda o, u: jnp.where(old.done, o, u), old, updated)
 
   def _predict_one(self, variables, x):

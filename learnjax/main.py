@@ -95,13 +95,15 @@ def main(argv):
     _fail(f"cannot write the results in {_WORKDIR.value}: {io_error}; finished cells are kept; "
           "free space (or fix the folder) and run the same command again to resume")
   print()
-  print(sweep.format_table(results))
+  from learnjax.report import console
+  print(console.summary(config, _WORKDIR.value, results))
   print(f"\nresults: {_WORKDIR.value}/results.json")
 
 
 def _gather(config) -> None:
   """Writes results.json from the finished cells, in plan order; trains nothing."""
   from learnjax import store as store_lib, sweep
+  from learnjax.report import console
   workdir = _WORKDIR.value
   plan_path = os.path.join(workdir, "plan.json")
   if not os.path.isfile(plan_path):
@@ -114,7 +116,7 @@ def _gather(config) -> None:
     results = store.results("cells")
   except LearnjaxError as e:
     _fail(str(e))
-  print(sweep.format_table(results))
+  print(console.summary(config, workdir, results))
   unfinished = len(set(planned) - {r["cell"] for r in results})
   print(f"\nresults: {workdir}/results.json ({len(results)} cells; {unfinished} planned cells "
         "unfinished)")

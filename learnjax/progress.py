@@ -1,4 +1,7 @@
-"""Progress lines for long trainings: epoch, per-seed training error, seeds done, rate."""
+"""Progress lines for long trainings: epoch, per-seed training error, seeds done, rate.
+
+Seeds are numbered from 0, as in the store (``per_seed`` lists, checkpoint folders) and the report.
+"""
 
 from __future__ import annotations
 
@@ -37,9 +40,9 @@ class EpochPrinter:
     self._last = now
     rate = self._samples / max(now - self._start, 1e-9)
     errors = " ".join(f"{100 * e:5.1f}" for e in np.asarray(log.train_error))
-    first, last = int(seeds[0]) + 1, int(seeds[-1]) + 1
+    first, last = int(seeds[0]), int(seeds[-1])   # numbered from 0, as in the store and report
     which = f"seed {first}" if first == last else f"seeds {first}-{last}"
-    print(f"  {self.label} | {which}/{self.num_seeds} | epoch {log.epoch:4d}/{self.max_epochs}"
+    print(f"  {self.label} | {which} of {self.num_seeds} | epoch {log.epoch:4d}/{self.max_epochs}"
           f" | train err % {errors} | lr {np.nanmax(log.learning_rate):.2g}"
           f" | stopped {int(log.done.sum())}/{len(log.done)} | {_si(rate)} samples/s",
           file=self.stream, flush=True)

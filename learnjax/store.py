@@ -5,7 +5,7 @@ Layout of a workdir::
   config.json                 the resolved config of the last launch
   plan.json                   the ids of every N1 and cell that launch planned
   data.json                   hashes of the data the results were computed on (see data/fingerprint)
-  n1/<n1_id>/result.json      a trained N1 (all seeds): its numbers ...
+  n1/<n1_id>/result.json      a trained N1 (all seeds): its numbers, the library versions ...
   n1/<n1_id>/arrays.npz       ... and its predictions on D2 and D3, and its history
   cells/<cell_id>/result.json one learnability measurement (all seeds) ...
   cells/<cell_id>/arrays.npz  ... with N1's and N2's predictions on D3
@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from learnjax import provenance
 from learnjax.errors import LearnjaxError
 
 
@@ -115,8 +116,10 @@ class Store:
     return os.path.exists(os.path.join(self._unit(kind, unit_id), "result.json"))
 
   def save(self, kind: str, unit_id: str, result: dict, arrays: dict[str, np.ndarray]) -> None:
-    """Stores a finished unit and drops its in-flight checkpoints."""
+    """Stores a finished unit (with the versions that computed it, :mod:`learnjax.provenance`)
+    and drops its in-flight checkpoints."""
     folder = self._unit(kind, unit_id)
+    result = {**result, "versions": result.get("versions") or provenance.versions()}
     atomic_write_npz(os.path.join(folder, "arrays.npz"), arrays)
     atomic_write_json(os.path.join(folder, "result.json"), result)
     shutil.rmtree(self.checkpoint_dir(kind, unit_id), ignore_errors=True)

@@ -14,16 +14,16 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import time
-
 import os
+import time
 
 import numpy as np
 
-from learnjax import checkpoint, engine, models, protocol, validation
+from learnjax import checkpoint, engine, models, predictions, protocol, validation
 from learnjax.data import fingerprint as fingerprint_lib, sources, splits as splits_lib, variants
 from learnjax.errors import LearnjaxError
 from learnjax.progress import EpochPrinter
+from learnjax.report import console
 from learnjax import store as store_lib
 from learnjax.store import Store
 
@@ -34,6 +34,7 @@ class ModelChoice:
   model: str                # as configured (a preset or family name)
   width: int | None = None
   depth: int | None = None
+  predictions: str | None = None   # n1.model=predictions: the file of N1's labels (not trained)
 
   def build(self, num_classes: int, dtype=None):
     return models.build(self.model, num_classes, dtype=dtype, width=self.width, depth=self.depth)
@@ -95,7 +96,8 @@ def plan(config) -> list[tuple[N1Job, list[Cell]]]:
   validation.check_config(config)
   variant_list = [variants.check_variant(v)
                   for v in validation.grid_list(config.data.variant, "data.variant")]
-  n1_models = _model_choices(config.n1, "n1")
+  given = as_list(config.n1.model) == [predictions.MODEL]
+  n1_models = _prediction_choices(config) if given else _model_choices(config.n1, "n1")
   if "same" in n1_models or "none" in n1_models:
     raise LearnjaxError("config.n1.model must name models ('same' and 'none' are for n2)")
   n2_models = _model_choices(config.n2, "n2")
@@ -111,6 +113,33 @@ def plan(config) -> list[tuple[N1Job, list[Cell]]]:
              for n2, b2, e in itertools.product(n2_models, n2_batches, n1_epochs)]
     rows.append((job, list(dict.fromkeys(cells))))
   return rows
+
+
+def _prediction_choices(config) -> list[ModelChoice]:
+  """n1.model=predictions: one N1 per file of n1.predictions, named by n1.name or its stem."""
+  files = as_list(config.n1.get("predictions", ""))
+  names = as_list(config.n1.get("name", "")) or [None] * len(files)
+  if not files:
+    predictions.load("", 0, 0, 0)  # raises: says what n1.predictions must hold
+  if len(names) != len(files):
+    raise LearnjaxError(f"config.n1.name gives {len(names)} names for {len(files)} predictions "
+                        "files; give one per file (comma-separated) or none")
+  if "same" in as_list(config.n2.model):
+    raise LearnjaxError("n2.model=same needs N1's architecture, which an N1 given as predictions "
+                        "does not have; name N2's model (--config.n2.model=mlp_1, ...)")
+  if as_list(config.data.variant) != ["true"] or snapshot_epochs(config):
+    raise LearnjaxError("an N1 given as predictions is trained elsewhere: data.variant must be "
+                        "'true' and n1.snapshot_epochs empty")
+  if len(as_list(config.n1.batch_size)) > 1:
+    raise LearnjaxError("an N1 given as predictions has no batch size to sweep: give one "
+                        "n1.batch_size")
+  choices = [ModelChoice(predictions.name_of(f, n), predictions.MODEL,
+                         predictions=os.path.abspath(os.path.expanduser(f)))
+             for f, n in zip(files, names)]
+  if len({c.name for c in choices}) != len(choices):
+    raise LearnjaxError(f"two predictions files share the name {', '.join(c.name for c in choices)}"
+                        "; name them with --config.n1.name=NAME1,NAME2,...")
+  return choices
 
 
 snapshot_epochs = validation.snapshot_epochs
@@ -223,8 +252,13 @@ class Experiment:
     self.cell_ids = [c.id for _, cells in self.rows for c in cells]
     self._trainers = {}
     # Build every model once now, so a bad model choice stops the run before any training.
+    # N1s given as predictions: read and checked now, before any training.
+    self.given = {job.n1: predictions.load(job.n1.predictions, len(self.splits.d2),
+                                           len(self.splits.d3), self.splits.num_classes)
+                  for job, _ in self.rows if job.n1.predictions}
     for job, cells in self.rows:
-      self.trainer(job.n1, job.batch_size)
+      if not job.n1.predictions:
+        self.trainer(job.n1, job.batch_size)
       for cell in cells:
         self.trainer(cell.n2, cell.n2_batch_size)
 
@@ -251,6 +285,8 @@ class Experiment:
   def n1(self, job: N1Job) -> protocol.TrainedNet:
     if self.store.has("n1", job.id):
       return _net_from_store(*self.store.load("n1", job.id), prefix="n1")
+    if job.n1.predictions:
+      return self._given_n1(job)
     self.out(f"N1 {job.id}: training {job.n1.name} on D1 ({job.variant}), "
              f"{len(self.splits.d1)} examples, {self.config.seeds} seeds")
     net = protocol.train_n1(self.splits, self.trainer(job.n1, job.batch_size), job.variant,
@@ -270,7 +306,26 @@ class Experiment:
               "num_classes": self.splits.num_classes, "d1": len(self.splits.d1),
               "d2": len(self.splits.d2), "d3": len(self.splits.d3), "params": size.params,
               "param_tensors": size.tensors, "snapshot_epochs": sorted(net.snapshots),
-              **_net_summary(net)}
+              **_net_summary(net), **self._class_names()}
+    arrays = {**_net_arrays("n1", net), "y_d2": self.splits.d2.y, "y_d3": self.splits.d3.y}
+    self.store.save("n1", job.id, result, arrays)
+    return net
+
+  def _class_names(self) -> dict:
+    names = getattr(self.pool, "class_names", None)
+    return {"class_names": list(names)} if names else {}
+
+  def _given_n1(self, job: N1Job) -> protocol.TrainedNet:
+    """The N1 record of an N1 given as predictions: its labels for every seed, no training."""
+    d2, d3, sha256 = self.given[job.n1]
+    self.out(f"N1 {job.id}: given as predictions ({job.n1.predictions})")
+    net = given_net(d2, d3, self.config.seeds)
+    result = {"n1": job.id, "dataset": self.pool.name, "variant": job.variant,
+              "model": job.n1.name, "batch_size": job.batch_size, "seeds": int(self.config.seeds),
+              "num_classes": self.splits.num_classes, "d1": len(self.splits.d1),
+              "d2": len(self.splits.d2), "d3": len(self.splits.d3), "snapshot_epochs": [],
+              "source": predictions.MODEL, "predictions_file": job.n1.predictions,
+              "predictions_sha256": sha256, **_net_summary(net), **self._class_names()}
     arrays = {**_net_arrays("n1", net), "y_d2": self.splits.d2.y, "y_d3": self.splits.d3.y}
     self.store.save("n1", job.id, result, arrays)
     return net
@@ -303,7 +358,8 @@ class Experiment:
         "n2_model": cell.n2.name, "n2_batch_size": cell.n2_batch_size, "n1_epoch": cell.n1_epoch,
         "seeds": int(self.config.seeds), "d1": len(self.splits.d1), "d2": len(self.splits.d2),
         "d3": len(self.splits.d3), "num_classes": self.splits.num_classes,
-        "n1_params": n1_result["params"], "n1_param_tensors": n1_result["param_tensors"],
+        **({"n1_params": n1_result["params"], "n1_param_tensors": n1_result["param_tensors"]}
+           if "params" in n1_result else {}),
         "learnability": _seed_stats(protocol.learnability(n1_preds_d3, n2.preds_d3)),
         "n1_test_accuracy": _seed_stats(protocol.test_accuracy(n1_preds_d3, y3)),
         "n2_test_accuracy": _seed_stats(protocol.test_accuracy(n2.preds_d3, y3)),
@@ -351,8 +407,8 @@ class Experiment:
         continue
       finished += 1
       self.out(f"cell {done + finished}/{total} {cell.id}: learnability "
-               f"{_fmt(result['learnability'])}, N1 test accuracy "
-               f"{_fmt(result['n1_test_accuracy'])} ({time.time() - start:.0f}s so far)")
+               f"{console.fmt(result['learnability'])}, N1 test accuracy "
+               f"{console.fmt(result['n1_test_accuracy'])} ({time.time() - start:.0f}s so far)")
     return finished
 
   def run(self, task_index: int = 0, num_tasks: int = 1) -> list[dict]:
@@ -361,8 +417,13 @@ class Experiment:
     mine = self.rows[task_index::num_tasks]
     total = sum(len(cells) for _, cells in mine)
     done = sum(self.store.has("cells", c.id) for _, cells in mine for c in cells)
-    self.out(f"{total} cells in this task ({len(mine)} N1 trainings), {done} already done; "
-             f"data {self.pool.name}: |D1|={len(self.splits.d1)} |D2|={len(self.splits.d2)} "
+    if console.is_n1_only(self.config):
+      done_n1 = sum(self.store.has("n1", job.id) for job, _ in mine)
+      what = (f"N1 only (n2.model = none): {len(mine)} N1 trainings in this task, "
+              f"{done_n1} already done")
+    else:
+      what = f"{total} cells in this task ({len(mine)} N1 trainings), {done} already done"
+    self.out(f"{what}; data {self.pool.name}: |D1|={len(self.splits.d1)} |D2|={len(self.splits.d2)} "
              f"|D3|={len(self.splits.d3)}, {self.config.seeds} seeds")
     start = time.time()
     held_elsewhere = []
@@ -390,35 +451,6 @@ def is_out_of_memory(error: Exception) -> bool:
   return "RESOURCE_EXHAUSTED" in text or "Out of memory" in text or "OutOfMemory" in text
 
 
-def _fmt(stats: dict | None) -> str:
-  if not stats:
-    return "-"
-  return f"{stats['mean']:.1f} ± {stats['std']:.1f}"
-
-
-def format_table(results: list[dict]) -> str:
-  """A plain-text table of cells: the axes that vary, learnability and test accuracies."""
-  if not results:
-    return "(no finished cells)"
-  axes = [("variant", "variant"), ("n1_model", "N1"), ("n1_batch_size", "N1 batch"),
-          ("n2_model", "N2"), ("n2_batch_size", "N2 batch"), ("n1_epoch", "N1 epoch")]
-  shown = [(k, h) for k, h in axes if k in ("variant", "n1_model", "n2_model")
-           or len({r.get(k) for r in results}) > 1]
-  header = [h for _, h in shown] + ["learnability %", "N1 test acc %", "N2 test acc %",
-                                    "N1 epochs", "N2 epochs"]
-  value = lambda r, k: "final" if r.get(k, "") is None else str(r.get(k, ""))
-  def numbers(r):
-    if r.get("status") == "out_of_memory":
-      return ["out of memory"] + [""] * 4
-    return [_fmt(r["learnability"]), _fmt(r["n1_test_accuracy"]), _fmt(r["n2_test_accuracy"]),
-            f"{np.mean(r['n1']['epochs']):.0f}", f"{np.mean(r['n2']['epochs']):.0f}"]
-
-  rows = [[value(r, k) for k, _ in shown] + numbers(r) for r in results]
-  widths = [max(len(x) for x in col) for col in zip(header, *rows)]
-  line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
-  return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
-
-
 # Fields that may differ between launches on one workdir: the grid axes (cells are keyed by them)
 # and how the work is executed, which does not change the numbers.
 _FREE_FIELDS = ("experiment", "data.variant", "n1.model", "n1.width", "n1.depth", "n1.batch_size",
@@ -426,6 +458,8 @@ _FREE_FIELDS = ("experiment", "data.variant", "n1.model", "n1.width", "n1.depth"
                 "train.loop", "train.seed_layout", "train.eval_batch_size", "train.devices",
                 "train.concurrent_seeds",
                 "checkpoint_every_epochs", "progress_seconds")
+# The files of N1s given as predictions are an axis too; their content is checked by hash.
+_FREE_FIELDS += ("n1.predictions", "n1.name")
 
 
 def _protocol_fields(config_dict: dict) -> dict:
@@ -456,10 +490,37 @@ def check_workdir_config(store: Store, config) -> None:
                         f"({details}); use a new --workdir, or the config of those results")
 
 
+def given_net(d2, d3, seeds: int) -> protocol.TrainedNet:
+  """An N1 given as its labels of D2 and D3, the same for every seed; untrained, so its training
+  numbers are unknown (None)."""
+  unknown = np.full((seeds,), None, object)
+  return protocol.TrainedNet(
+      preds_d3=np.tile(np.asarray(d3, np.int32), (seeds, 1)),
+      preds_d2=np.tile(np.asarray(d2, np.int32), (seeds, 1)),
+      epochs=np.zeros((seeds,), np.int32), train_error=unknown, learning_rate=unknown,
+      diverged=np.zeros((seeds,), bool), diverged_epoch=np.full((seeds,), -1, np.int32),
+      history={}, seconds=0.0)
+
+
+def check_given_predictions(experiment: Experiment) -> None:
+  """Refuses a workdir whose N1 given as predictions was stored from a file that has changed."""
+  for job, _ in experiment.rows:
+    if not job.n1.predictions or not experiment.store.has("n1", job.id):
+      continue
+    stored, _ = experiment.store.load("n1", job.id, with_arrays=False)
+    old, new = stored.get("predictions_sha256"), experiment.given[job.n1][2]
+    if old != new:
+      raise LearnjaxError(
+          f"{job.n1.predictions} is not the file whose predictions {experiment.store.workdir} "
+          f"measured for N1 {job.id} (sha256 {str(old)[:12]}..., now {new[:12]}...); use a new "
+          f"--workdir, or --config.n1.name=NEW_NAME to measure the new file beside the old one")
+
+
 def train_and_evaluate(config, workdir: str, task_index: int = 0, num_tasks: int = 1,
                        out=print) -> list[dict]:
   """Runs (or resumes) the experiment of ``config`` in ``workdir``; returns this task's cells."""
   experiment = Experiment(config, workdir, out=out)
+  check_given_predictions(experiment)
   experiment.store.write_config(config.to_json_best_effort(indent=1))
   validation.write_workdir_data(experiment.store, experiment.data_fingerprint)
   store_lib.atomic_write_json(os.path.join(workdir, "plan.json"), {

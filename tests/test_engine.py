@@ -123,21 +123,30 @@ def test_scan_and_step_loops_agree(small_splits, model):
 
 @pytest.mark.parametrize("loop", ["scan", "step"])
 def test_partial_last_batch_is_trained_on(small_splits, loop):
-  # 200 examples at batch 64: 3 full batches and one of 8.
-  cfg = engine.TrainConfig(max_epochs=1, loop=loop)
-  trainer = engine.Trainer(models.build("mlp_1", 10), cfg)
+  # 200 examples at batch 64: 3 full batches and one of 8. After one epoch the engine's parameters
+  # are those of a plain loop over all four batches, not of the first three.
+  cfg = engine.TrainConfig(max_epochs=1, loop=loop, learning_rate=0.5)
+  model = models.build("mlp_1", 10)
+  trainer = engine.Trainer(model, cfg)
   keys = jax.random.split(jax.random.PRNGKey(3), 1)
-  y = np.asarray(small_splits.d1.y)[None]
-  seen = []
-  original = trainer._step
+  x, y = np.asarray(small_splits.d1.x), np.asarray(small_splits.d1.y)
+  result = trainer.train(keys, keys, x, y[None])
 
-  def counting_step(carry, x, y_, idx):
-    seen.append(idx.shape[-1])
-    return original(carry, x, y_, idx)
+  def sgd_step(params, idx):
+    loss = lambda p: -jnp.mean(jax.nn.log_softmax(model.apply({"params": p}, x[idx]))[
+        jnp.arange(len(idx)), y[idx]])
+    return jax.tree.map(lambda p, g: p - cfg.learning_rate * g, params, jax.grad(loss)(params))
 
-  trainer._step = counting_step
-  trainer.train(keys, keys, small_splits.d1.x, y)
-  assert sorted(seen) == [8, 64], seen  # traced once for the full batches, once for the rest
+  order = np.asarray(jax.random.permutation(jax.random.fold_in(keys[0], 0), len(y)))
+  params = model.init(keys[0], x[:1], train=False)["params"]
+  for begin in range(0, 192, 64):
+    params = sgd_step(params, order[begin:begin + 64])
+  with_tail = sgd_step(params, order[192:])
+  got = jax.tree.map(lambda a: a[0], result.variables["params"])
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), got, with_tail)
+  moved = max(float(np.abs(a - b).max()) for a, b in zip(jax.tree.leaves(with_tail),
+                                                          jax.tree.leaves(params)))
+  assert moved > 1e-3, "the tail batch's update should be visible"
 
 
 def test_diverging_seed_is_marked_and_keeps_finite_parameters(small_splits):

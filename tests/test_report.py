@@ -36,8 +36,8 @@ def save_cell(store, variant="true", n1="mlp_1", n2=None, n1_batch=64, n1_epoch=
     learn = [50.0, 60.0] if learn is None else learn
     acc = [40.0, 50.0] if acc is None else acc
     seeds = len(learn)
-    y = np.zeros(4, int)
-    n1_preds = n2_preds = np.zeros((seeds, 4), int)
+    y = np.arange(20) % num_classes   # an N1 that is neither one-class nor at chance
+    n1_preds = n2_preds = np.tile(y, (seeds, 1))
   else:
     n1_preds, n2_preds, y = np.asarray(n1_preds), np.asarray(n2_preds), np.asarray(y)
     seeds = n1_preds.shape[0]
@@ -65,7 +65,7 @@ def save_oom_cell(store, n1, n1_batch):
 
 
 def save_n1(store, model, preds_d3, preds_d2=None, y_d2=None, variant="true", num_classes=10,
-            history=None):
+            history=None, class_names=None):
   preds_d3 = np.asarray(preds_d3)
   seeds = preds_d3.shape[0]
   n1_id = f"{variant}__{model}__b64"
@@ -78,6 +78,7 @@ def save_n1(store, model, preds_d3, preds_d2=None, y_d2=None, variant="true", nu
   store.save("n1", n1_id, {"n1": n1_id, "dataset": "digits", "variant": variant, "model": model,
                            "batch_size": 64, "seeds": seeds, "num_classes": num_classes,
                            "params": 100, "param_tensors": 4, "snapshot_epochs": [],
+                           **({"class_names": class_names} if class_names else {}),
                            **summary(seeds)}, arrays)
 
 
@@ -94,7 +95,7 @@ def workdir_for(tmp_path, experiment, **config):
 
 
 def test_t8_two_by_two_table_from_hand_made_predictions(tmp_path):
-  workdir, store = workdir_for(tmp_path, "T9")
+  workdir, store = workdir_for(tmp_path, "T10")
   y = [0, 1, 2, 3]
   # seed 0: N1 right on 0,1,2; N2 agrees on 0,1,3. seed 1: N1 right on 0 only; N2 agrees everywhere.
   save_cell(store, n1="vgg11", n1_preds=[[0, 1, 2, 0], [0, 0, 0, 0]],
@@ -102,7 +103,7 @@ def test_t8_two_by_two_table_from_hand_made_predictions(tmp_path):
   per_seed = report.correct_agree_table([[0, 1, 2, 0], [0, 0, 0, 0]], [[0, 1, 0, 0], [0, 0, 0, 0]], y)
   np.testing.assert_allclose(per_seed, [[[50, 25], [25, 0]], [[25, 0], [75, 0]]])
   markdown, figures = report.build_report(workdir)
-  assert "## T9: N1 correct x N2 agrees (VGG11)" in markdown
+  assert "## T10: N1 correct x N2 agrees (VGG11)" in markdown
   assert "| N1 correct | 37.5 ± 12.5 | 12.5 ± 12.5 | 50.0 ± 25.0 |" in markdown
   assert "| N1 wrong | 50.0 ± 25.0 | 0.0 ± 0.0 | 50.0 ± 25.0 |" in markdown
   assert "| total | 87.5 ± 12.5 | 12.5 ± 12.5 | 100 |" in markdown
@@ -133,7 +134,7 @@ def test_t7_class_distribution(tmp_path):
           num_classes=3)
   save_n1(store, "mlp_1", [[0, 0]], preds_d2=[[2, 2, 2, 2], [2, 2, 2, 2]], y_d2=[0, 1, 2, 2],
           num_classes=3, variant="random_labels")
-  save_cell(store, variant="true", learn=[70.0, 80.0], num_classes=3)
+  save_cell(store, variant="true", learn=[70.0, 80.0], acc=[80.0, 90.0], num_classes=3)
   markdown, figures = report.build_report(workdir)
   assert "| mlp_1 | true | 50.0 | 50.0 | 0.0 | 75.0 ± 5.0 |" in markdown
   assert "| mlp_1 | random_labels | 0.0 | 0.0 | 100.0 | – |" in markdown
@@ -171,7 +172,7 @@ def test_grid_with_params_and_missing_entry(tmp_path):
   assert "| shallow_cnn_16 | 70.0 ± 0.0 | 75.0 ± 0.0 | 2,986 | 45.0 ± 5.0 |" in markdown
   assert "| shallow_cnn_1024 | – | 91.0 ± 1.0 | 200,000 | 61.0 ± 1.0 |" in markdown
   assert "grid entry without a finished cell: N1 shallow_cnn_1024, N2 shallow_cnn_16" in markdown
-  assert list(figures) == ["learnability_grid_true.png"]
+  assert list(figures) == ["learnability_grid_true.png", "learnability_vs_generalisation.png"]
 
 
 def test_t3_grid_has_layers(tmp_path):
@@ -215,7 +216,7 @@ def test_f1_points_table_and_figure(tmp_path):
   assert "| shallow_cnn_16 | 1 | 90.0 ± 0.0 | 75.0 ± 5.0 |" in markdown
   assert "| shallow_cnn_16 | 5 | 80.0 ± 0.0 | 50.0 ± 0.0 |" in markdown
   assert "| shallow_cnn_16 | final (≈10) | 72.0 ± 2.0 | 40.0 ± 0.0 |" in markdown
-  assert list(figures) == ["learnability_vs_epochs.png"]
+  assert list(figures) == ["learnability_vs_epochs.png", "learnability_vs_generalisation.png"]
   points = report.f1_points(store.results("cells"))
   assert [(e, final) for e, final, _ in points] == [(1.0, False), (5.0, False), (10.0, True)]
 
@@ -326,3 +327,179 @@ def test_cli_bad_input_gets_one_error_line(tmp_path, setup, message):
   errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
   assert len(errors) == 1 and message in errors[0], proc.stderr
   assert setup != "missing" or not workdir.exists()   # the report creates no workdir
+
+
+# --------------------------------------------------------------------------------------------
+# Learnability against generalisation
+
+
+def test_kendall_tau_hand_computed_and_in_the_report(tmp_path):
+  # learnability 50 < 60 < 70; accuracy 30, 50, 40: pairs (1,2) and (1,3) concordant, (2,3)
+  # discordant, no ties: tau = (2 - 1) / 3.
+  assert report.kendall_tau([50, 60, 70], [30, 50, 40]) == pytest.approx(1 / 3)
+  assert report.kendall_tau([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+  workdir, store = workdir_for(tmp_path, "T5")
+  for n1, learn, acc in (("mlp_1", [50.0, 50.0], [30.0, 30.0]), ("mlp_2", [60.0, 60.0], [50.0, 50.0]),
+                         ("mlp_3", [70.0, 70.0], [40.0, 40.0])):
+    save_cell(store, n1=n1, learn=learn, acc=acc)
+  markdown, figures = report.build_report(workdir)
+  # Seeds agree exactly, so every bootstrap resample gives the same tau: the interval is a point.
+  assert "| learnability vs N1 test accuracy (all cells) | 3 | +0.33 | [+0.33, +0.33] |" in markdown
+  # N1's training error is 0: gap = 100 - accuracy = 70, 50, 60 -> tau = (1 - 2) / 3.
+  assert "| learnability vs N1 generalisation gap (all cells) | 3 | -0.33 | [-0.33, -0.33] |" in markdown
+  assert "learnability_vs_generalisation.png" in figures
+
+
+def test_bootstrap_interval_is_deterministic_and_resamples_seeds():
+  xs = [[50, 60, 55], [60, 58, 70], [70, 75, 65], [40, 80, 45]]
+  ys = [[30, 35, 31], [50, 48, 52], [40, 60, 41], [20, 30, 25]]
+  lo, hi = report.bootstrap_tau(xs, ys)
+  assert (lo, hi) == report.bootstrap_tau(xs, ys)   # a fixed generator: the report is reproducible
+  tau = report.kendall_tau([np.mean(x) for x in xs], [np.mean(y) for y in ys])
+  assert -1 <= lo <= tau <= hi <= 1 and lo < hi     # seeds differ: the interval has a width
+
+
+def test_correlation_skipped_with_fewer_than_three_cells(tmp_path):
+  workdir, store = workdir_for(tmp_path, "T5")
+  save_cell(store, n1="mlp_1")
+  save_cell(store, n1="mlp_2")
+  markdown, figures = report.build_report(workdir)
+  assert ("## Learnability against generalisation\n\nNot computed: a rank correlation needs at "
+          "least 3 cells with a learnability and N1's test accuracy, and this report has 2.") in markdown
+  assert "learnability_vs_generalisation.png" not in figures
+
+
+# --------------------------------------------------------------------------------------------
+# Degenerate N1s, D5 for many seeds, class names, figure sizes
+
+
+def test_degenerate_cells_are_flagged(tmp_path):
+  workdir, store = workdir_for(tmp_path, "T1")
+  y = np.arange(20) % 10
+  # One class everywhere: N1 and N2 agree on everything, a 100% learnability that means nothing.
+  save_cell(store, n1="vgg11", n1_preds=np.zeros((2, 20), int), n2_preds=np.zeros((2, 20), int), y=y)
+  # True data, spread predictions, but at chance: 2 of 20 right (10%).
+  wrong = np.stack([(y + 1) % 10, (y + 2) % 10])
+  wrong[:, :2] = y[:2]
+  save_cell(store, n1="resnet18", n1_preds=wrong, n2_preds=wrong, y=y)
+  markdown, _ = report.build_report(workdir)
+  assert "**Warning: every cell's N1 is degenerate**" in markdown
+  assert "| vgg11 | 100.0 ± 0.0 ⚠ |" in markdown
+  assert ("degenerate N1 (⚠) in vgg11 → vgg11 (true, N1 batch 64): it predicts a single class "
+          "for all of D3 (every seed)") in markdown
+  assert "resnet18 → resnet18 (true, N1 batch 64): it test accuracy 10.0% is at chance" in markdown
+  assert "this learnability measures nothing" in markdown
+  assert "Not computed" in markdown   # degenerate cells are left out of the correlation
+
+
+def test_random_label_n1_at_chance_is_not_degenerate(tmp_path):
+  workdir, store = workdir_for(tmp_path, "T1")
+  y = np.arange(20) % 10
+  preds = np.stack([(y + 1) % 10, (y + 3) % 10])    # spread over classes, 0% right
+  save_cell(store, variant="random_labels", n1="vgg11", n1_preds=preds, n2_preds=preds, y=y)
+  markdown, _ = report.build_report(workdir)
+  assert "degenerate" not in markdown and "⚠" not in markdown
+
+
+def png_size(path) -> tuple[int, int]:
+  data = open(path, "rb").read(24)
+  return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def test_d5_many_seeds_stays_readable(tmp_path):
+  workdir, store = workdir_for(tmp_path, "D5", n2={"model": "none"})
+  rng = np.random.default_rng(0)
+  preds = rng.integers(0, 10, (40, 200))
+  save_n1(store, "shallow_cnn_16", preds)
+  markdown, figures = report.build_report(workdir)
+  # At most min(seeds, classes) = 10 distinct predictions: 10 columns, not 40.
+  assert "| N1 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10 |" in markdown
+  assert "| 11 |" not in markdown
+  assert "| seed 0 | seed 1 |" not in markdown   # no 40 x 40 table ...
+  assert "|  | mean | min | max |" in markdown   # ... but each seed against the others
+  assert "% of D3 on which a seed agrees with each of the other 39 seeds" in markdown
+  out = tmp_path / "out"
+  report.write_report(markdown, figures, str(out))
+  for name in ("seed_agreement.png", "distinct_predictions.png"):
+    width, height = png_size(out / name)
+    assert width <= 2400 and height <= 1800, (name, width, height)
+  axis = figures["distinct_predictions.png"].axes[0]
+  assert axis.get_xlim()[1] < 11
+  assert not figures["seed_agreement.png"].axes[0].texts   # no per-cell annotations at 40 seeds
+  assert len(markdown) < 20_000
+
+
+def test_t7_uses_class_names_when_stored(tmp_path):
+  workdir, store = workdir_for(tmp_path, "T7", n2={"model": "none"})
+  save_n1(store, "mlp_1", [[0, 0]], preds_d2=[[0, 0, 0, 1], [0, 1, 1, 1]], y_d2=[0, 1, 2, 2],
+          num_classes=3, class_names=["cat", "dog", "ship"])
+  markdown, figures = report.build_report(workdir)
+  assert "| N1 | variant | cat | dog | ship | learnability % |" in markdown
+  labels = [t.get_text() for t in figures["class_distribution.png"].axes[0].get_xticklabels()]
+  assert labels == ["cat", "dog", "ship"]
+
+
+def test_small_grid_heatmap_title_fits(tmp_path):
+  workdir, store = workdir_for(tmp_path, "T2")
+  save_cell(store, n1="shallow_cnn_16", n2="shallow_cnn_16")
+  _, figures = report.build_report(workdir)
+  fig = figures["learnability_grid_true.png"]
+  fig.canvas.draw()
+  title = fig._suptitle.get_window_extent()
+  assert 0 <= title.x0 and title.x1 <= fig.bbox.width
+
+
+# --------------------------------------------------------------------------------------------
+# The console table and progress lines
+
+
+def test_console_table_shows_status_and_says_epochs_are_means(tmp_path):
+  from learnjax.report import console
+  workdir, store = workdir_for(tmp_path, "T14")
+  ok = save_cell(store, n1="vgg11", n1_batch=32)
+  diverged = save_cell(store, n1="vgg11", n1_batch=64)
+  diverged["status"] = "diverged"
+  diverged["n1"]["diverged"], diverged["n1"]["diverged_epoch"] = [False, True], [-1, 4]
+  unconverged = save_cell(store, n1="vgg11", n1_batch=128)
+  unconverged["n1"]["train_error"] = [0.2, 0.005]
+  save_oom_cell(store, "densenet121", 64)
+  oom = store.load("cells", "true__densenet121__b64__vgg11__b64", with_arrays=False)[0]
+  table = console.format_table([ok, diverged, unconverged, oom], stop_error=0.01, workdir=workdir)
+  lines = table.splitlines()
+  assert lines[0].split() [-1] == "status"
+  assert lines[2].endswith("  ok")
+  assert lines[3].endswith("diverged (N1 seed 1 epoch 4)")
+  assert lines[4].endswith("not converged (N1 seed 0 ≥ 1% training error)")
+  assert "out of memory" in lines[5] and "50.0" not in lines[5]
+  assert lines[-1] == "Epochs: mean over seeds."
+  degenerate = save_cell(store, n1="mlp_1", n1_preds=np.zeros((2, 20), int),
+                         n2_preds=np.zeros((2, 20), int), y=np.arange(20) % 10)
+  table = console.format_table([degenerate], workdir=workdir)
+  assert "degenerate N1 (predicts a single class" in table and "measures nothing" in table
+
+
+def test_console_summary_of_an_n1_only_experiment(tmp_path):
+  import ml_collections
+  from learnjax.report import console
+  workdir, store = workdir_for(tmp_path, "D5", n2={"model": "none"})
+  y = np.arange(20) % 10
+  save_n1(store, "shallow_cnn_16", np.stack([y, (y + 1) % 10]))
+  store.save("n1", "true__shallow_cnn_16__b64", {**store.load("n1", "true__shallow_cnn_16__b64")[0]},
+             {"n1_preds_d3": np.stack([y, y]), "y_d3": y})
+  config = ml_collections.ConfigDict({"n2": {"model": "none"}, "train": {"stop_error": 0.01}})
+  text = console.summary(config, workdir, [])
+  assert "(no finished cells)" not in text
+  assert "true     shallow_cnn_16  64        2      100.0 ± 0.0    10         ok" in text
+  assert "N1 only (n2.model = none)" in text and "Epochs: mean over seeds." in text
+
+
+def test_progress_lines_number_seeds_from_zero():
+  import io
+  import types
+  from learnjax.progress import EpochPrinter
+  stream = io.StringIO()
+  printer = EpochPrinter("N1 mlp_1 true", 100, 4, 10, interval=0.0, stream=stream)
+  log = types.SimpleNamespace(trained=np.ones(2, bool), done=np.zeros(2, bool), epoch=1,
+                              train_error=np.array([0.5, 0.4]), learning_rate=np.array([0.01, 0.01]))
+  printer(log, None, np.array([2, 3]))
+  assert "| seeds 2-3 of 4 |" in stream.getvalue()

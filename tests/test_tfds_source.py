@@ -1,4 +1,5 @@
-"""MNIST / CIFAR-10 / CIFAR-100 through tensorflow-datasets: CPU only, no network, no TensorFlow.
+"""tensorflow-datasets image sets (MNIST, CIFAR, Fashion-MNIST, SVHN, CMATERdb...): CPU only, no
+network, no TensorFlow.
 
 The prepared folders here are real tfds folders written by tfds's own builders and writer (real
 dataset_info.json, array_record files, tfds's hash-ordered storage); only the builders' example
@@ -26,8 +27,11 @@ import pytest
 from learnjax.errors import LearnjaxError
 
 SIZES = {"train": 40, "test": 12}
-SHAPES = {"mnist": (28, 28, 1), "cifar10": (32, 32, 3), "cifar100": (32, 32, 3)}
-CLASSES = {"mnist": 10, "cifar10": 10, "cifar100": 100}
+SHAPES = {"mnist": (28, 28, 1), "cifar10": (32, 32, 3), "cifar100": (32, 32, 3),
+          "fashion_mnist": (28, 28, 1), "svhn_cropped": (32, 32, 3), "cmaterdb": (32, 32, 3)}
+CLASSES = {"mnist": 10, "cifar10": 10, "cifar100": 100, "fashion_mnist": 10, "svhn_cropped": 10,
+           "cmaterdb": 10}
+ORIGINAL_ORDER = ("mnist", "cifar10", "cifar100", "fashion_mnist", "svhn_cropped")
 
 
 def _image(name, i):
@@ -53,12 +57,13 @@ def _prepare_tiny(tfds, name, data_dir):
   from tensorflow_datasets.core import dataset_builder
 
   builder_cls = tfds.builder_cls(name)
+  features = tfds.builder(name, data_dir=data_dir).info.features
 
   def examples(split):
     for i in range(SIZES[split]):
       ex = {"image": _png(_image(name, i)), "label": _label(name, i)}
-      if name != "mnist":
-        ex["id"] = f"{split}_{i:05d}"   # what the CIFAR builder writes
+      if "id" in features:              # what the CIFAR and SVHN builders write
+        ex["id"] = f"{split}_{i:06d}" if name == "svhn_cropped" else f"{split}_{i:05d}"
       if name == "cifar100":
         ex["coarse_label"] = _label(name, i) % 20
       yield i, ex                       # the real builders' keys: the position in the archive
@@ -106,14 +111,14 @@ def tfds():
 
 @pytest.fixture(scope="module")
 def prepared(tfds, tmp_path_factory):
-  """data_dir with tiny mnist, cifar10 and cifar100 prepared as array_record."""
+  """data_dir with tiny versions of every data set of SHAPES prepared as array_record."""
   root = tmp_path_factory.mktemp("tfds")
   for name in SHAPES:
     _prepare_tiny(tfds, name, str(root))
   return str(root)
 
 
-@pytest.mark.parametrize("name", ["mnist", "cifar10", "cifar100"])
+@pytest.mark.parametrize("name", ORIGINAL_ORDER)
 def test_load_restores_the_original_order_and_trains(prepared, name):
   import jax
   from learnjax import engine, models
@@ -121,6 +126,7 @@ def test_load_restores_the_original_order_and_trains(prepared, name):
 
   pool = tfds_source.load(name, data_dir=prepared)
   assert pool.name == name and pool.num_classes == CLASSES[name]
+  assert len(pool.class_names) == CLASSES[name]
   for split, n in SIZES.items():
     x, y = getattr(pool, f"x_{split}"), getattr(pool, f"y_{split}")
     assert x.shape == (n, *SHAPES[name]) and x.dtype == np.uint8
@@ -213,11 +219,57 @@ def test_preparing_without_tensorflow_says_what_to_install(tfds, tmp_path, monke
   assert os.listdir(tmp_path) == []
 
 
-def test_unknown_name_is_refused():
+def test_class_names_come_from_the_metadata(prepared):
   from learnjax.data import tfds_source
 
-  with pytest.raises(LearnjaxError, match="not one of"):
-    tfds_source.load("imagenet2012")
+  assert tfds_source.load("fashion_mnist", prepared).class_names[:2] == ("T-shirt/top", "Trouser")
+  assert tfds_source.load("mnist", prepared).class_names == tuple(str(i) for i in range(10))
+
+
+def test_a_set_of_unknown_archive_order_keeps_the_stored_order(tfds, prepared):
+  """cmaterdb's builder keys are not positions: learnjax keeps tfds's (deterministic) order."""
+  from learnjax.data import tfds_source
+
+  pool = tfds_source.load("cmaterdb", prepared)
+  builder = tfds.builder("cmaterdb", data_dir=prepared)
+  for split, n in SIZES.items():
+    source = builder.as_data_source(split=split)
+    stored = [source[i] for i in range(n)]
+    np.testing.assert_array_equal(getattr(pool, f"x_{split}"), [ex["image"] for ex in stored])
+    np.testing.assert_array_equal(getattr(pool, f"y_{split}"), [ex["label"] for ex in stored])
+    # the same examples as the original, in another order
+    want = sorted((_label("cmaterdb", i), _image("cmaterdb", i).tobytes()) for i in range(n))
+    got = sorted((int(y), x.tobytes()) for x, y in zip(getattr(pool, f"x_{split}"),
+                                                      getattr(pool, f"y_{split}")))
+    assert got == want
+
+
+def test_a_set_without_one_image_and_one_class_label_is_refused(tfds):
+  from learnjax.data import tfds_source
+
+  info = lambda features: mock.Mock(features=tfds.features.FeaturesDict(features))
+  image = tfds.features.Image(shape=(8, 8, 3))
+  assert tfds_source.find_features(tfds, info({"image": image, "label": tfds.features.ClassLabel(
+      num_classes=3), "coarse": tfds.features.ClassLabel(num_classes=2)}), "x") == ("image",
+                                                                                  "label")
+  assert tfds_source.find_features(tfds, info({"picture": image, "digit": tfds.features.ClassLabel(
+      num_classes=3)}), "x") == ("picture", "digit")
+  with pytest.raises(LearnjaxError, match="needs one image and one class-label feature"):
+    tfds_source.find_features(tfds, info({"image": image, "text": tfds.features.Text()}), "x")
+  with pytest.raises(LearnjaxError, match="images vary in size"):
+    tfds_source.find_features(tfds, tfds.builder("oxford_flowers102", data_dir="/nonexistent").info,
+                              "oxford_flowers102")
+
+
+def test_unknown_name_is_refused(tfds, tmp_path):
+  from learnjax.data import tfds_source
+
+  with pytest.raises(LearnjaxError, match="unknown data set 'no_such_set'") as e:
+    tfds_source.load("no_such_set", str(tmp_path))
+  assert "\n" not in str(e.value) and "npz_path" in str(e.value)
+  # a real tfds name that is not prepared: the missing-data message
+  with pytest.raises(LearnjaxError, match="svhn_cropped is not prepared"):
+    tfds_source.load("svhn_cropped", str(tmp_path))
 
 
 def test_tfrecord_framing_matches_tensorflow(tmp_path):

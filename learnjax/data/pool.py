@@ -15,8 +15,7 @@ import numpy as np
 
 from learnjax.errors import LearnjaxError
 
-TFDS_NAMES = ("mnist", "cifar10", "cifar100")
-DATA_SETS = ("digits", "npz", *TFDS_NAMES)
+TFDS_NAMES = ("mnist", "cifar10", "cifar100")  # examples; any tfds image classification set works
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 # A class count inferred from the largest label is refused past this (one stray label of 5,000,000
 # would otherwise build a 5M-way output layer); a source that states its count may exceed it.
@@ -32,7 +31,7 @@ class Pool:
   x_test: np.ndarray
   y_test: np.ndarray
   num_classes: int
-  class_names: tuple[str, ...] | None = None
+  class_names: tuple[str, ...] | None = None   # from the data set's metadata, where it has them
 
   @property
   def image_shape(self) -> tuple[int, int, int]:

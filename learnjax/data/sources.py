@@ -1,7 +1,8 @@
-"""Where images come from: the embedded digits, a local .npz, or tensorflow-datasets.
+"""Where images come from: the embedded digits, a local .npz, or any tensorflow-datasets set.
 
 Every source returns a :class:`~learnjax.data.pool.Pool`: uint8 NHWC images and integer labels
-for a training and a test split. The protocol's D1/D2/D3 are cut from a pool by :mod:`learnjax.data.splits`.
+for a training and a test split. The protocol's D1/D2/D3 are cut from a pool by
+:mod:`learnjax.data.splits`.
 
 The embedded default, ``digits``, is scikit-learn's bundled 8x8 handwritten digits (1,797
 images, 10 classes, derived from the UCI optical digits set), scaled from 0..16 to 0..255,
@@ -18,7 +19,6 @@ import numpy as np
 
 from learnjax.data.pool import NPZ_KEYS, TFDS_NAMES, Pool, pool_from_arrays  # noqa: F401
 from learnjax.errors import LearnjaxError
-
 
 # The last pool loaded, with what identifies its files: the command line checks the data before it
 # imports JAX, and the run then trains on the same pool without reading the files again.
@@ -53,11 +53,11 @@ def _load_pool(data_config) -> Pool:
       return pool_from_arrays("digits", np.load(f), source="the embedded digits")
   if name == "npz":
     return load_npz(data_config.npz_path)
-  if name in TFDS_NAMES:
-    from learnjax.data import tfds_source  # tensorflow-datasets is imported only when used
-    return tfds_source.load(name, data_dir=data_config.get("data_dir") or None)
-  raise LearnjaxError(f"unknown data set '{name}'; choose digits, npz (with --config.data.npz_path)"
-                      f" or one of {', '.join(TFDS_NAMES)}")
+  if not name or not isinstance(name, str):
+    raise LearnjaxError("data.name is empty; choose digits, npz (with --config.data.npz_path) or "
+                        "a tensorflow-datasets name (mnist, cifar10, fashion_mnist...)")
+  from learnjax.data import tfds_source  # tensorflow-datasets is imported only when used
+  return tfds_source.load(name, data_dir=data_config.get("data_dir") or None)
 
 
 def load_npz(path: str | None) -> Pool:

@@ -1,7 +1,7 @@
 """The protocol's three disjoint parts of a pool, normalised.
 
 D1 = the first ``n1_size`` training images, D2 = the last ``n2_size`` training images, D3 = the
-first ``test_size`` test images (protocol.md section 1). Left unset, n1_size and n2_size are the two
+first ``test_size`` test images (docs/protocol.md section 1). Left unset, n1_size and n2_size are the two
 halves of the training split (the first half gets the odd image) and test_size is the whole test
 split. Images are normalised per channel with the mean and standard deviation of the whole
 training split (the pool D1 and D2 come from), and kept as float32 NHWC arrays on the host.

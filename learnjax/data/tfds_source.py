@@ -1,4 +1,10 @@
-"""MNIST, CIFAR-10 and CIFAR-100 from tensorflow-datasets: read offline, without TensorFlow.
+"""Image classification sets of tensorflow-datasets, read offline, without TensorFlow.
+
+Any prepared tfds data set with a ``train`` and a ``test`` split, one fixed-size image feature and
+one class-label feature is read by name (``mnist``, ``cifar10``, ``fashion_mnist``,
+``svhn_cropped``, ``emnist/balanced``, ``stl10``...): the features are found from its features
+dict (``image`` and ``label`` where a set has several), its number of classes and class names come
+from its metadata.
 
 Reading (:func:`load`) needs tensorflow-datasets and Pillow, never TensorFlow and never the network:
 it reads a data set already *prepared* under ``data_dir`` (``--config.data.data_dir``, else
@@ -25,12 +31,19 @@ checksums are still checked). Copy ``DIR/<name>`` to an offline machine and pass
 ``--config.data.data_dir=<the folder that holds it>``.
 
 Order. tfds does not store examples in the order of the original archives: its writer sorts them
-by ``md5(split name + str(key))`` and these builders use the example's position in the archive as
-its key. The protocol's D1 is the *first* half of the training split, as in the original archives
-(and in torchvision or Keras). :func:`load` therefore puts every example back at its original
-position: CIFAR's from its ``id`` feature (``train_00042`` is the 43rd image of the archive),
-MNIST's (which has no id) by recomputing the writer's hash order, checked on the real data set
-against the first ten labels of the original files.
+by ``md5(split name + str(key))``. The protocol's D1 is the *first* half of the training split, as
+in the original archives (and in torchvision or Keras). :func:`load` therefore puts every example
+back at its original position where the builder's keys allow it:
+
+- CIFAR-10 / CIFAR-100 from their ``id`` feature (``train_00042`` is the 43rd image of the archive);
+- the builders whose key is the example's position in the original file (:data:`POSITION_KEYED`:
+  MNIST, Fashion-MNIST, KMNIST, EMNIST, SVHN (cropped), STL-10) by recomputing the writer's hash
+  order; for MNIST this is checked on the real data set against the first ten labels of the
+  original files.
+
+Every other data set keeps the order of its prepared files: tfds's deterministic hash order, the
+same for every copy prepared by the same tensorflow-datasets version (it is a fixed shuffle of the
+original order, so D1 and D2 are still disjoint samples of the training split).
 """
 
 from __future__ import annotations
@@ -56,6 +69,10 @@ NPZ_HINT = ("--config.data.name=npz --config.data.npz_path=FILE (an .npz with x_
             "x_test, y_test: uint8 images N,H,W,C and integer labels)")
 _CHUNK = 4096  # records per batched read
 _RANDOM_ACCESS_FORMATS = ("array_record", "parquet")
+# Builders (tfds 4.9) whose example key is the example's position in the original archive.
+POSITION_KEYED = ("mnist", "fashion_mnist", "kmnist", "emnist", "svhn_cropped", "stl10")
+ID_KEYED = ("cifar10", "cifar100")  # an 'id' feature '<split>_<position>'
+
 # The first labels of the original MNIST files (train-labels-idx1-ubyte, t10k-labels-idx1-ubyte):
 # a check that the hash order below really is the order the prepared folder was written in.
 _MNIST_HEAD = {"train": (60000, (5, 0, 4, 1, 9, 2, 1, 3, 1, 4)),
@@ -69,29 +86,70 @@ def resolve_data_dir(data_dir: str | None = None) -> str:
 
 
 def load(name: str, data_dir: str | None = None) -> Pool:
-  """The train and test splits of a prepared tfds data set, in the original archives' order.
+  """The train and test splits of a prepared tfds data set, in the original archives' order
+  where it is known (see the module's docstring), else in the prepared files' order.
 
   Images come back as uint8 (N, H, W, C) arrays (MNIST 28x28x1, CIFAR 32x32x3), labels as int32
-  ('label': CIFAR-100's 100 fine classes), ``num_classes`` from the data set's metadata.
+  ('label' where a set has several: CIFAR-100's 100 fine classes), ``num_classes`` and
+  ``class_names`` from the data set's metadata.
   """
-  _check_name(name)
-  tfds = _import_tfds()
+  tfds = _import_tfds(name)
   root = resolve_data_dir(data_dir)
-  builder = tfds.builder(name, data_dir=root, try_gcs=False)
+  builder = _builder(tfds, name, root)
   if not _is_prepared(builder):
     raise LearnjaxError(missing_message(name, root, builder))
   info = builder.info
+  image_key, label_key = find_features(tfds, info, name)
+  lacking = [s for s in SPLITS if s not in info.splits]
+  if lacking:
+    raise LearnjaxError(f"{name} has no {' or '.join(lacking)} split (it has "
+                        f"{', '.join(info.splits) or 'none'}); learnjax cuts D1 and D2 from 'train' "
+                        f"and D3 from 'test': convert it to arrays and pass {NPZ_HINT}")
   arrays = {}
   for split in SPLITS:
     try:
-      arrays[f"x_{split}"], arrays[f"y_{split}"] = _read_split(tfds, builder, name, split)
+      arrays[f"x_{split}"], arrays[f"y_{split}"] = _read_split(tfds, builder, name, split,
+                                                               image_key, label_key)
     except (OSError, ValueError, RuntimeError, SyntaxError, struct.error) as e:
       raise LearnjaxError(f"cannot read the {split} split of {name} in {builder.data_path}: {e} "
                           f"(a damaged or partial copy? prepare it again with "
                           f"{PREPARE_COMMAND.format(name=name)})") from e
   source = f"tensorflow-datasets {name} {info.version} in {builder.data_path}"
-  return pool_from_arrays(name, arrays, source=source,
-                          num_classes=int(info.features["label"].num_classes))
+  label = info.features[label_key]
+  return pool_from_arrays(name, arrays, source=source, num_classes=int(label.num_classes),
+                          class_names=tuple(label.names) if label.names else None)
+
+
+def find_features(tfds, info, name: str) -> tuple[str, str]:
+  """(image feature, class-label feature) of a data set: the only one of each kind, or the ones
+  named 'image' and 'label'; one error when there is no such pair or the images vary in size."""
+  features = dict(info.features.items())
+  images = [k for k, f in features.items() if isinstance(f, tfds.features.Image)]
+  labels = [k for k, f in features.items() if isinstance(f, tfds.features.ClassLabel)]
+  pick = lambda keys, preferred: preferred if preferred in keys else (
+      keys[0] if len(keys) == 1 else None)
+  image, label = pick(images, "image"), pick(labels, "label")
+  if image is None or label is None:
+    raise LearnjaxError(
+        f"{name} is not an image classification set learnjax can read: it needs one image and one "
+        f"class-label feature, and has {', '.join(f'{k} ({type(f).__name__})' for k, f in features.items())}; "
+        f"convert it to arrays and pass {NPZ_HINT}")
+  shape = tuple(features[image].shape)
+  if None in shape or len(shape) != 3:
+    raise LearnjaxError(f"{name}'s images vary in size ({shape}); learnjax needs images of one "
+                        f"size: resize them and pass {NPZ_HINT}")
+  return image, label
+
+
+def _builder(tfds, name: str, root: str):
+  from tensorflow_datasets.core import registered
+  try:
+    return tfds.builder(name, data_dir=root, try_gcs=False)
+  except registered.DatasetNotFoundError:
+    raise LearnjaxError(
+        f"unknown data set '{name}': neither digits, npz nor a tensorflow-datasets name (see "
+        f"tfds.list_builders(); a configuration is named like emnist/balanced); or convert your "
+        f"copy of the data to arrays and pass {NPZ_HINT}") from None
 
 
 def missing_message(name: str, root: str, builder=None) -> str:
@@ -119,8 +177,7 @@ def missing_message(name: str, root: str, builder=None) -> str:
 
 def prepare(name: str, data_dir: str | None = None, manual_dir: str | None = None) -> str:
   """Downloads (or takes from ``manual_dir``) and prepares ``name`` as array_record; its folder."""
-  _check_name(name)
-  tfds = _import_tfds()
+  tfds = _import_tfds(name)
   try:
     import tensorflow  # noqa: F401  (tfds prepares these data sets with tf.image and tf.io.gfile)
   except ImportError:
@@ -136,7 +193,7 @@ def prepare(name: str, data_dir: str | None = None, manual_dir: str | None = Non
   from tensorflow_datasets.core.download.download_manager import NonMatchingChecksumError
 
   root = resolve_data_dir(data_dir)
-  builder = tfds.builder(name, data_dir=root, try_gcs=False)
+  builder = _builder(tfds, name, root)
   if _is_prepared(builder):
     return os.fspath(builder.data_path)
   manual_dir = os.path.abspath(os.path.expanduser(manual_dir)) if manual_dir else None
@@ -168,11 +225,12 @@ def prepare(name: str, data_dir: str | None = None, manual_dir: str | None = Non
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(
       prog="python -m learnjax.data.tfds_source",
-      description="Prepare MNIST / CIFAR-10 / CIFAR-100 for learnjax (needs TensorFlow and, "
-                  "without --manual_dir, internet access), or check a prepared folder.")
+      description="Prepare a tensorflow-datasets image classification set (mnist, cifar10, "
+                  "fashion_mnist, svhn_cropped...) for learnjax (needs TensorFlow and, without "
+                  "--manual_dir, internet access), or check a prepared folder.")
   parser.add_argument("--prepare", action="store_true",
                       help="download and prepare the data set (array_record format)")
-  parser.add_argument("--name", required=True, choices=TFDS_NAMES)
+  parser.add_argument("--name", required=True, help=f"a tfds name, e.g. {', '.join(TFDS_NAMES)}")
   parser.add_argument("--data_dir", default=None,
                       help="tfds data folder (default $TFDS_DATA_DIR, else ~/tensorflow_datasets)")
   parser.add_argument("--manual_dir", default=None,
@@ -205,17 +263,13 @@ def _reachable(host: str, port: int, timeout: float = 10.0) -> bool:
 
 # ---- reading ---------------------------------------------------------------------------------
 
-def _check_name(name: str) -> None:
-  if name not in TFDS_NAMES:
-    raise LearnjaxError(f"{name!r} is not one of the tensorflow-datasets sources "
-                        f"{', '.join(TFDS_NAMES)}")
-
-
-def _import_tfds():
+def _import_tfds(name: str = ""):
   try:
     import tensorflow_datasets as tfds
   except ImportError as e:
-    raise LearnjaxError(f"the mnist / cifar10 / cifar100 sources need tensorflow-datasets ({e}): "
+    what = (f"the {name} source needs" if name in TFDS_NAMES else
+            f"unknown data set '{name}': not digits or npz, and the tensorflow-datasets sets need")
+    raise LearnjaxError(f"{what} tensorflow-datasets ({e}): "
                         f"pip install tensorflow-datasets (or use --config.data.name=digits, or "
                         f"{NPZ_HINT})") from None
   try:  # tfds < 4.9.10 may look for prepared data on gs://tfds-data; learnjax reads local folders
@@ -244,23 +298,26 @@ def _is_prepared(builder) -> bool:
           and builder.is_prepared())
 
 
-def _read_split(tfds, builder, name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
-  """(images, labels) of one split, each example at its position in the original archive."""
+def _read_split(tfds, builder, name: str, split: str, image_key: str = "image",
+                label_key: str = "label") -> tuple[np.ndarray, np.ndarray]:
+  """(images, labels) of one split, each example at its position in the original archive where
+  the builder's keys tell it, else in stored order."""
   info = builder.info
   n = int(info.splits[split].num_examples)
-  shape = tuple(info.features["image"].shape)
-  has_id = "id" in info.features
-  position = None if has_id else _hash_positions(split, n)
+  shape = tuple(info.features[image_key].shape)
+  has_id = builder.name in ID_KEYED and "id" in info.features
+  position = (None if has_id else _hash_positions(split, n) if builder.name in POSITION_KEYED
+              else np.arange(n))
   x = np.empty((n, *shape), np.uint8)
   y = np.empty((n,), np.int64)
   filled = np.zeros((n,), bool)
-  for start, examples in _record_chunks(tfds, builder, split, n):
+  for start, examples in _record_chunks(tfds, builder, split, n, image_key):
     for k, ex in enumerate(examples):
       i = _id_position(ex["id"], split, n) if has_id else position[start + k]
       if filled[i]:
         raise ValueError(f"two examples claim position {i}")
-      x[i] = _decode_image(ex["image"], shape)
-      y[i] = ex["label"]
+      x[i] = _decode_image(ex[image_key], shape)
+      y[i] = ex[label_key]
       filled[i] = True
   if not filled.all():
     raise ValueError(f"{int((~filled).sum())} of {n} examples are missing")
@@ -272,10 +329,10 @@ def _read_split(tfds, builder, name: str, split: str) -> tuple[np.ndarray, np.nd
   return x, y
 
 
-def _record_chunks(tfds, builder, split: str, n: int):
+def _record_chunks(tfds, builder, split: str, n: int, image_key: str = "image"):
   """Yields (start, examples) with the examples in stored order, images left encoded."""
   info = builder.info
-  decoders = {"image": tfds.decode.SkipDecoding()}
+  decoders = {image_key: tfds.decode.SkipDecoding()}
   formats = {f.value for f in info.available_file_formats()}
   if formats & set(_RANDOM_ACCESS_FORMATS):
     source = builder.as_data_source(split=split, decoders=decoders)

@@ -1,4 +1,4 @@
-"""N1's training data for each data variant of protocol.md section 2, per seed.
+"""N1's training data for each data variant of docs/protocol.md section 2, per seed.
 
 - ``true``: D1's images and labels.
 - ``random_labels``: D1's images, labels uniform over the classes.

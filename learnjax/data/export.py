@@ -1,0 +1,105 @@
+"""The images of D2 and D3 of a config, for a model outside learnjax to predict on.
+
+::
+
+    python -m learnjax.data.export --config=configs/t12_mnist_mlp.py --out=/tmp/mnist_d2_d3.npz
+
+writes an .npz with, for ``part`` in ``d2`` and ``d3``:
+
+- ``{part}_images``: the images as stored in the data set, uint8 (N, H, W, C);
+- ``{part}_images_normalised``: float32, normalised as learnjax normalises them (per channel, with
+  the mean and standard deviation of the whole training split: ``mean``, ``std``);
+- ``{part}_labels``: the true labels; ``{part}_index``: the positions in the data set's train
+  (D2) or test (D3) split;
+
+and ``num_classes``, ``dataset`` and, where the data set has them, ``class_names``. Predict on
+``d2_images*`` and ``d3_images*`` in this order, save the labels as ``d2`` and ``d3`` in an .npz,
+and measure their learnability with ``--config.n1.model=predictions
+--config.n1.predictions=FILE.npz`` (same data settings). PyTorch wants NCHW:
+``x.transpose(0, 3, 1, 2)``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+
+from learnjax.errors import LearnjaxError
+
+
+def export_arrays(data_config) -> dict[str, np.ndarray]:
+  """The arrays :func:`export` writes, for a config's ``data`` block."""
+  from learnjax.data import sources, splits as splits_lib
+  pool = sources.load_pool(data_config)
+  splits = splits_lib.make_splits(pool, data_config.get("n1_size"), data_config.get("n2_size"),
+                                  data_config.get("test_size"))
+  arrays = {"num_classes": np.int64(splits.num_classes), "dataset": np.str_(pool.name),
+            "mean": splits.mean.astype(np.float32), "std": splits.std.astype(np.float32)}
+  for part, split, x in (("d2", splits.d2, pool.x_train), ("d3", splits.d3, pool.x_test)):
+    arrays[f"{part}_images"] = x[split.index]
+    arrays[f"{part}_images_normalised"] = split.x
+    arrays[f"{part}_labels"] = split.y
+    arrays[f"{part}_index"] = split.index.astype(np.int64)
+  if getattr(pool, "class_names", None):
+    arrays["class_names"] = np.asarray(pool.class_names, dtype=str)
+  return arrays
+
+
+def export(data_config, out: str) -> dict[str, np.ndarray]:
+  """Writes D2's and D3's images (see the module's docstring) to ``out``; returns the arrays."""
+  if not out or not out.endswith(".npz"):
+    raise LearnjaxError(f"--out must name an .npz file, got {out!r}")
+  folder = os.path.dirname(os.path.abspath(out))
+  if not os.path.isdir(folder):
+    raise LearnjaxError(f"no such folder for --out: {folder}")
+  arrays = export_arrays(data_config)
+  from learnjax.store import atomic_write_npz
+  atomic_write_npz(out, arrays)
+  return arrays
+
+
+def main(argv=None) -> None:
+  from absl import app, flags
+  from ml_collections import config_flags
+
+  config_flag = config_flags.DEFINE_config_file(
+      "config", None, "Experiment config file (configs/*.py[:arg]); its data block is used.")
+  out_flag = flags.DEFINE_string("out", None, "The .npz file to write.")
+
+  def run(args):
+    if len(args) > 1:
+      _fail(f"unexpected arguments: {' '.join(args[1:])}")
+    if config_flag.value is None or not out_flag.value:
+      _fail("give --config=CONFIG.py and --out=FILE.npz")
+    try:
+      data_config = config_flag.value.data
+    except OSError as e:  # a config file that could not be loaded
+      lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+      _fail(f"{lines[0]}: {lines[-1]}" if len(lines) > 1 else str(e))
+    try:
+      arrays = export(data_config, out_flag.value)
+    except LearnjaxError as e:
+      _fail(str(e))
+    print(f"wrote {out_flag.value}: {arrays['dataset']} D2 {arrays['d2_images'].shape} and D3 "
+          f"{arrays['d3_images'].shape}, {int(arrays['num_classes'])} classes; predict on "
+          f"d2_images* and d3_images*, save the labels as d2 and d3 in an .npz and pass it as "
+          f"--config.n1.model=predictions --config.n1.predictions=FILE.npz")
+
+  def parse(args):
+    try:
+      return flags.FLAGS(args)
+    except Exception as e:  # noqa: BLE001  a bad flag, config file or override
+      _fail(" ".join(str(e).replace("\\n", " ").split())[:500])
+
+  app.run(run, argv=argv, flags_parser=parse)
+
+
+def _fail(message: str) -> None:
+  print(f"error: {message}", file=sys.stderr, flush=True)
+  sys.exit(2)
+
+
+if __name__ == "__main__":
+  main()

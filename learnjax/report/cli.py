@@ -1,0 +1,50 @@
+"""The report's command line: ``python -m learnjax.report --workdir=DIR [--reference=REF.json]``."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from learnjax.errors import LearnjaxError
+from learnjax.report.document import build_report, write_report
+
+
+def _flags():
+  from absl import flags
+  if "workdir" not in flags.FLAGS:
+    flags.DEFINE_string("workdir", None, "Workdir of an experiment (python -m learnjax.main).")
+    flags.DEFINE_string("out", None, "Folder for report.md and the figures (default WORKDIR/report).")
+    flags.DEFINE_string("reference", None, "Optional JSON of reference numbers (see the module doc).")
+  return flags.FLAGS
+
+
+def _fail(message: str, code: int = 2):
+  print(f"error: {message}", file=sys.stderr, flush=True)
+  sys.exit(code)
+
+
+def parse_flags(argv):
+  from absl import flags
+  try:
+    return _flags()(argv)
+  except flags.Error as e:
+    _fail(str(e).splitlines()[0] if str(e) else "bad flags")
+
+
+def main(argv):
+  from absl import logging
+  if not _flags()["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)  # keeps matplotlib's font cache notices off the screen
+  if len(argv) > 1:
+    _fail(f"unexpected arguments: {' '.join(argv[1:])}")
+  FLAGS = _flags()
+  if not FLAGS.workdir:
+    _fail("--workdir is required: the folder of an experiment run with python -m learnjax.main")
+  try:
+    markdown, figures = build_report(FLAGS.workdir, FLAGS.reference)
+    path = write_report(markdown, figures, FLAGS.out or os.path.join(FLAGS.workdir, "report"))
+  except LearnjaxError as e:
+    _fail(str(e))
+  print(path)
+
+

@@ -1,0 +1,113 @@
+"""The plain-text summary ``python -m learnjax.main`` prints at the end of a run.
+
+Each cell's status (out of memory, diverged, not converged, degenerate N1) reads as in the
+markdown report, so a failed cell never looks like a result. N1-only experiments
+(``n2.model = none``, D5) get a table of their N1s.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from learnjax.errors import LearnjaxError
+from learnjax.report import degenerate
+from learnjax.report.status import DEFAULT_STOP_ERROR, is_oom, status_text
+from learnjax.store import Store
+
+EPOCHS_NOTE = "Epochs: mean over seeds."
+
+
+def fmt(stats: dict | None) -> str:
+  """'mean ± std' of a stored statistic, '-' where there is none."""
+  if not stats or "mean" not in stats:
+    return "-"
+  return f"{stats['mean']:.1f} ± {stats['std']:.1f}"
+
+
+def _text_table(header: list[str], rows: list[list[str]]) -> str:
+  widths = [max(len(x) for x in col) for col in zip(header, *rows)]
+  line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+  return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def _mean_epochs(summary: dict | None) -> str:
+  epochs = (summary or {}).get("epochs") or []
+  return f"{np.mean(epochs):.0f}" if len(epochs) else "-"
+
+
+def _arrays(store: Store | None, kind: str, unit_id: str) -> dict:
+  if store is None:
+    return {}
+  try:
+    return store.load(kind, unit_id)[1]
+  except LearnjaxError:   # a summary never fails on an unreadable array file
+    return {}
+
+
+def format_table(results: list[dict], stop_error: float | None = DEFAULT_STOP_ERROR,
+                 workdir: str | None = None) -> str:
+  """A plain-text table of cells: the axes that vary, the numbers, each cell's status.
+
+  ``workdir`` (optional) lets the degenerate-N1 check read the stored D3 predictions.
+  """
+  if not results:
+    return "(no finished cells)"
+  store = Store(workdir) if workdir else None
+  axes = [("variant", "variant"), ("n1_model", "N1"), ("n1_batch_size", "N1 batch"),
+          ("n2_model", "N2"), ("n2_batch_size", "N2 batch"), ("n1_epoch", "N1 epoch")]
+  shown = [(k, h) for k, h in axes if k in ("variant", "n1_model", "n2_model")
+           or len({r.get(k) for r in results}) > 1]
+  header = [h for _, h in shown] + ["learnability %", "N1 test acc %", "N2 test acc %",
+                                    "N1 epochs", "N2 epochs", "status"]
+  value = lambda r, k: "final" if r.get(k, "") is None else str(r.get(k, ""))
+  rows = []
+  for r in results:
+    if is_oom(r):
+      numbers = ["-"] * 5
+    else:
+      numbers = [fmt(r.get("learnability")), fmt(r.get("n1_test_accuracy")),
+                 fmt(r.get("n2_test_accuracy")), _mean_epochs(r.get("n1")), _mean_epochs(r.get("n2"))]
+    status = status_text(r, stop_error)
+    why = None if is_oom(r) else degenerate.cell_reason(r, _arrays(store, "cells", r.get("cell", "")))
+    if why:
+      status += f"; degenerate N1 ({why}): learnability measures nothing"
+    rows.append([value(r, k) for k, _ in shown] + numbers + [status])
+  return _text_table(header, rows) + f"\n{EPOCHS_NOTE}"
+
+
+def format_n1_table(workdir: str, stop_error: float | None = DEFAULT_STOP_ERROR) -> str:
+  """The stored N1s of an N1-only experiment: test accuracy, epochs, status."""
+  store = Store(workdir)
+  results = sorted(store.results("n1"), key=lambda r: str(r.get("n1")))
+  if not results:
+    return "(no trained N1 stored)"
+  header = ["variant", "N1", "N1 batch", "seeds", "N1 test acc %", "N1 epochs", "status"]
+  rows = []
+  for r in results:
+    arrays = _arrays(store, "n1", r["n1"])
+    acc = "-"
+    if "n1_preds_d3" in arrays and "y_d3" in arrays:
+      per_seed = 100.0 * (np.atleast_2d(arrays["n1_preds_d3"]) == arrays["y_d3"][None]).mean(1)
+      acc = fmt({"mean": per_seed.mean(), "std": per_seed.std()})
+    cell = {"status": "diverged" if any(r.get("diverged", [])) else "ok", "n1": r}
+    status = status_text(cell, stop_error)
+    why = degenerate.n1_reason(r, arrays)
+    if why:
+      status += f"; degenerate N1 ({why})"
+    rows.append([str(r.get("variant")), str(r.get("model")), str(r.get("batch_size")),
+                 str(r.get("seeds")), acc, _mean_epochs(r), status])
+  return (_text_table(header, rows) + f"\n{EPOCHS_NOTE} N1 only (n2.model = none): no "
+          f"learnability is measured; python -m learnjax.report --workdir={workdir} shows "
+          "the experiment's tables.")
+
+
+def is_n1_only(config) -> bool:
+  return str(config.n2.model).strip() == "none"
+
+
+def summary(config, workdir: str, results: list[dict]) -> str:
+  """What main prints at the end: the cells of this task, or the N1s of an N1-only experiment."""
+  stop_error = float(config.train.stop_error)
+  if is_n1_only(config):
+    return format_n1_table(workdir, stop_error)
+  return format_table(results, stop_error, workdir)

@@ -1,0 +1,102 @@
+"""Names, ordering and number formatting shared by every part of the report."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+VARIANT_ORDER = ("random_labels", "random_images", "true")
+VARIANT_TITLE = {"random_labels": "random labels", "random_images": "random images", "true": "true data"}
+METRICS = ("learnability", "n1_test_accuracy", "n2_test_accuracy")
+
+TITLES = {
+    "T1": "T1: deep networks, learnability per data variant",
+    "T2": "T2: shallow CNN width grid (N1 width x N2 width)",
+    "T3": "T3: cross-architecture learnability (N1 x N2)",
+    "T4": "T4: shallow CNNs, learnability per data variant",
+    "T5": "T5: MLPs, learnability per data variant",
+    "T6": "T6: shallow CNNs on CIFAR-100, learnability per data variant",
+    "T7": "T7: class distribution of N1's predictions on D2",
+    "T8": "T8: N1 correct x N2 agrees (shallow CNN 1024)",
+    "T9": "T9: N1 correct x N2 agrees (shallow CNN 16)",
+    "T10": "T10: N1 correct x N2 agrees (VGG11)",
+    "T11": "T11: N1 correct x N2 agrees (GoogLeNet)",
+    "T8-T11": "T8-T11: N1 correct x N2 agrees",
+    "T12": "T12: one-hidden-layer MLPs (N2 fixed)",
+    "T13": "T13: MLP depth grid (N1 depth x N2 depth)",
+    "T14": "T14: N1 batch size",
+    "F1": "F1: learnability and test error along N1's training",
+    "D5": "D5: agreement between seeds",
+    "quickstart": "quickstart: learnability per data variant",
+}
+
+
+def fmt(stats: dict | None, digits: int = 1) -> str:
+  """'mean ± std' of a stored statistic; '–' where there is none."""
+  if not stats or "mean" not in stats:
+    return "–"
+  return f"{stats['mean']:.{digits}f} ± {stats['std']:.{digits}f}"
+
+
+def md_table(header: list[str], rows: list[list]) -> str:
+  clean = lambda x: str(x).replace("|", "\\|").replace("\n", " ")
+  lines = ["| " + " | ".join(clean(h) for h in header) + " |",
+           "|" + "|".join("---" for _ in header) + "|"]
+  lines += ["| " + " | ".join(clean(x) for x in row) + " |" for row in rows]
+  return "\n".join(lines)
+
+
+def natural_key(name) -> tuple:
+  return tuple((0, int(t), "") if t.isdigit() else (1, 0, t)
+               for t in re.split(r"(\d+)", str(name)) if t)
+
+
+def sort_models(names, preferred=()) -> list:
+  rank = {name: i for i, name in enumerate(dict.fromkeys(preferred))}
+  return sorted(names, key=lambda n: (rank.get(n, len(rank)), natural_key(n)))
+
+
+def variant_rank(variant) -> int:
+  return VARIANT_ORDER.index(variant) if variant in VARIANT_ORDER else len(VARIANT_ORDER)
+
+
+def sort_variants(variants) -> list:
+  return sorted(set(variants), key=lambda v: (variant_rank(v), str(v)))
+
+
+def epochs_text(values) -> str:
+  values = np.asarray(values, float)
+  if values.size == 0:
+    return "–"
+  if values.min() == values.max():
+    return f"{values[0]:.0f}"
+  return f"{values.mean():.0f} ({values.min():.0f}–{values.max():.0f})"
+
+
+def cell_label(cell: dict) -> str:
+  epoch = "" if cell.get("n1_epoch") is None else f" after N1 epoch {cell['n1_epoch']}"
+  return (f"{cell.get('n1_model')} → {cell.get('n2_model')} ({cell.get('variant')}, "
+          f"N1 batch {cell.get('n1_batch_size')}{epoch})")
+
+
+def varies(cells: list[dict], key: str) -> bool:
+  return len({c.get(key) for c in cells}) > 1
+
+
+def n1_row_label(cell: dict, cells: list[dict], with_n2: bool = False) -> str:
+  """The N1 of a cell, with the batch size / N2 only where they vary in ``cells``."""
+  label = str(cell.get("n1_model"))
+  if varies(cells, "n1_batch_size"):
+    label += f" (batch {cell.get('n1_batch_size')})"
+  if with_n2:
+    label += f" → {cell.get('n2_model')}"
+    if varies(cells, "n2_batch_size"):
+      label += f" (batch {cell.get('n2_batch_size')})"
+  return label
+
+
+def seeds_text(seeds) -> str:
+  """Seed indices (numbered from 0, as stored) as 'seed 3' or 'seeds 0, 2'."""
+  seeds = [int(s) for s in seeds]
+  return f"seed {seeds[0]}" if len(seeds) == 1 else "seeds " + ", ".join(map(str, seeds))

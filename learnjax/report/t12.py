@@ -1,0 +1,27 @@
+"""T12: one-hidden-layer MLPs of growing width against a fixed N2."""
+
+from __future__ import annotations
+
+from learnjax.report.context import Context
+from learnjax.report.formatting import md_table, n1_row_label, sort_models, sort_variants, varies
+
+
+def section_t12(ctx: Context) -> str:
+  cells = ctx.final_cells
+  if not cells:
+    return "No finished cells with the final N1."
+  with_n2 = varies(cells, "n2_model") or varies(cells, "variant")
+  rows = {}
+  for c in cells:
+    label = n1_row_label(c, cells)
+    if with_n2:
+      label += f" → {c.get('n2_model')} ({c.get('variant')})"
+    rows[label] = c
+  table = [[label, f"{rows[label].get('n1_params', 0):,}" if "n1_params" in rows[label] else "–",
+            ctx.num(rows[label], "learnability"), ctx.num(rows[label], "n1_test_accuracy")]
+           for label in sort_models(rows, ctx.config_models())]
+  n2 = sorted({str(c.get("n2_model")) for c in cells})
+  text = md_table(["N1", "N1 params", "learnability %", "N1 test acc %"], table)
+  return text + f"\n\nN2: {', '.join(n2)}; data variant: {', '.join(sort_variants(c.get('variant') for c in cells))}."
+
+
