@@ -293,7 +293,10 @@ CASES = [
          "mnist is not prepared", module="learnjax.data.tfds_source", base=False),
     Case("report of a workdir without results", ["--workdir=new"], "new",
          module="learnjax.report", base=False),
-    Case("report reference malformed", ["--workdir=w", "--reference=r.json"], "cannot read r.json",
+    Case("report of a workdir that is a file", ["--workdir=f"], "workdir f is a file",
+         module="learnjax.report", base=False, setup=write("f", b"x")),
+    Case("report reference malformed", ["--workdir=w", "--reference=r.json"],
+         "cannot read reference file r.json",
          module="learnjax.report", base=False, setup=write("r.json", b"{not json"),
          absent="delete"),  # the user's own file
 ]
