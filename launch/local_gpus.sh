@@ -23,6 +23,7 @@ done
 echo "started ${#pids[@]} processes; logs in $workdir/logs"
 status=0
 for pid in "${pids[@]}"; do wait "$pid" || status=$?; done
-python -m learnjax.main --config="$config" --workdir="$workdir" "$@" >/dev/null 2>&1 || true  # gather results.json
+# Gather every task's cells into results.json; --gather_only trains nothing (exit 1: cells missing).
+python -m learnjax.main --config="$config" --workdir="$workdir" --gather_only "$@" || { [ "$status" -ne 0 ] || status=1; }
 python -m learnjax.report --workdir="$workdir"
 exit $status

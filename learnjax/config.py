@@ -19,10 +19,10 @@ from ml_collections import config_dict
 
 def model_block(model: str, batch_size: int | str = 64) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict({
-      "model": model,
+      "model": model,                          # a registry name or family (comma-separated to sweep)
       "width": config_dict.placeholder(int),   # for family names: shallow_cnn, mlp
       "depth": config_dict.placeholder(int),   # for family names: mlp
-      "batch_size": batch_size,
+      "batch_size": batch_size,                # comma-separated to sweep, e.g. '32,64'
   })
 
 
@@ -58,23 +58,23 @@ def base_config() -> ml_collections.ConfigDict:
   config.n2 = model_block("same")
 
   config.train = ml_collections.ConfigDict({
-      "learning_rate": 0.01,
-      "momentum": 0.0,
+      "learning_rate": 0.01,       # SGD step size (positive, finite)
+      "momentum": 0.0,             # SGD momentum in [0, 1)
       "plateau_factor": 0.75,      # lr *= factor when the train error has not decreased ...
       "plateau_patience": 10,      # ... for this many epochs (optax reduce_on_plateau)
-      "stop_error": 0.01,          # stop a seed when its training error falls below this
-      "max_epochs": 500,
+      "stop_error": 0.01,          # stop a seed when its training error falls below this (0: never)
+      "max_epochs": 500,           # training stops here if stop_error is not reached
       "error_measure": "running",  # running: errors seen during the epoch | full: a pass after it
       "loop": "auto",              # auto | scan (epoch = one compiled call) | step (call per step)
       "seed_layout": "auto",       # auto | vmap (seeds together) | sequential (one at a time)
       "devices": 0,                # local devices to spread seeds over; 0 = all that divide them
       "concurrent_seeds": 0,       # seed groups trained at once in threads; 0 = auto (2 on a CPU)
       "shared_order": False,       # seeds share one batch order (faster on GPUs, less independent)
-      "eval_batch_size": 1000,
+      "eval_batch_size": 1000,     # images per batch when predicting (memory, not results)
       "precision": "default",      # default | float32 (exact) | tf32 | bfloat16 (compute; fp32 params)
   })
 
-  config.checkpoint_every_epochs = 10  # in-flight training state saved this often (and on SIGTERM)
+  config.checkpoint_every_epochs = 10  # in-flight state saved this often (and on SIGTERM); 0 = off
   config.progress_seconds = 5.0    # at most one progress line per this many seconds per training
   return config
 
@@ -92,3 +92,48 @@ def make_smoke(config: ml_collections.ConfigDict, max_epochs: int = 10, seeds: i
 def check_arg(arg, allowed=("smoke",)):
   if arg not in (None, "", *allowed):
     raise ValueError(f"unknown config argument {arg!r}; choose one of {', '.join(allowed)}")
+
+
+def describe_fields() -> str:
+  """Every ``--config.*`` field of :func:`base_config` with its default and the comment beside it."""
+  import inspect
+  import re
+  comments, block, above = {}, "", []
+  for line in inspect.getsource(inspect.getmodule(describe_fields)).splitlines():
+    if re.match(r"\s*# ", line):  # a comment on lines of its own describes the next field
+      above.append(line.strip()[2:])
+      continue
+    opened = re.match(r"\s*config\.(\w+) = ml_collections\.ConfigDict", line)
+    if opened:
+      block = opened.group(1) + "."
+      continue
+    if re.match(r"\s*\}\)", line):
+      block = ""
+    field = re.match(r'\s*(?:"(\w+)":|config\.(\w+) =|block\.(\w+) =)[^#]*#?\s*(.*)', line)
+    if field:
+      name = field.group(1) or field.group(2) or field.group(3)
+      comment = field.group(4) or " ".join(above)
+      if comment:
+        comments.setdefault(block + name, comment)
+        comments.setdefault(name, comment)
+    above = []
+  lines = []
+  for key, value in _flat(base_config().to_dict()):
+    comment = comments.get(key) or comments.get(key.split(".")[-1], "")
+    shown = "(unset)" if value is None else repr(value)
+    lines.append(f"  --config.{key}={shown}".ljust(44) + (f"  {comment}" if comment else ""))
+  return "\n".join(lines)
+
+
+def _flat(tree: dict, prefix: str = ""):
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      yield from _flat(value, f"{prefix}{key}.")
+    else:
+      yield prefix + key, value
+
+
+if __name__ == "__main__":
+  print("Fields of every experiment config (python -m learnjax.main --config.FIELD=VALUE), with "
+        "the defaults of learnjax/config.py (an experiment's config file may change them):")
+  print(describe_fields())

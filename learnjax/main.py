@@ -3,20 +3,32 @@ r"""Runs a learnability experiment: ``python -m learnjax.main --config=configs/N
 Any config field can be overridden (``--config.n1.model=shallow_cnn --config.n1.width=256``,
 ``--config.data.variant=random_labels``, ``--config.seeds=3``). The run writes the resolved config,
 one folder per finished cell and ``results.json`` into the workdir, and prints a table at the end.
-Started again with the same workdir, it skips every finished cell.
+Started again with the same workdir, it skips every finished cell. ``--gather_only`` trains
+nothing: it gathers the finished cells into ``results.json`` and prints their table.
+
+Every setting, the data and the workdir are checked before anything is trained: bad input gets one
+``error: ...`` line and exit code 2. ``python -m learnjax.config`` lists every ``--config.*``
+field with its default (also shown under ``--config`` in ``--help``).
 """
 
 from __future__ import annotations
 
+import errno
+import importlib.util
+import os
+import re
 import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from learnjax import config as config_lib, validation
 from learnjax.errors import LearnjaxError
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/*.py[:arg]).",
-                                          lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Experiment config file (configs/*.py[:arg]). Its fields, overridden with "
+    "--config.FIELD=VALUE (defaults of learnjax/config.py; python -m learnjax.config lists "
+    "them):\n" + config_lib.describe_fields(), lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Folder for results (created if missing).")
 _TASK_INDEX = flags.DEFINE_integer("task_index", 0, "This process's share of the experiment: "
                                    "0..num_tasks-1.")
@@ -28,12 +40,20 @@ _DISTRIBUTED = flags.DEFINE_bool(
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0.")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the job.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index in the job.")
+_GATHER_ONLY = flags.DEFINE_bool(
+    "gather_only", False, "Train nothing: gather the workdir's finished cells into results.json "
+    "and print their table (exit 1 if some planned cells are unfinished).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # keeps JAX's backend probing off the screen
+  # orbax logs a failed write (level 40, ERROR) with its traceback from its own thread, then
+  # raises it here, where it becomes one error line.
+  logging.get_absl_handler().addFilter(
+      lambda record: not (record.levelno >= 40 and "/orbax/" in record.pathname))
+  sys.unraisablehook = _quiet_closed_loop
   if len(argv) > 1:
     _fail(f"unexpected arguments: {' '.join(argv[1:])}")
   try:
@@ -41,6 +61,19 @@ def main(argv):
     config.get("seeds")  # a config file that failed to load raises on first access
   except OSError as e:  # a config file that could not be loaded
     _fail(_one_line(str(e)))
+  for block, value in _LIST_OVERRIDES:  # comma lists where the config file has one integer
+    with config[block].ignore_type():
+      config[block].batch_size = value
+  try:  # settings and workdir, before JAX is imported: bad input is answered in about a second
+    validation.check_config(config)
+    validation.check_workdir(_WORKDIR.value)
+    if not _GATHER_ONLY.value:
+      validation.check_data(config, _WORKDIR.value)  # the pool is kept for the run (load_pool)
+  except LearnjaxError as e:
+    _fail(str(e))
+  if _GATHER_ONLY.value:
+    _gather(config)
+    return
   from learnjax import checkpoint, sweep  # imports JAX; after flag parsing: --help stays fast
   checkpoint.install_signal_handlers()
   task_index, num_tasks = _TASK_INDEX.value, _NUM_TASKS.value
@@ -55,10 +88,67 @@ def main(argv):
   except KeyboardInterrupt:
     _fail(f"interrupted; finished cells are kept in {_WORKDIR.value} and a restart resumes them",
           code=130)
+  except Exception as e:  # noqa: BLE001  a full disk, a quota, a folder turned read-only...
+    io_error = _os_error(e)
+    if io_error is None:
+      raise
+    _fail(f"cannot write the results in {_WORKDIR.value}: {io_error}; finished cells are kept; "
+          "free space (or fix the folder) and run the same command again to resume")
   print()
   from learnjax.report import console
   print(console.summary(config, _WORKDIR.value, results))
   print(f"\nresults: {_WORKDIR.value}/results.json")
+
+
+def _gather(config) -> None:
+  """Writes results.json from the finished cells, in plan order; trains nothing."""
+  from learnjax import store as store_lib, sweep
+  from learnjax.report import console
+  workdir = _WORKDIR.value
+  plan_path = os.path.join(workdir, "plan.json")
+  if not os.path.isfile(plan_path):
+    _fail(f"{workdir} holds no plan.json: nothing was launched there; run without --gather_only")
+  try:
+    store = store_lib.Store(workdir)
+    sweep.check_workdir_config(store, config)
+    planned = store_lib.read_json(plan_path).get("cells", [])
+    store.write_summary(planned)
+    results = store.results("cells")
+  except LearnjaxError as e:
+    _fail(str(e))
+  print(console.summary(config, workdir, results))
+  unfinished = len(set(planned) - {r["cell"] for r in results})
+  print(f"\nresults: {workdir}/results.json ({len(results)} cells; {unfinished} planned cells "
+        "unfinished)")
+  if unfinished:
+    sys.exit(1)
+
+
+def _quiet_closed_loop(unraisable, _default=sys.unraisablehook):
+  """After a failed orbax write, tensorstore still reports completions to orbax's closed event
+  loop, and Python prints each 'Event loop is closed' through this hook; the failure itself is
+  reported as one error line. Everything else is printed as usual."""
+  value = unraisable.exc_value
+  if isinstance(value, RuntimeError) and str(value) == "Event loop is closed":
+    return
+  _default(unraisable)
+
+
+def _os_error(error: BaseException) -> str | None:
+  """'[Errno 28] No space left on device: PATH' if an OSError caused ``error``, else None."""
+  seen = set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    if isinstance(error, OSError) and error.errno in (
+        errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO):
+      where = f": {error.filename}" if error.filename else ""
+      return f"{error.strerror or error}{where}"
+    text = str(error)
+    for code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS):
+      if os.strerror(code) in text:  # libraries that re-raise an OSError as text
+        return os.strerror(code)
+    error = error.__cause__ or error.__context__
+  return None
 
 
 def _join_distributed() -> tuple[int, int]:
@@ -75,19 +165,80 @@ def _join_distributed() -> tuple[int, int]:
   return jax.process_index(), jax.process_count()
 
 
+_LIST_OVERRIDES: list[tuple[str, str]] = []
+_BATCH_LIST = re.compile(r"--config\.(n1|n2)\.batch_size=(.*,.*)")
+
+
 def _parse_flags(argv):
   """absl's flag parsing, with a bad config file or override reported in one line."""
+  _check_config_file(argv)
+  # A comma list of batch sizes (a grid axis) where the config file holds one integer: taken out
+  # of absl's typed parsing and applied once the config is loaded.
+  kept = []
+  for arg in argv:
+    match = _BATCH_LIST.fullmatch(arg)
+    if match:
+      _LIST_OVERRIDES.append((match.group(1), match.group(2)))
+    else:
+      kept.append(arg)
   try:
-    return flags.FLAGS(argv)
+    return flags.FLAGS(kept)
   except flags.Error as e:
     _fail(_one_line(str(e)))
   except Exception as e:  # noqa: BLE001  ml_collections raises plain errors for bad overrides
     _fail(f"bad config override: {_one_line(str(e))}")
 
 
+def _check_config_file(argv) -> None:
+  """Loads the --config file once on its own, so that its errors are named as the file's."""
+  spec = None
+  for i, arg in enumerate(argv[1:], 1):
+    if arg.startswith("--config="):
+      spec = arg[len("--config="):]
+    elif arg == "--config" and i + 1 < len(argv):
+      spec = argv[i + 1]
+  if spec is None:
+    return
+  path, _, arg = spec.partition(":")
+  if not path:
+    _fail("--config is empty; give an experiment config file (configs/*.py[:arg])")
+  if not os.path.isfile(path):
+    _fail(f"config file {path} does not exist" if not os.path.isdir(path)
+          else f"config file {path} is a folder")
+  try:
+    with open(path) as f:
+      source = f.read()
+    code = compile(source, path, "exec")
+  except SyntaxError as e:
+    _fail(f"config file {path}: syntax error at line {e.lineno}: {e.msg}")
+  except (OSError, UnicodeDecodeError) as e:
+    _fail(f"cannot read config file {path}: {e}")
+  module = importlib.util.module_from_spec(importlib.util.spec_from_loader("_learnjax_config", None))
+  module.__file__ = path
+  try:
+    exec(code, module.__dict__)  # noqa: S102  the user's own config file
+  except Exception as e:  # noqa: BLE001
+    _fail(f"config file {path} failed while loading: {type(e).__name__}: {_one_line(str(e))}")
+  get_config = getattr(module, "get_config", None)
+  if not callable(get_config):
+    _fail(f"config file {path} defines no get_config(); it must define get_config(arg=None) "
+          "returning an ml_collections.ConfigDict (start from learnjax.config.base_config())")
+  try:
+    config = get_config(arg) if arg else get_config()
+  except Exception as e:  # noqa: BLE001
+    call = f"get_config({arg!r})" if arg else "get_config()"
+    _fail(f"config file {path}: {call} raised {type(e).__name__}: {_one_line(str(e))}")
+  try:
+    validation.check_structure(config)  # values are checked once the overrides are applied
+  except LearnjaxError as e:
+    _fail(f"config file {path}: {e}")
+
+
 def _one_line(message: str) -> str:
   """The gist of a config error that may carry a traceback or escaped newlines."""
-  message = message.replace("\\'", "").replace("\\n", "\n").replace('"', "").strip("' \n")
+  message = message.replace("\\'", "'").replace("\\n", "\n").replace('"', "").strip()
+  if len(message) > 1 and message[0] == message[-1] == "'":
+    message = message[1:-1]
   lines = [line.strip() for line in message.splitlines() if line.strip()]
   if any(line.startswith("Traceback") for line in lines):
     head = lines[0].rstrip(":")

@@ -4,6 +4,7 @@ Layout of a workdir::
 
   config.json                 the resolved config of the last launch
   plan.json                   the ids of every N1 and cell that launch planned
+  data.json                   hashes of the data the results were computed on (see data/fingerprint)
   n1/<n1_id>/result.json      a trained N1 (all seeds): its numbers, the library versions ...
   n1/<n1_id>/arrays.npz       ... and its predictions on D2 and D3, and its history
   cells/<cell_id>/result.json one learnability measurement (all seeds) ...
@@ -14,12 +15,14 @@ Layout of a workdir::
 
 Every file is written to a temporary name in its folder and renamed into place; result.json is
 written last, so its presence marks the unit as finished. A killed run leaves at most a stray
-temporary file, never a half-written result.
+temporary file, never a half-written result. Files get the mode the umask gives new files (as
+``open`` does), so colleagues sharing a workdir can read them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -33,11 +36,22 @@ from learnjax import provenance
 from learnjax.errors import LearnjaxError
 
 
+def _file_mode() -> int:
+  """0666 less the process's umask: the mode ``open`` gives a new file (mkstemp gives 0600)."""
+  umask = os.umask(0o022)
+  os.umask(umask)
+  return 0o666 & ~umask
+
+
+_FILE_MODE = _file_mode()
+
+
 def atomic_write_bytes(path: str, data: bytes) -> None:
   folder = os.path.dirname(path) or "."
   os.makedirs(folder, exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-" + os.path.basename(path))
   try:
+    os.fchmod(fd, _FILE_MODE)
     with os.fdopen(fd, "wb") as f:
       f.write(data)
       f.flush()
@@ -68,12 +82,13 @@ def _json_default(value):
   raise TypeError(f"cannot store {type(value).__name__} as JSON")
 
 
-def read_json(path: str) -> Any:
+def read_json(path: str, hint: str = "") -> Any:
+  """A JSON file; a LearnjaxError naming it (and ``hint``, what to do) if it cannot be read."""
   try:
     with open(path) as f:
       return json.load(f)
   except (OSError, ValueError) as e:
-    raise LearnjaxError(f"cannot read {path}: {e}; delete it to recompute that result") from None
+    raise LearnjaxError(f"cannot read {path}: {e}{'; ' + hint if hint else ''}") from None
 
 
 def read_npz(path: str) -> dict[str, np.ndarray]:
@@ -89,7 +104,10 @@ class Store:
 
   def __init__(self, workdir: str):
     self.workdir = workdir
-    os.makedirs(workdir, exist_ok=True)
+    try:
+      os.makedirs(workdir, exist_ok=True)
+    except OSError as e:
+      raise LearnjaxError(f"cannot create --workdir {workdir}: {e.strerror}") from None
 
   def _unit(self, kind: str, unit_id: str) -> str:
     return os.path.join(self.workdir, kind, unit_id)
@@ -108,7 +126,8 @@ class Store:
 
   def load(self, kind: str, unit_id: str, with_arrays: bool = True):
     folder = self._unit(kind, unit_id)
-    result = read_json(os.path.join(folder, "result.json"))
+    result = read_json(os.path.join(folder, "result.json"),
+                       hint=f"delete {folder} to recompute that result")
     arrays = read_npz(os.path.join(folder, "arrays.npz")) if with_arrays else None
     return result, arrays
 
@@ -125,20 +144,22 @@ class Store:
     """Yields True if this process holds ``unit_id``'s lock, False if another process does.
 
     The lock is an ``flock`` on ``locks/<unit_id>.lock``: the operating system releases it when
-    its process ends, however it ends, so a killed worker never leaves a unit locked.
+    its process ends, however it ends, so a killed worker never leaves a unit locked. File systems
+    without ``flock`` (some NFS and Lustre mounts) get a POSIX record lock (``lockf``, which NFS
+    forwards to its lock manager) instead; with neither, a LearnjaxError says what to do.
     """
     folder = os.path.join(self.workdir, "locks")
     os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, unit_id + ".lock"), "a") as f:
-      try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-      except BlockingIOError:
+    path = os.path.join(folder, unit_id + ".lock")
+    with open(path, "a") as f:
+      lock = _lock(f, path)
+      if lock is None:
         yield False
         return
       try:
         yield True
       finally:
-        fcntl.flock(f, fcntl.LOCK_UN)
+        lock(f, fcntl.LOCK_UN)
 
   def checkpoint_dir(self, kind: str, unit_id: str) -> str:
     return os.path.join(self.workdir, "checkpoints", kind, unit_id)
@@ -153,3 +174,22 @@ class Store:
     path = os.path.join(self.workdir, "results.json")
     atomic_write_json(path, {"cells": cells})
     return path
+
+
+def _lock(f, path: str):
+  """Locks ``f`` without waiting: the function that unlocks it, or None if another holds it."""
+  failures = []
+  for lock in (fcntl.flock, fcntl.lockf):
+    try:
+      lock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+      return lock
+    except BlockingIOError:
+      return None
+    except OSError as e:
+      if e.errno in (errno.EACCES, errno.EAGAIN):  # lockf's answer when another process holds it
+        return None
+      failures.append(f"{lock.__name__}: {e.strerror or e}")
+  raise LearnjaxError(
+      f"cannot lock {path}: this file system supports neither flock nor lockf "
+      f"({'; '.join(failures)}); put the workdir on a file system with locks (a local disk, or "
+      "mount NFS with locking / Lustre with -o flock)")

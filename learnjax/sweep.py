@@ -14,14 +14,13 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import os
 import time
 
 import numpy as np
 
-import os
-
-from learnjax import checkpoint, engine, models, predictions, protocol
-from learnjax.data import sources, splits as splits_lib, variants
+from learnjax import checkpoint, engine, models, predictions, protocol, validation
+from learnjax.data import fingerprint as fingerprint_lib, sources, splits as splits_lib, variants
 from learnjax.errors import LearnjaxError
 from learnjax.progress import EpochPrinter
 from learnjax.report import console
@@ -81,7 +80,7 @@ def as_list(value, kind=str) -> list:
 
 def _model_choices(block, field: str) -> list[ModelChoice]:
   choices = []
-  for name in as_list(block.model):
+  for name in validation.grid_list(block.model, f"{field}.model"):
     if name in ("same", "none"):
       choices.append(name)
       continue
@@ -92,18 +91,11 @@ def _model_choices(block, field: str) -> list[ModelChoice]:
   return choices
 
 
-def _batch_sizes(value, field: str) -> list[int]:
-  sizes = as_list(value, int)
-  if not sizes or any(b < 1 for b in sizes):
-    raise LearnjaxError(f"config.{field}.batch_size must be positive integers, got {value!r}")
-  return sizes
-
-
 def plan(config) -> list[tuple[N1Job, list[Cell]]]:
-  """The experiment's N1 rows, each with the cells that reuse it; validates every axis."""
-  if not isinstance(config.seeds, int) or config.seeds < 1:
-    raise LearnjaxError(f"config.seeds must be a positive integer, got {config.seeds!r}")
-  variant_list = [variants.check_variant(v) for v in as_list(config.data.variant)]
+  """The experiment's N1 rows, each with the cells that reuse it; validates every setting."""
+  validation.check_config(config)
+  variant_list = [variants.check_variant(v)
+                  for v in validation.grid_list(config.data.variant, "data.variant")]
   given = as_list(config.n1.model) == [predictions.MODEL]
   n1_models = _prediction_choices(config) if given else _model_choices(config.n1, "n1")
   if "same" in n1_models or "none" in n1_models:
@@ -111,8 +103,8 @@ def plan(config) -> list[tuple[N1Job, list[Cell]]]:
   n2_models = _model_choices(config.n2, "n2")
   if "none" in n2_models:
     n2_models = []
-  n1_batches = _batch_sizes(config.n1.batch_size, "n1")
-  n2_batches = _batch_sizes(config.n2.batch_size, "n2")
+  n1_batches = validation.grid_list(config.n1.batch_size, "n1.batch_size", int)
+  n2_batches = validation.grid_list(config.n2.batch_size, "n2.batch_size", int)
   n1_epochs = [None] + snapshot_epochs(config)
   rows = []
   for variant, n1, batch in itertools.product(variant_list, n1_models, n1_batches):
@@ -150,11 +142,7 @@ def _prediction_choices(config) -> list[ModelChoice]:
   return choices
 
 
-def snapshot_epochs(config) -> list[int]:
-  epochs = sorted(set(as_list(config.n1.get("snapshot_epochs", ""), int)))
-  if any(e < 1 for e in epochs):
-    raise LearnjaxError(f"config.n1.snapshot_epochs must be positive epochs, got {epochs}")
-  return epochs
+snapshot_epochs = validation.snapshot_epochs
 
 
 # train.precision -> (jax_default_matmul_precision, the models' compute dtype); parameters stay
@@ -174,26 +162,14 @@ def apply_precision(config) -> None:
 
 
 def train_config(config, batch_size: int) -> engine.TrainConfig:
+  """The engine's settings for one batch size (every field checked by validation.check_config)."""
+  validation.check_config(config)
   t = config.train
-  cfg = engine.TrainConfig(
+  return engine.TrainConfig(
       batch_size=batch_size, learning_rate=t.learning_rate, momentum=t.momentum,
       plateau_factor=t.plateau_factor, plateau_patience=t.plateau_patience,
       stop_error=t.stop_error, max_epochs=t.max_epochs, error_measure=t.error_measure,
       loop=t.loop, shared_order=t.shared_order, eval_batch_size=t.eval_batch_size)
-  if cfg.error_measure not in ("running", "full"):
-    raise LearnjaxError(f"train.error_measure must be running or full, got {cfg.error_measure!r}")
-  if cfg.loop not in ("auto", "scan", "step"):
-    raise LearnjaxError(f"train.loop must be auto, scan or step, got {cfg.loop!r}")
-  if t.seed_layout not in ("auto", "vmap", "sequential"):
-    raise LearnjaxError(f"train.seed_layout must be auto, vmap or sequential, got {t.seed_layout!r}")
-  if t.get("concurrent_seeds", 0) < 0:
-    raise LearnjaxError(f"train.concurrent_seeds must be 0 (auto) or positive, "
-                        f"got {t.concurrent_seeds}")
-  if not 0 < cfg.plateau_factor < 1:
-    raise LearnjaxError(f"train.plateau_factor must be in (0, 1), got {cfg.plateau_factor}")
-  if cfg.max_epochs < 1 or cfg.learning_rate <= 0:
-    raise LearnjaxError("train.max_epochs and train.learning_rate must be positive")
-  return cfg
 
 
 def _seed_stats(values) -> dict:
@@ -258,14 +234,20 @@ class Experiment:
   """The state shared by the cells of one launch: data, compiled trainers, the store."""
 
   def __init__(self, config, workdir: str, out=print):
+    # Every check comes before the workdir is created or anything is compiled or trained.
     self.config = config
-    apply_precision(config)
-    self.store = Store(workdir)
-    self.out = out
+    validation.check_workdir(workdir)
     self.rows = plan(config)
+    self.out = out
     self.pool = sources.load_pool(config.data)
     self.splits = splits_lib.make_splits(self.pool, config.data.n1_size, config.data.n2_size,
                                          config.data.test_size)
+    self.data_fingerprint = fingerprint_lib.fingerprint(self.pool, self.splits)
+    self.store = Store(workdir)
+    check_workdir_config(self.store, config)
+    validation.check_workdir_data(workdir, self.data_fingerprint)
+    validation.check_devices(config)
+    apply_precision(config)
     self.seed_indices = np.arange(config.seeds)
     self.cell_ids = [c.id for _, cells in self.rows for c in cells]
     self._trainers = {}
@@ -277,7 +259,6 @@ class Experiment:
     for job, cells in self.rows:
       if not job.n1.predictions:
         self.trainer(job.n1, job.batch_size)
-      train_config(config, job.batch_size)
       for cell in cells:
         self.trainer(cell.n2, cell.n2_batch_size)
 
@@ -539,9 +520,9 @@ def train_and_evaluate(config, workdir: str, task_index: int = 0, num_tasks: int
                        out=print) -> list[dict]:
   """Runs (or resumes) the experiment of ``config`` in ``workdir``; returns this task's cells."""
   experiment = Experiment(config, workdir, out=out)
-  check_workdir_config(experiment.store, config)
   check_given_predictions(experiment)
   experiment.store.write_config(config.to_json_best_effort(indent=1))
+  validation.write_workdir_data(experiment.store, experiment.data_fingerprint)
   store_lib.atomic_write_json(os.path.join(workdir, "plan.json"), {
       "n1": [job.id for job, _ in experiment.rows], "cells": experiment.cell_ids})
   return experiment.run(task_index, num_tasks)

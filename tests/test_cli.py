@@ -42,6 +42,45 @@ def test_end_to_end_writes_config_results_and_table_then_resumes(tmp_path):
   again = run(QUICK + [f"--workdir={workdir}"])
   assert again.returncode == 0, again.stderr
   assert "3 already done" in again.stdout and "samples/s" not in again.stdout
+  # Files get the mode the umask gives (mkstemp alone would give 0600).
+  umask = os.umask(0o022)
+  os.umask(umask)
+  for name in ("config.json", "data.json", "results.json"):
+    assert os.stat(os.path.join(workdir, name)).st_mode & 0o777 == 0o666 & ~umask
+  # Gathering trains nothing, even with a planned cell unfinished.
+  gathered = run(QUICK + [f"--workdir={workdir}", "--gather_only",
+                          "--config.n2.model=mlp_2"])
+  assert gathered.returncode == 0 and "samples/s" not in gathered.stdout, gathered.stderr
+  os.remove(os.path.join(workdir, "cells", cells[0]["cell"], "result.json"))
+  gathered = run(QUICK + [f"--workdir={workdir}", "--gather_only"])
+  assert gathered.returncode == 1 and "samples/s" not in gathered.stdout
+  assert "1 planned cells unfinished" in gathered.stdout
+  assert len(json.load(open(os.path.join(workdir, "results.json")))["cells"]) == 2
+
+
+def test_help_lists_every_config_field_with_its_default():
+  proc = subprocess.run([sys.executable, "-m", "learnjax.main", "--help"], cwd=ROOT,
+                        capture_output=True, text=True, timeout=120)
+  assert "--config.train.learning_rate=0.01" in proc.stdout
+  assert "--config.n1.snapshot_epochs=''" in proc.stdout and "python -m learnjax.config" in proc.stdout
+  listing = subprocess.run([sys.executable, "-m", "learnjax.config"], cwd=ROOT,
+                           capture_output=True, text=True, timeout=120).stdout
+  assert "--config.train.plateau_patience=10" in listing and "optax reduce_on_plateau" in listing
+
+
+def test_a_comma_list_of_batch_sizes_is_a_grid_axis_in_any_config(tmp_path):
+  # quickstart's n1.batch_size is one integer; the list still reaches validation (which then
+  # stops on the learning rate, before anything is trained).
+  proc = run(QUICK + [f"--workdir={tmp_path}/w", "--config.n1.batch_size=64,32",
+                      "--config.train.learning_rate=-1"])
+  assert proc.returncode == 2 and "invalid literal" not in proc.stderr
+  assert "train.learning_rate must be a positive" in proc.stderr
+  from learnjax import sweep
+  from learnjax.config import base_config
+  config = base_config()
+  with config.n1.ignore_type():
+    config.n1.batch_size = "64,32"
+  assert [job.batch_size for job, _ in sweep.plan(config)] == [64, 32]
 
 
 @pytest.mark.parametrize("args, message", [

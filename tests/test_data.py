@@ -113,3 +113,42 @@ def test_npz_source_round_trip_and_errors(tmp_path):
   (tmp_path / "corrupt.npz").write_bytes(b"PK\x03\x04 truncated")
   with pytest.raises(LearnjaxError, match="cannot read"):
     sources.load_npz(str(tmp_path / "corrupt.npz"))
+
+
+def test_pool_and_sources_form_no_import_cycle():
+  import ast
+  import learnjax.data.tfds_source as tfds_source
+  tree = ast.parse(open(tfds_source.__file__).read())
+  imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+  assert "learnjax.data.sources" not in imported and "learnjax.data.pool" in imported
+
+
+def test_npz_class_count_comes_from_num_classes_or_class_names(tmp_path):
+  x = np.zeros((6, 4, 4, 1), np.uint8)
+  y = np.array([0, 1, 2, 0, 1, 2])
+  np.savez(tmp_path / "n.npz", x_train=x, y_train=y, x_test=x, y_test=y, num_classes=5)
+  assert sources.load_npz(str(tmp_path / "n.npz")).num_classes == 5
+  np.savez(tmp_path / "c.npz", x_train=x, y_train=y, x_test=x, y_test=y,
+           class_names=np.array(["cat", "dog", "owl", "yak"]))
+  pool = sources.load_npz(str(tmp_path / "c.npz"))
+  assert pool.num_classes == 4 and pool.class_names == ("cat", "dog", "owl", "yak")
+  big = np.array([0, 1, 2, 0, 1, 2**32 + 3])  # would wrap to 3 through an int32 cast
+  np.savez(tmp_path / "w.npz", x_train=x, y_train=big, x_test=x, y_test=y, num_classes=10)
+  with pytest.raises(LearnjaxError, match="outside 0..9"):
+    sources.load_npz(str(tmp_path / "w.npz"))
+
+
+def test_the_data_record_names_what_changed(digits_pool):
+  from learnjax.data import fingerprint, pool as pool_lib
+  base = fingerprint.fingerprint(digits_pool, splits.make_splits(digits_pool, 200, 200, 100))
+  assert base == fingerprint.fingerprint(digits_pool, splits.make_splits(digits_pool, 200, 200, 100))
+  y = digits_pool.y_train.copy()
+  y[-1] = (y[-1] + 1) % 10  # one label of D2
+  other = pool_lib.Pool(digits_pool.name, digits_pool.x_train, y, digits_pool.x_test,
+                        digits_pool.y_test, digits_pool.num_classes)
+  changed = fingerprint.describe_changes(base, fingerprint.fingerprint(
+      other, splits.make_splits(other, 200, 200, 100)))
+  assert changed.startswith("training labels: sha256") and "images" not in changed
+  moved = fingerprint.fingerprint(digits_pool, splits.make_splits(digits_pool, 200, 300, 100))
+  assert "D2 positions: train[1300:1500] -> train[1200:1500]" in fingerprint.describe_changes(
+      base, moved)

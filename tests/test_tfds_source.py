@@ -214,7 +214,7 @@ def test_preparing_without_tensorflow_says_what_to_install(tfds, tmp_path, monke
   from learnjax.data import tfds_source
 
   monkeypatch.setitem(sys.modules, "tensorflow", None)
-  with pytest.raises(LearnjaxError, match=r"needs TensorFlow: pip install 'learnjax\[tfds\]'"):
+  with pytest.raises(LearnjaxError, match=r"needs TensorFlow: pip install -e '\.\[tfds\]' in the"):
     tfds_source.prepare("mnist", data_dir=str(tmp_path))
   assert os.listdir(tmp_path) == []
 

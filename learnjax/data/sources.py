@@ -1,7 +1,8 @@
 """Where images come from: the embedded digits, a local .npz, or any tensorflow-datasets set.
 
-Every source returns a :class:`Pool`: uint8 NHWC images and integer labels for a training and a
-test split. The protocol's D1/D2/D3 are cut from a pool by :mod:`learnjax.data.splits`.
+Every source returns a :class:`~learnjax.data.pool.Pool`: uint8 NHWC images and integer labels
+for a training and a test split. The protocol's D1/D2/D3 are cut from a pool by
+:mod:`learnjax.data.splits`.
 
 The embedded default, ``digits``, is scikit-learn's bundled 8x8 handwritten digits (1,797
 images, 10 classes, derived from the UCI optical digits set), scaled from 0..16 to 0..255,
@@ -11,36 +12,41 @@ images. It ships inside the package, so the main job needs no download.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.resources
 import os
 
 import numpy as np
 
+from learnjax.data.pool import NPZ_KEYS, TFDS_NAMES, Pool, pool_from_arrays  # noqa: F401
 from learnjax.errors import LearnjaxError
 
-TFDS_NAMES = ("mnist", "cifar10", "cifar100")  # examples; any tfds image classification set works
-NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
-
-
-@dataclasses.dataclass(frozen=True)
-class Pool:
-  """A labelled data set: uint8 images (N, H, W, C) and int32 labels, train and test."""
-  name: str
-  x_train: np.ndarray
-  y_train: np.ndarray
-  x_test: np.ndarray
-  y_test: np.ndarray
-  num_classes: int
-  class_names: tuple[str, ...] | None = None   # from the data set's metadata, where it has them
-
-  @property
-  def image_shape(self) -> tuple[int, int, int]:
-    return tuple(self.x_train.shape[1:])
+# The last pool loaded, with what identifies its files: the command line checks the data before it
+# imports JAX, and the run then trains on the same pool without reading the files again.
+_last: tuple[tuple, Pool] | None = None
 
 
 def load_pool(data_config) -> Pool:
   """The pool named by ``data_config.name``: 'digits', 'npz' (with ``npz_path``) or a tfds name."""
+  global _last
+  key = _cache_key(data_config)
+  if _last is not None and _last[0] == key:
+    return _last[1]
+  pool = _load_pool(data_config)
+  _last = (key, pool)
+  return pool
+
+
+def _cache_key(data_config) -> tuple:
+  name, path = data_config.name, data_config.get("npz_path") or ""
+  try:
+    stat = os.stat(path) if name == "npz" else None
+  except OSError:
+    return (name, path, None)
+  where = (stat.st_ino, stat.st_size, stat.st_mtime_ns) if stat else None
+  return (name, os.path.abspath(path) if path else "", where, data_config.get("data_dir") or "")
+
+
+def _load_pool(data_config) -> Pool:
   name = data_config.name
   if name == "digits":
     with importlib.resources.files("learnjax.data").joinpath("digits.npz").open("rb") as f:
@@ -55,56 +61,41 @@ def load_pool(data_config) -> Pool:
 
 
 def load_npz(path: str | None) -> Pool:
-  """A pool from an .npz holding x_train, y_train, x_test, y_test (uint8 NHWC, integer labels)."""
+  """A pool from an .npz holding x_train, y_train, x_test, y_test (uint8 NHWC, integer labels).
+
+  An optional ``num_classes`` (a scalar) or ``class_names`` (strings) entry states the class count;
+  without it the count is the largest label + 1.
+  """
   if not path:
     raise LearnjaxError("data.name=npz needs --config.data.npz_path=FILE.npz")
   if not os.path.isfile(path):
     raise LearnjaxError(f"no such .npz file: {path}")
   try:
-    arrays = np.load(path)
-    missing = [k for k in NPZ_KEYS if k not in arrays.files]
+    with np.load(path) as data:
+      missing = [k for k in NPZ_KEYS if k not in data.files]
+      arrays = {k: data[k] for k in data.files if k in (*NPZ_KEYS, "num_classes", "class_names")}
+  except ValueError as e:
+    if "allow_pickle" in str(e):
+      raise LearnjaxError(f"{path} holds Python objects (an object array), which learnjax does "
+                          f"not load; store {', '.join(NPZ_KEYS)} as plain numeric arrays "
+                          "(uint8 images N,H,W,C and integer labels)") from None
+    raise LearnjaxError(f"cannot read {path} as .npz: {e}") from None
   except Exception as e:  # a truncated or foreign file
     raise LearnjaxError(f"cannot read {path} as .npz: {e}") from None
   if missing:
     raise LearnjaxError(f"{path} lacks {', '.join(missing)}; an .npz source needs "
                         f"{', '.join(NPZ_KEYS)} (uint8 images N,H,W,C and integer labels)")
-  return pool_from_arrays(os.path.basename(path), arrays, source=path)
-
-
-def pool_from_arrays(name: str, arrays, source: str, num_classes: int | None = None,
-                     class_names=None) -> Pool:
-  x_train, x_test = (_images(arrays[k], k, source) for k in ("x_train", "x_test"))
-  y_train, y_test = (_labels(arrays[k], k, source) for k in ("y_train", "y_test"))
-  for x, y, split in ((x_train, y_train, "train"), (x_test, y_test, "test")):
-    if len(x) != len(y):
-      raise LearnjaxError(f"{source}: x_{split} has {len(x)} images but y_{split} {len(y)} labels")
-  if x_train.shape[1:] != x_test.shape[1:]:
-    raise LearnjaxError(f"{source}: train images {x_train.shape[1:]} and test images "
-                        f"{x_test.shape[1:]} differ in shape")
-  if num_classes is None:
-    num_classes = int(max(y_train.max(initial=0), y_test.max(initial=0))) + 1
-  if min(y_train.min(initial=0), y_test.min(initial=0)) < 0 or num_classes < 2:
-    raise LearnjaxError(f"{source}: labels must be integers 0..C-1 with C >= 2")
-  if class_names is not None and len(class_names) != num_classes:
-    raise LearnjaxError(f"{source}: {len(class_names)} class names for {num_classes} classes")
-  return Pool(name, x_train, y_train, x_test, y_test, num_classes,
-              tuple(str(c) for c in class_names) if class_names is not None else None)
-
-
-def _images(x, key: str, source: str) -> np.ndarray:
-  x = np.asarray(x)
-  if x.ndim == 3:  # (N, H, W) greyscale
-    x = x[..., None]
-  if x.ndim != 4:
-    raise LearnjaxError(f"{source}: {key} must be images (N, H, W, C), got shape {x.shape}")
-  if x.dtype != np.uint8:
-    raise LearnjaxError(f"{source}: {key} must be uint8 pixels 0..255, got {x.dtype}")
-  return x
-
-
-def _labels(y, key: str, source: str) -> np.ndarray:
-  y = np.asarray(y)
-  if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
-    raise LearnjaxError(f"{source}: {key} must be a 1-d array of integer labels, got "
-                        f"{y.dtype} {y.shape}")
-  return y.astype(np.int32)
+  num_classes = arrays.get("num_classes")
+  if num_classes is not None:
+    if num_classes.shape != () or not np.issubdtype(num_classes.dtype, np.integer):
+      raise LearnjaxError(f"{path}: num_classes must be one integer, got {num_classes.dtype} "
+                          f"{num_classes.shape}")
+    num_classes = int(num_classes)
+  class_names = arrays.get("class_names")
+  if class_names is not None:
+    if class_names.ndim != 1 or class_names.dtype.kind not in "US":
+      raise LearnjaxError(f"{path}: class_names must be a 1-d array of strings, got "
+                          f"{class_names.dtype} {class_names.shape}")
+    class_names = [c.decode() if isinstance(c, bytes) else str(c) for c in class_names]
+  return pool_from_arrays(os.path.basename(path), arrays, source=path, num_classes=num_classes,
+                          class_names=class_names)

@@ -13,7 +13,7 @@ import dataclasses
 
 import numpy as np
 
-from learnjax.data.sources import Pool
+from learnjax.data.pool import Pool
 from learnjax.errors import LearnjaxError
 
 

@@ -20,7 +20,8 @@ says how to provide the data when it is not there. It never starts a download.
 
 Preparing needs TensorFlow (tfds encodes the images with ``tf.image`` and opens the archives with
 ``tf.io.gfile``) and, in tensorflow-datasets 4.9.10, ``importlib_resources``, which tfds uses but
-does not declare (tensorflow/datasets#11212). ``pip install 'learnjax[tfds]'`` brings both; then ::
+does not declare (tensorflow/datasets#11212). ``pip install -e '.[tfds]'`` in the learnjax checkout
+brings both; then ::
 
     python -m learnjax.data.tfds_source --prepare --name cifar10 --data_dir DIR
 
@@ -59,7 +60,7 @@ import urllib.request
 
 import numpy as np
 
-from learnjax.data.sources import TFDS_NAMES, Pool, pool_from_arrays
+from learnjax.data.pool import TFDS_NAMES, Pool, pool_from_arrays
 from learnjax.errors import LearnjaxError
 
 SPLITS = ("train", "test")
@@ -168,7 +169,7 @@ def missing_message(name: str, root: str, builder=None) -> str:
   return (f"{name} is not prepared in {where}{hint}; learnjax reads a prepared "
           f"tensorflow-datasets folder and never downloads (data_dir: --config.data.data_dir, "
           f"else $TFDS_DATA_DIR, else ~/tensorflow_datasets). Either prepare it on a machine with "
-          f"internet access: pip install 'learnjax[tfds]' && "
+          f"internet access: pip install -e '.[tfds]' (in the learnjax checkout) && "
           f"{PREPARE_COMMAND.format(name=name)}, copy DIR/{name} to this "
           f"machine and pass --config.data.data_dir=<the folder that holds {name}/>; or convert "
           f"your copy of the data to arrays and pass {NPZ_HINT}")
@@ -180,9 +181,9 @@ def prepare(name: str, data_dir: str | None = None, manual_dir: str | None = Non
   try:
     import tensorflow  # noqa: F401  (tfds prepares these data sets with tf.image and tf.io.gfile)
   except ImportError:
-    raise LearnjaxError(f"preparing {name} needs TensorFlow: pip install 'learnjax[tfds]' (or "
-                        "tensorflow-cpu); reading the prepared folder afterwards does "
-                        "not") from None
+    raise LearnjaxError(f"preparing {name} needs TensorFlow: pip install -e '.[tfds]' in the "
+                        "learnjax checkout (or tensorflow-cpu); reading the prepared folder "
+                        "afterwards does not") from None
   try:
     import importlib_resources  # noqa: F401
   except ImportError:
@@ -241,7 +242,7 @@ def main(argv=None) -> int:
     pool = load(args.name, args.data_dir)
   except LearnjaxError as e:
     print(f"error: {e}", file=sys.stderr)
-    return 1
+    return 2
   print(f"{pool.name}: train {pool.x_train.shape}, test {pool.x_test.shape}, "
         f"{pool.num_classes} classes, read from {resolve_data_dir(args.data_dir)}")
   return 0

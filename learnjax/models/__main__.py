@@ -10,8 +10,10 @@ dataset; the paper's 795h + 10) and every other preset on 32x32x3.
 from __future__ import annotations
 
 import argparse
+import sys
 
 from learnjax import models
+from learnjax.errors import LearnjaxError
 
 
 def count(name: str, num_classes: int, input_shape: tuple[int, ...],
@@ -28,12 +30,32 @@ def main(argv=None) -> None:
   parser.add_argument("--input_shape", default=None,
                       help="H,W,C of one image (default: 28,28,1 for mnist_*, else 32,32,3)")
   args = parser.parse_args(argv)
+  try:
+    shape = _input_shape(args.input_shape)
+    if args.num_classes < 2:
+      raise LearnjaxError(f"--num_classes must be at least 2, got {args.num_classes}")
+  except LearnjaxError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
   print(f"{'model':<18} {'params':>12} {'tensors':>8} {'bn_stats':>9}  input")
   for name in models.preset_names():
-    spec = args.input_shape or ("28,28,1" if name.startswith("mnist_") else "32,32,3")
+    shape_of = shape or ((28, 28, 1) if name.startswith("mnist_") else (32, 32, 3))
+    n, tensors, stats = count(name, args.num_classes, shape_of)
+    print(f"{name:<18} {n:>12,} {tensors:>8} {stats:>9,}  {'x'.join(map(str, shape_of))}")
+
+
+def _input_shape(spec: str | None) -> tuple[int, int, int] | None:
+  """(H, W, C) from 'H,W,C', each a positive integer."""
+  if spec is None:
+    return None
+  try:
     shape = tuple(int(s) for s in spec.split(","))
-    n, tensors, stats = count(name, args.num_classes, shape)
-    print(f"{name:<18} {n:>12,} {tensors:>8} {stats:>9,}  {'x'.join(map(str, shape))}")
+  except ValueError:
+    shape = ()
+  if len(shape) != 3 or min(shape) < 1:
+    raise LearnjaxError(f"--input_shape must be three positive integers H,W,C (e.g. 32,32,3), "
+                        f"got {spec!r}")
+  return shape
 
 
 if __name__ == "__main__":

@@ -102,7 +102,8 @@ class Context:
 def load(workdir: str, reference_path: str | None = None) -> Context:
   """The stored results of a workdir; a LearnjaxError when there are none."""
   if not os.path.isdir(workdir):
-    raise LearnjaxError(f"workdir {workdir} does not exist")
+    raise LearnjaxError(f"workdir {workdir} is a file, not a learnjax workdir (a folder)"
+                        if os.path.exists(workdir) else f"workdir {workdir} does not exist")
   config_path = os.path.join(workdir, "config.json")
   config = read_json(config_path) if os.path.exists(config_path) else {}
   if not isinstance(config, dict):
