@@ -60,7 +60,7 @@ class TrainConfig:
   max_epochs: int = 500
   error_measure: str = "running"    # 'running' | 'full'
   loop: str = "auto"                # 'auto' | 'scan' | 'step'
-  shared_order: bool = False        # all seeds see the batches in one order (faster, less independent)
+  shared_order: bool = False        # one batch order for all seeds (faster, less independent)
   eval_batch_size: int = 1000
 
 
@@ -121,6 +121,7 @@ def state_variables(state: TrainState) -> dict:
 # ---- one seed's training: side-effect-free functions, vmapped over seeds by Trainer ----------
 
 def init_state(init_key, order_key, x_example, *, model, sgd, plateau) -> TrainState:
+  """One seed's state before its first epoch: the model's init from ``init_key``."""
   variables = model.init(init_key, x_example, train=False)
   params, batch_stats = variables["params"], variables.get("batch_stats", {})
   return TrainState(

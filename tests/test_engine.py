@@ -1,4 +1,6 @@
-"""The training engine: plateau schedule, per-seed stopping, the two loops."""
+"""The training engine and its execution plans: plateau schedule, per-seed stopping, the two
+loops, own and shared orders, the accelerator program on the CPU, seed groups in threads and
+SIGTERM."""
 
 import threading
 import time
@@ -246,7 +248,8 @@ class _GuardedTrainer(engine.Trainer):
 
 
 @pytest.mark.parametrize("layout,shared", [("vmap", True), ("sequential", False)])
-def test_the_accelerator_program_runs_on_the_cpu_as_the_cpu_forms_do(small_splits, layout, shared):
+def test_the_accelerator_program_runs_on_the_cpu_as_the_cpu_forms_do(small_splits, layout,
+                                                                     shared):
   # The program a GPU runs: plain forms, one lax.scan per epoch, vmapped or in turn (two groups
   # in threads), own or shared order; against the CPU's: CPU forms, one call per step. 40
   # examples in batches of 16: two full batches and a partial one per epoch.
