@@ -173,6 +173,24 @@ def test_concurrent_seeds_give_the_same_results(small_splits, model):
   assert sorted(calls) == [((s,), e) for s in range(3) for e in (1, 2, 3)]
 
 
+class _PausingCheckpoint:
+  """A checkpoint that saves nothing; its save after epoch 1 waits for ``event`` (outside the
+  engine's on_epoch lock, so the other groups' callbacks run meanwhile)."""
+  every_epochs = 1
+  directory = "nowhere"
+
+  def __init__(self, event):
+    self.event = event
+
+  def restore(self, abstract_state):
+    return None
+
+  def save(self, state, history):
+    if int(np.asarray(state.epoch).max()) == 1:
+      assert self.event.wait(timeout=30)
+      time.sleep(0.5)   # the failing group's thread has long marked the others abandoned
+
+
 def test_a_failing_concurrent_seed_stops_the_others_and_raises(small_splits):
   epochs = {}
   failed = threading.Event()
@@ -182,14 +200,14 @@ def test_a_failing_concurrent_seed_stops_the_others_and_raises(small_splits):
     if int(seeds[0]) == 0:
       failed.set()
       raise RuntimeError("seed 0 failed")
-    failed.wait(timeout=30)
-    time.sleep(0.5)   # seed 0's thread has long marked the group abandoned
 
   with pytest.raises(RuntimeError, match="seed 0 failed"):
     _train_seeds(small_splits, "mlp_1", seed_layout="sequential", concurrent_seeds=2,
-                 on_epoch=on_epoch)
-  # Seed 1 ran beside seed 0 and stopped at its first epoch end after the failure (its epoch 1
-  # callback ran only if it came before the failure); seed 2 never started.
+                 on_epoch=on_epoch,
+                 checkpoints=lambda seeds: None if seeds[0] == 0 else _PausingCheckpoint(failed))
+  # Seed 1 ran beside seed 0 and stopped at its first epoch end after the failure: at epoch 1 if
+  # that came later (no callback), else at epoch 2, having waited after epoch 1 for the failure.
+  # Seed 2 never started.
   assert epochs[0] == 1 and epochs.get(1, 1) == 1 and 2 not in epochs
 
 
