@@ -67,8 +67,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from learnjax import engine, models  # noqa: E402
-from learnjax.models import layers  # noqa: E402
+from learnjax import engine, execution, models  # noqa: E402
 
 BATCH = 64
 NUM_CLASSES = 10
@@ -206,13 +205,13 @@ def cost_flops(lowered) -> float | None:
 
 
 def train_step_flops(trainer: engine.Trainer, x, y) -> float | None:
-  """FLOPs of one seed's engine train step on one batch of 64."""
+  """FLOPs of one seed's engine train step on one batch of 64 (build the trainer's model with
+  accelerator forms to count the model's FLOPs rather than those of its CPU forms)."""
   keys = jax.random.split(jax.random.PRNGKey(0), 1)
   state = jax.tree.map(lambda a: a[0], trainer.init(keys, keys, x[:1]))
   carry = (state, jnp.zeros((), jnp.int32), jnp.ones((), bool))
   idx = jnp.arange(BATCH)
-  with layers.accelerator_forms():   # the model's FLOPs, not those of its CPU forms
-    return cost_flops(jax.jit(trainer._step).lower(carry, x, y[0], idx))  # noqa: SLF001
+  return cost_flops(jax.jit(trainer._step).lower(carry, x, y[0], idx))  # noqa: SLF001
 
 
 # ---- learnjax engine paths ------------------------------------------------------------------
@@ -222,7 +221,7 @@ class Path:
   loop: str       # scan | step
   layout: str     # vmap | sequential
   order: str      # own | shared
-  threads: int = 1  # sequential seeds trained at once (engine.train_seeds' concurrent_seeds)
+  threads: int = 1  # sequential seeds trained at once (execution.train_seeds' concurrent_seeds)
 
 
 def engine_paths(num_seeds: int, deep: bool, all_sequential: bool = False) -> list[Path]:
@@ -662,9 +661,10 @@ def main(argv=None) -> int:
     # What auto picks for this model here.
     variables = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
     auto_loop = engine.choose_loop(cfg, model, variables, x[:1])
-    auto_layout = engine.choose_seed_layout("auto", model, x[:1])
+    auto_layout = execution.choose_seed_layout("auto", model, x[:1])
     try:
-      flops_per_step = train_step_flops(engine.Trainer(model, cfg), x, y_all)
+      plain = models.build(name, NUM_CLASSES, dtype=dtype, forms="accelerator")
+      flops_per_step = train_step_flops(engine.Trainer(plain, cfg), x, y_all)
     except Exception as e:  # noqa: BLE001
       print(f"{name}: cost analysis failed: {e}", flush=True)
       flops_per_step = None
@@ -680,7 +680,7 @@ def main(argv=None) -> int:
       model_rows = []
       if not args.skip_engine:
         for path in engine_paths(num_seeds, deep, args.sequential == "all"):
-          auto_threads = engine.choose_concurrency(0, auto_layout, num_seeds, 1)
+          auto_threads = execution.choose_concurrency(0, auto_layout, num_seeds, 1)
           default = (path.loop == auto_loop and path.order == "own"
                      and (num_seeds == 1 or (path.layout == auto_layout and (
                          path.layout == "vmap" or path.threads == auto_threads))))

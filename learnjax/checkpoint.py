@@ -1,11 +1,12 @@
 """In-flight training state on disk (orbax), and clean stops on SIGTERM.
 
-A training of one seed group (see :func:`learnjax.engine.train_seeds`) saves its whole state, with
-every seed's parameters, BatchNorm statistics, optimiser and plateau state, data-order key, epoch
-and stop flags, and its per-epoch history, every ``every_epochs`` epochs, when it finishes, and
-when a stop is requested. A restarted run restores the latest one and continues; the data order of
-an epoch derives from (order key, epoch), so a resumed training repeats exactly what the
-uninterrupted one would have done (bitwise on the CPU).
+A training of one seed group (see :func:`learnjax.execution.train_seeds`) saves its whole state,
+with every seed's parameters, BatchNorm statistics, optimiser and plateau state, data-order key,
+epoch and stop flags, and its per-epoch history, every ``every_epochs`` epochs, when it finishes,
+and when a stop is requested (every group being trained, also in threads, saves its own). A
+restarted run restores the latest one and continues; the data order of an epoch derives from
+(order key, epoch), so a resumed training repeats exactly what the uninterrupted one would have
+done (bitwise on the CPU).
 
 orbax writes each checkpoint to a temporary folder and renames it when complete, so a process
 killed mid-save leaves the previous checkpoint intact.
@@ -41,6 +42,11 @@ def request_stop(signum=None, frame=None):
 
 def stop_requested() -> bool:
   return _stop.is_set()
+
+
+def clear_stop_request() -> None:
+  """Forgets a requested stop, for a process that goes on training after handling it."""
+  _stop.clear()
 
 
 def install_signal_handlers() -> None:

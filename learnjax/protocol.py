@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from learnjax import engine
+from learnjax import engine, execution
 from learnjax.data import variants
 from learnjax.data.splits import Splits
 
@@ -79,7 +79,7 @@ def train_n1(splits: Splits, trainer: engine.Trainer, variant: str, experiment_s
   learnability along training (experiment F1). They go into ``snapshot_cache`` (a mapping
   (epoch, seed position) -> (preds_d2, preds_d3); a dict unless given), so a resumed training can
   keep the snapshots taken before it was interrupted. ``checkpoints``, ``devices`` and
-  ``concurrent_seeds``: see :func:`learnjax.engine.train_seeds`.
+  ``concurrent_seeds``: see :func:`learnjax.execution.train_seeds`.
   """
   snapshot_epochs = sorted(set(int(e) for e in snapshot_epochs))
   cache = {} if snapshot_cache is None else snapshot_cache
@@ -100,7 +100,7 @@ def train_n1(splits: Splits, trainer: engine.Trainer, variant: str, experiment_s
   variant_keys = seed_keys(experiment_seed, seed_indices, Purpose.VARIANT)
   x, y = variants.n1_training_data(splits.d1.x, splits.d1.y, variant, variant_keys,
                                    splits.num_classes)
-  result = engine.train_seeds(
+  result = execution.train_seeds(
       trainer, seed_keys(experiment_seed, seed_indices, Purpose.N1_INIT),
       seed_keys(experiment_seed, seed_indices, Purpose.N1_ORDER), x, y,
       per_seed_x=(variant == "random_images"), seed_layout=seed_layout, on_epoch=on_epoch,
@@ -120,7 +120,7 @@ def train_n2(splits: Splits, trainer: engine.Trainer, n1_labels_d2: np.ndarray,
              on_epoch=None, checkpoints=None, devices: int = 0,
              concurrent_seeds: int = 0) -> TrainedNet:
   """Step 3: N2 of seed s on (D2, N1_s(D2)); its predictions on D3."""
-  result = engine.train_seeds(
+  result = execution.train_seeds(
       trainer, seed_keys(experiment_seed, seed_indices, Purpose.N2_INIT),
       seed_keys(experiment_seed, seed_indices, Purpose.N2_ORDER),
       jnp.asarray(splits.d2.x), jnp.asarray(n1_labels_d2, jnp.int32),

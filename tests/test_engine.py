@@ -1,4 +1,6 @@
-"""The training engine: plateau schedule, per-seed stopping, the two loops."""
+"""The training engine and its execution plans: plateau schedule, per-seed stopping, the two
+loops, own and shared orders, the accelerator program on the CPU, seed groups in threads and
+SIGTERM."""
 
 import threading
 import time
@@ -8,12 +10,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from learnjax import engine, models
+from learnjax import checkpoint, engine, execution, models
 
 
 def reference_learning_rates(errors, lr=0.01, factor=0.75, patience=10):
-  """protocol.md's rule, written plainly: after each epoch, if the training error has not set a
-  new minimum for `patience` epochs in a row, multiply the rate by `factor` (and count again)."""
+  """The protocol's rule (docs/protocol.md), written plainly: after each epoch, if the training
+  error has not set a new minimum for `patience` epochs in a row, multiply the rate by `factor`
+  (and count again)."""
   best, bad, rates = np.inf, 0, []
   for e in errors:
     if e < best:
@@ -165,7 +168,7 @@ def _train_seeds(splits, model, num_seeds=3, **kwargs):
   trainer = engine.Trainer(models.build(model, 10), engine.TrainConfig(max_epochs=3))
   keys = jax.random.split(jax.random.PRNGKey(5), num_seeds)
   y = np.broadcast_to(splits.d1.y, (num_seeds, len(splits.d1)))
-  return engine.train_seeds(trainer, keys, keys[::-1], splits.d1.x, y, **kwargs)
+  return execution.train_seeds(trainer, keys, keys[::-1], splits.d1.x, y, **kwargs)
 
 
 @pytest.mark.parametrize("model", ["mlp_1", "shallow_cnn_16"])
@@ -179,6 +182,24 @@ def test_concurrent_seeds_give_the_same_results(small_splits, model):
   assert sorted(calls) == [((s,), e) for s in range(3) for e in (1, 2, 3)]
 
 
+class _PausingCheckpoint:
+  """A checkpoint that saves nothing; its save after epoch 1 waits for ``event`` (outside the
+  engine's on_epoch lock, so the other groups' callbacks run meanwhile)."""
+  every_epochs = 1
+  directory = "nowhere"
+
+  def __init__(self, event):
+    self.event = event
+
+  def restore(self, abstract_state):
+    return None
+
+  def save(self, state, history):
+    if int(np.asarray(state.epoch).max()) == 1:
+      assert self.event.wait(timeout=30)
+      time.sleep(0.5)   # the failing group's thread has long marked the others abandoned
+
+
 def test_a_failing_concurrent_seed_stops_the_others_and_raises(small_splits):
   epochs = {}
   failed = threading.Event()
@@ -188,32 +209,32 @@ def test_a_failing_concurrent_seed_stops_the_others_and_raises(small_splits):
     if int(seeds[0]) == 0:
       failed.set()
       raise RuntimeError("seed 0 failed")
-    failed.wait(timeout=30)
-    time.sleep(0.5)   # seed 0's thread has long marked the group abandoned
 
   with pytest.raises(RuntimeError, match="seed 0 failed"):
     _train_seeds(small_splits, "mlp_1", seed_layout="sequential", concurrent_seeds=2,
-                 on_epoch=on_epoch)
-  # Seed 1 ran beside seed 0 and stopped at its first epoch end after the failure (its epoch 1
-  # callback ran only if it came before the failure); seed 2 never started.
+                 on_epoch=on_epoch,
+                 checkpoints=lambda seeds: None if seeds[0] == 0 else _PausingCheckpoint(failed))
+  # Seed 1 ran beside seed 0 and stopped at its first epoch end after the failure: at epoch 1 if
+  # that came later (no callback), else at epoch 2, having waited after epoch 1 for the failure.
+  # Seed 2 never started.
   assert epochs[0] == 1 and epochs.get(1, 1) == 1 and 2 not in epochs
 
 
 def test_concurrency_is_chosen_per_backend_and_layout():
-  assert engine.choose_concurrency(0, "sequential", 5, 1) == engine.CPU_CONCURRENT_SEEDS
-  assert engine.choose_concurrency(0, "vmap", 1, 1) == 1
-  assert engine.choose_concurrency(0, "sequential", 5, 4) == 1   # groups already span devices
-  assert engine.choose_concurrency(8, "sequential", 3, 1) == 3   # never more threads than groups
+  assert execution.choose_concurrency(0, "sequential", 5, 1) == execution.CPU_CONCURRENT_SEEDS
+  assert execution.choose_concurrency(0, "vmap", 1, 1) == 1
+  assert execution.choose_concurrency(0, "sequential", 5, 4) == 1   # groups already span devices
+  assert execution.choose_concurrency(8, "sequential", 3, 1) == 3   # never more threads than groups
 
 
 def test_cpu_seed_layout_depends_on_model_size():
   cifar = jnp.zeros((1, 32, 32, 3))
   digits = jnp.zeros((1, 8, 8, 1))
-  assert engine.choose_seed_layout("auto", models.build("mlp_3", 10), cifar) == "sequential"
-  assert engine.choose_seed_layout("auto", models.build("mlp_1", 10), digits) == "vmap"
-  assert engine.choose_seed_layout("auto", models.build("shallow_cnn_16", 10), digits) == \
+  assert execution.choose_seed_layout("auto", models.build("mlp_3", 10), cifar) == "sequential"
+  assert execution.choose_seed_layout("auto", models.build("mlp_1", 10), digits) == "vmap"
+  assert execution.choose_seed_layout("auto", models.build("shallow_cnn_16", 10), digits) == \
       "sequential"
-  assert engine.choose_seed_layout("vmap", models.build("mlp_3", 10), cifar) == "vmap"
+  assert execution.choose_seed_layout("vmap", models.build("mlp_3", 10), cifar) == "vmap"
 
 
 @pytest.mark.parametrize("model,loop", [("mlp_1", "scan"), ("shallow_cnn_16", "step"),
@@ -233,3 +254,105 @@ def test_shared_order_gathers_once_and_trains_as_equal_order_keys_do(small_split
                              results[False].history["train_error"])
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
                results[True].variables, results[False].variables)
+
+
+class _GuardedTrainer(engine.Trainer):
+  """A Trainer whose epochs run under ``jax.transfer_guard('disallow')``: an implicit transfer
+  from the host inside an epoch (a NumPy or Python value reaching a compiled call) raises."""
+
+  def scan_epoch_fn(self, per_seed_x):
+    epoch = super().scan_epoch_fn(per_seed_x)
+
+    def guarded(*args):
+      with jax.transfer_guard("disallow"):
+        return epoch(*args)
+
+    return guarded
+
+  def step_epoch(self, *args, **kwargs):
+    with jax.transfer_guard("disallow"):
+      return super().step_epoch(*args, **kwargs)
+
+
+@pytest.mark.parametrize("layout,shared", [("vmap", True), ("sequential", False)])
+def test_the_accelerator_program_runs_on_the_cpu_as_the_cpu_forms_do(small_splits, layout,
+                                                                     shared):
+  # The program a GPU runs: plain forms, one lax.scan per epoch, vmapped or in turn (two groups
+  # in threads), own or shared order; against the CPU's: CPU forms, one call per step. 40
+  # examples in batches of 16: two full batches and a partial one per epoch.
+  init_keys = jax.random.split(jax.random.PRNGKey(8), 2)
+  order_keys = jax.random.split(jax.random.PRNGKey(9), 2)
+  x = small_splits.d1.x[:40]
+  y = np.stack([small_splits.d1.y[:40], (small_splits.d1.y[:40] + 3) % 10])
+  results = {}
+  for forms, loop in (("accelerator", "scan"), ("cpu", "auto")):
+    model = models.build("shallow_cnn_16", 10, forms=forms)
+    cfg = engine.TrainConfig(batch_size=16, max_epochs=3, loop=loop, shared_order=shared)
+    results[forms] = execution.train_seeds(_GuardedTrainer(model, cfg), init_keys, order_keys,
+                                           x, y, seed_layout=layout, concurrent_seeds=2)
+  accel, cpu = results["accelerator"], results["cpu"]
+  assert accel.history["train_error"].shape == (2, 3)
+  # Running errors count whole examples: allow one flipped prediction.
+  np.testing.assert_allclose(accel.history["train_error"], cpu.history["train_error"],
+                             atol=1 / 40 + 1e-6)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
+               accel.variables, cpu.variables)
+
+
+def test_sigterm_saves_every_seed_group_in_threads_and_resumes_to_the_same_result(
+    small_splits, tmp_path):
+  # Two seed groups (sequential layout) in two threads. The stop request (what SIGTERM does)
+  # arrives after group 1's first epoch end; group 0 reaches its next epoch end first, saves and
+  # raises; only then does group 1 reach its next epoch end, where it must save too.
+  trainer = engine.Trainer(models.build("mlp_1", 10), engine.TrainConfig(max_epochs=4))
+  keys = jax.random.split(jax.random.PRNGKey(10), 2)
+  y = np.stack([small_splits.d1.y, (small_splits.d1.y + 1) % 10])
+  epochs_run = []
+
+  def run(checkpoints):
+    return execution.train_seeds(
+        trainer, keys, keys[::-1], small_splits.d1.x, y, seed_layout="sequential",
+        concurrent_seeds=2, checkpoints=checkpoints,
+        on_epoch=lambda log, state, seeds: epochs_run.append((int(seeds[0]), log.epoch)))
+
+  reference = run(None)
+  assert (reference.epochs == 4).all()
+  del epochs_run[:]
+  stop_arrived, group0_stopped = threading.Event(), threading.Event()
+
+  class Orchestrated(checkpoint.TrainingCheckpoint):
+    def save(self, state, history):
+      super().save(state, history)
+      epoch = int(np.asarray(state.epoch).max())
+      if self.group == 0:
+        if checkpoint.stop_requested():
+          group0_stopped.set()            # saved on the stop; raises Preempted right after
+        elif epoch == 1:
+          assert stop_arrived.wait(30)    # group 0 is mid-way when the stop arrives
+      elif epoch == 1:
+        checkpoint.request_stop()
+        stop_arrived.set()
+        assert group0_stopped.wait(30)
+        time.sleep(0.5)                   # group 0's thread has long raised and marked the others
+
+  def orchestrated(seeds):
+    ckpt = Orchestrated(str(tmp_path / f"group{seeds[0]}"), every_epochs=1)
+    ckpt.group = int(seeds[0])
+    return ckpt
+
+  try:
+    with pytest.raises(checkpoint.Preempted):
+      run(orchestrated)
+  finally:
+    checkpoint.clear_stop_request()
+  saved = {g: checkpoint.TrainingCheckpoint(str(tmp_path / f"group{g}"), 1).manager.latest_step()
+           for g in (0, 1)}
+  trained = {g: max(e for s, e in epochs_run if s == g) for g in (0, 1)}
+  assert saved == trained and saved[1] == 2, (saved, trained)   # every group saved its last epoch
+
+  del epochs_run[:]
+  resumed = run(lambda seeds: checkpoint.TrainingCheckpoint(str(tmp_path / f"group{seeds[0]}"), 1))
+  assert sorted(epochs_run) == [(g, e) for g in (0, 1) for e in range(saved[g] + 1, 5)]
+  np.testing.assert_array_equal(resumed.history["train_error"], reference.history["train_error"])
+  np.testing.assert_array_equal(resumed.epochs, reference.epochs)
+  jax.tree.map(np.testing.assert_array_equal, resumed.variables, reference.variables)

@@ -63,8 +63,8 @@ def input_shape(name):
   return MNIST if name.startswith("mnist_") else CIFAR
 
 
-def abstract_variables(name, num_classes=10, shape=CIFAR):
-  model = models.build(name, num_classes)
+def abstract_variables(name, num_classes=10, shape=CIFAR, forms=None):
+  model = models.build(name, num_classes, forms=forms)
   x = jax.ShapeDtypeStruct((2, *shape), jnp.float32)
   return model, jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), x)
 
@@ -217,11 +217,10 @@ def _walk_eqns(jaxpr):
 def test_padding_is_explicit_and_symmetric(name):
   """Every k x k convolution pads (k//2, k//2) per side, as PyTorch does; never 'SAME' (which
   pads a stride-2 3x3 convolution (0, 1)). Every pooling window is padded symmetrically."""
-  # The model as declared: lax convolutions everywhere (the CPU runs tiny ones as matmuls).
-  model, variables = abstract_variables(name)
+  # The model as declared: lax convolutions everywhere (the CPU forms run tiny ones as matmuls).
+  model, variables = abstract_variables(name, forms="accelerator")
   x = jax.ShapeDtypeStruct((2, *CIFAR), jnp.float32)
-  with layers.accelerator_forms():
-    jaxpr = jax.make_jaxpr(lambda v, x: model.apply(v, x, train=False))(variables, x)
+  jaxpr = jax.make_jaxpr(lambda v, x: model.apply(v, x, train=False))(variables, x)
   convs = pools = 0
   for eqn in _walk_eqns(jaxpr.jaxpr):
     if eqn.primitive.name == "conv_general_dilated":
@@ -388,7 +387,8 @@ def test_cpu_conv_gradients_equal_the_automatic_ones(size, groups, strides):
 
 
 class _ThreeLayers(nn.Module):
-  """Conv -> ReLU -> 2x2 max-pool as separate layers: what ConvReluMaxPool must equal."""
+  """Conv -> ReLU -> 2x2 max-pool as separate layers (plain forms): what ConvReluMaxPool must
+  equal."""
   features: int
 
   @nn.compact
@@ -399,33 +399,31 @@ class _ThreeLayers(nn.Module):
 
 class _Fused(nn.Module):
   features: int
+  forms: str = "cpu"
 
   @nn.compact
   def __call__(self, x):
-    return layers.ConvReluMaxPool(self.features, 5, padding=2, pool=2, name="Conv_0")(x)
-
-
-ON_CPU = jax.default_backend() == "cpu"
+    return layers.ConvReluMaxPool(self.features, 5, padding=2, pool=2, forms=self.forms,
+                                  name="Conv_0")(x)
 
 
 @pytest.mark.parametrize("shape,features,blocked", [
     ((4, 32, 32, 3), 16, True), ((4, 28, 28, 1), 16, True), ((3, 8, 8, 1), 16, True),
     ((2, 11, 9, 3), 32, True), ((4, 16, 16, 3), 64, False), ((2, 8, 8, 1), 32, False)])
 def test_conv_relu_max_pool_equals_the_three_layers(shape, features, blocked):
-  # On the CPU narrow ones run on 2x2 pixel blocks; the reference runs in the accelerator forms.
-  assert layers._block_conv_pays(shape, features) == (blocked and ON_CPU)
+  # In the CPU forms narrow ones run on 2x2 pixel blocks; the reference runs in the plain forms.
+  assert layers._block_conv_pays(shape, features, "cpu") == blocked
+  assert not layers._block_conv_pays(shape, features, "accelerator")
   x = jax.random.normal(jax.random.PRNGKey(0), shape)
   fused, three = _Fused(features), _ThreeLayers(features)
   variables = fused.init(jax.random.PRNGKey(1), x)
-  with layers.accelerator_forms():
-    reference = three.init(jax.random.PRNGKey(1), x)
+  reference = three.init(jax.random.PRNGKey(1), x)
   assert jax.tree.structure(variables) == jax.tree.structure(reference)
   jax.tree.map(np.testing.assert_array_equal, variables, reference)   # same init, bitwise
 
   loss = lambda module: lambda v, x: jnp.sin(module.apply(v, x)).sum()
   got = fused.apply(variables, x), jax.grad(loss(fused), argnums=(0, 1))(variables, x)
-  with layers.accelerator_forms():
-    want = three.apply(variables, x), jax.grad(loss(three), argnums=(0, 1))(variables, x)
+  want = three.apply(variables, x), jax.grad(loss(three), argnums=(0, 1))(variables, x)
   jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=1e-4, atol=1e-5), got, want)
 
 
@@ -438,8 +436,7 @@ def test_blocked_conv_pool_routes_ties_as_the_three_layers():
   weights = jax.random.randint(jax.random.PRNGKey(2), (4, 6, 6, 16), -3, 4).astype(jnp.float32)
   loss = lambda module: lambda v: (module.apply(v, x) * weights).sum()
   got = jax.grad(loss(_Fused(16)))(variables)
-  with layers.accelerator_forms():
-    want = jax.grad(loss(_ThreeLayers(16)))(variables)
+  want = jax.grad(loss(_ThreeLayers(16)))(variables)
   conv_out = jax.lax.conv_general_dilated(x, kernel, (1, 1), ((2, 2), (2, 2)),
                                           dimension_numbers=("NHWC", "HWIO", "NHWC"))
   windows = conv_out.reshape(4, 6, 2, 6, 2, 16)
@@ -448,17 +445,35 @@ def test_blocked_conv_pool_routes_ties_as_the_three_layers():
   jax.tree.map(np.testing.assert_array_equal, got, want)
 
 
-def test_accelerator_forms_trace_the_plain_convolution():
+def test_the_forms_a_model_is_built_with_fix_its_program():
   x = jax.ShapeDtypeStruct((4, 32, 32, 3), jnp.float32)
-  model = models.build("shallow_cnn_16", 10)
-  variables = jax.eval_shape(model.init, jax.random.PRNGKey(0), x)
-  kernels = lambda: [eqn.invars[1].aval.shape[:2] for eqn in _walk_eqns(
-      jax.make_jaxpr(model.apply)(variables, x).jaxpr)
-      if eqn.primitive.name == "conv_general_dilated"]
-  with layers.accelerator_forms():
-    assert kernels() == [(5, 5)]
-    assert layers.conv_general_dilated() is None
-  assert kernels() == ([(3, 3)] if ON_CPU else [(5, 5)])
+
+  def kernels(model):
+    variables = jax.eval_shape(model.init, jax.random.PRNGKey(0), x)
+    return [eqn.invars[1].aval.shape[:2] for eqn in _walk_eqns(
+        jax.make_jaxpr(model.apply)(variables, x).jaxpr)
+        if eqn.primitive.name == "conv_general_dilated"]
+
+  assert kernels(models.build("shallow_cnn_16", 10, forms="accelerator")) == [(5, 5)]
+  assert kernels(models.build("shallow_cnn_16", 10, forms="cpu")) == [(3, 3)]   # 2x2 blocks
+  default = models.build("shallow_cnn_16", 10)
+  assert default.forms == ("cpu" if jax.default_backend() == "cpu" else "accelerator")
+  # Every layer of a deep net follows its model's forms: VGG's 2x2-map convolutions are
+  # matmuls in the CPU forms only.
+  vgg_convs = lambda forms: len(kernels(models.build("vgg11", 10, forms=forms)))
+  assert vgg_convs("accelerator") == DEEP["vgg11"][4] > vgg_convs("cpu")
+  with pytest.raises(models.UnknownModelError, match="forms"):
+    models.build("mlp_1", 10, forms="gpu")
+
+
+@pytest.mark.parametrize("name,convolution", [("mlp_1", False), ("shallow_cnn_16", True),
+                                              ("dpn26", True)])
+def test_uses_convolution_reads_the_jaxpr_equations(name, convolution):
+  # In the CPU forms convolutions sit inside custom_vjp / custom_vmap sub-jaxprs.
+  for forms in ("cpu", "accelerator"):
+    model, variables = abstract_variables(name, forms=forms)
+    x = jax.ShapeDtypeStruct((1, *CIFAR), jnp.float32)
+    assert models.uses_convolution(model, variables, x) == convolution
 
 
 def test_cpu_conv_under_vmap_runs_seed_by_seed():

@@ -42,7 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from learnjax import engine, models
+from learnjax import engine, execution, models
 from learnjax.models import layers
 
 RTOL, ATOL = 1e-5, 1e-6
@@ -356,7 +356,7 @@ def test_train_seeds_follows_the_plain_loop(data, run):
   cfg = run("mlp_1")[3]
   init_keys = jnp.stack([jax.random.PRNGKey(100 + s) for s in range(2)])
   order_keys = jnp.stack([jax.random.PRNGKey(200 + s) for s in range(2)])
-  result = engine.train_seeds(engine.Trainer(models.build("mlp_1", 10), cfg), init_keys,
+  result = execution.train_seeds(engine.Trainer(models.build("mlp_1", 10), cfg), init_keys,
                               order_keys, x, np.broadcast_to(y, (2, len(y))),
                               seed_layout="sequential", concurrent_seeds=2)
   model = models.build("mlp_1", 10)

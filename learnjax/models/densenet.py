@@ -31,24 +31,29 @@ BLOCKS = {121: (6, 12, 24, 16), 169: (6, 12, 32, 32), 201: (6, 12, 48, 32)}
 class DenseLayer(nn.Module):
   growth: int
   dtype: object = None
+  forms: str = "accelerator"    # 'cpu' | 'accelerator' (layers.FORMS)
 
   @nn.compact
   def __call__(self, x, train: bool):
     y = nn.relu(layers.batch_norm(train, name="bn1", dtype=self.dtype)(x))
-    y = layers.Conv(4 * self.growth, 1, use_bias=False, dtype=self.dtype, name="conv1")(y)
+    y = layers.Conv(4 * self.growth, 1, use_bias=False, dtype=self.dtype, forms=self.forms,
+                    name="conv1")(y)
     y = nn.relu(layers.batch_norm(train, name="bn2", dtype=self.dtype)(y))
-    y = layers.Conv(self.growth, 3, 1, 1, use_bias=False, dtype=self.dtype, name="conv2")(y)
+    y = layers.Conv(self.growth, 3, 1, 1, use_bias=False, dtype=self.dtype, forms=self.forms,
+                    name="conv2")(y)
     return jnp.concatenate([y, x], axis=-1)
 
 
 class Transition(nn.Module):
   features: int
   dtype: object = None
+  forms: str = "accelerator"    # 'cpu' | 'accelerator' (layers.FORMS)
 
   @nn.compact
   def __call__(self, x, train: bool):
     x = nn.relu(layers.batch_norm(train, name="bn", dtype=self.dtype)(x))
-    x = layers.Conv(self.features, 1, use_bias=False, dtype=self.dtype, name="conv")(x)
+    x = layers.Conv(self.features, 1, use_bias=False, dtype=self.dtype, forms=self.forms,
+                    name="conv")(x)
     return layers.avg_pool(x, 2)
 
 
@@ -56,6 +61,7 @@ class DenseNet(nn.Module):
   depth: int        # 121 (the paper's), 169 or 201
   num_classes: int
   dtype: object = None
+  forms: str = "accelerator"    # 'cpu' | 'accelerator' (layers.FORMS)
 
   def __post_init__(self):
     if self.depth not in BLOCKS:
@@ -66,12 +72,14 @@ class DenseNet(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = False):
     blocks = BLOCKS[self.depth]
-    x = layers.Conv(2 * GROWTH, 3, 1, 1, use_bias=False, dtype=self.dtype, name="conv1")(x)
+    x = layers.Conv(2 * GROWTH, 3, 1, 1, use_bias=False, dtype=self.dtype, forms=self.forms,
+                    name="conv1")(x)
     for stage, n in enumerate(blocks):
       for i in range(n):
-        x = DenseLayer(GROWTH, dtype=self.dtype, name=f"dense{stage + 1}_{i}")(x, train)
+        x = DenseLayer(GROWTH, dtype=self.dtype, forms=self.forms,
+                       name=f"dense{stage + 1}_{i}")(x, train)
       if stage < len(blocks) - 1:
-        x = Transition(int(x.shape[-1] * REDUCTION), dtype=self.dtype,
+        x = Transition(int(x.shape[-1] * REDUCTION), dtype=self.dtype, forms=self.forms,
                        name=f"trans{stage + 1}")(x, train)
     x = nn.relu(layers.batch_norm(train, name="bn", dtype=self.dtype)(x))
     x = layers.flatten(layers.head_pool(x, 4))

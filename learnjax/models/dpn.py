@@ -36,13 +36,14 @@ class DualPathBlock(nn.Module):
   strides: int
   first: bool       # first block of a stage: projection shortcut
   dtype: object = None
+  forms: str = "accelerator"    # 'cpu' | 'accelerator' (layers.FORMS)
 
   @nn.compact
   def __call__(self, x, train: bool):
     conv = lambda f, k, s, p, name: layers.Conv(f, k, s, p, use_bias=False, dtype=self.dtype,
-                                                name=name)
+                                                forms=self.forms, name=name)
     conv_g = layers.Conv(self.width, 3, self.strides, 1, use_bias=False, groups=32,
-                         dtype=self.dtype, name="conv2")
+                         dtype=self.dtype, forms=self.forms, name="conv2")
     bn = lambda name: layers.batch_norm(train, name=name, dtype=self.dtype)
     o, out = self.residual, self.residual + self.dense
     y = nn.relu(bn("bn1")(conv(self.width, 1, 1, 0, "conv1")(x)))
@@ -57,6 +58,7 @@ class DPN(nn.Module):
   depth: int        # 26 (the paper's) or 92
   num_classes: int
   dtype: object = None
+  forms: str = "accelerator"    # 'cpu' | 'accelerator' (layers.FORMS)
 
   def __post_init__(self):
     if self.depth not in BLOCKS:
@@ -65,13 +67,14 @@ class DPN(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    x = layers.Conv(64, 3, 1, 1, use_bias=False, dtype=self.dtype, name="conv1")(x)
+    x = layers.Conv(64, 3, 1, 1, use_bias=False, dtype=self.dtype, forms=self.forms,
+                    name="conv1")(x)
     x = nn.relu(layers.batch_norm(train, name="bn1", dtype=self.dtype)(x))
     stages = zip(BLOCKS[self.depth], BOTTLENECK, RESIDUAL, DENSE, STRIDES)
     for stage, (n, width, o, d, stride) in enumerate(stages):
       for i in range(n):
         x = DualPathBlock(width, o, d, stride if i == 0 else 1, first=i == 0, dtype=self.dtype,
-                          name=f"layer{stage + 1}_{i}")(x, train)
+                          forms=self.forms, name=f"layer{stage + 1}_{i}")(x, train)
     x = layers.flatten(layers.head_pool(x, 4))
     return layers.Dense(self.num_classes, dtype=self.dtype, name="linear")(x)
 

@@ -43,11 +43,13 @@ class Inception(nn.Module):
   n5: int
   pool_proj: int
   dtype: object = None
+  forms: str = "accelerator"    # 'cpu' | 'accelerator' (layers.FORMS)
 
   @nn.compact
   def __call__(self, x, train: bool):
     def conv_bn_relu(y, features, kernel, name):
-      y = layers.Conv(features, kernel, 1, kernel // 2, dtype=self.dtype, name=f"{name}_conv")(y)
+      y = layers.Conv(features, kernel, 1, kernel // 2, dtype=self.dtype, forms=self.forms,
+                      name=f"{name}_conv")(y)
       return nn.relu(layers.batch_norm(train, name=f"{name}_bn", dtype=self.dtype)(y))
 
     b1 = conv_bn_relu(x, self.n1, 1, "b1_0")
@@ -61,17 +63,18 @@ class Inception(nn.Module):
 class GoogLeNet(nn.Module):
   num_classes: int
   dtype: object = None
+  forms: str = "accelerator"    # 'cpu' | 'accelerator' (layers.FORMS)
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    x = layers.Conv(192, 3, 1, 1, dtype=self.dtype, name="pre_conv")(x)
+    x = layers.Conv(192, 3, 1, 1, dtype=self.dtype, forms=self.forms, name="pre_conv")(x)
     x = nn.relu(layers.batch_norm(train, name="pre_bn", dtype=self.dtype)(x))
     for stage in STAGES:
       if stage == "M":
         x = layers.max_pool(x, 3, 2, padding=1)
       else:
         name, cfg = stage
-        x = Inception(*cfg, dtype=self.dtype, name=name)(x, train)
+        x = Inception(*cfg, dtype=self.dtype, forms=self.forms, name=name)(x, train)
     x = layers.flatten(layers.head_pool(x, 8))
     return layers.Dense(self.num_classes, dtype=self.dtype, name="linear")(x)
 

@@ -10,18 +10,18 @@ BatchNorm follows PyTorch's defaults (eps 1e-5, momentum 0.1, which is Flax mome
 with the two-pass variance, which is numerically closer to PyTorch.
 
 Where XLA's CPU kernels are slow, equivalent forms are used (benchmarks/RESULTS.md): the 2x2
-max-pool has a hand-written gradient (a first-maximum mask instead of select-and-scatter), and on
-the CPU only a convolution runs through :func:`_cpu_conv` (grouped ones group by group, tiny
-outputs as a matmul, kernel gradients over batch chunks, seeds in turn under vmap) and the
-shallow CNN's conv + ReLU + pool on 2x2 pixel blocks (:class:`ConvReluMaxPool`). They give the
-same values as the automatic forms up to float summation order; :func:`accelerator_forms` traces
-the automatic ones.
+max-pool has a hand-written gradient (a first-maximum mask instead of select-and-scatter), and a
+layer built with ``forms='cpu'`` computes a convolution through :func:`_cpu_conv` (grouped ones
+group by group, tiny outputs as a matmul, kernel gradients over batch chunks, seeds in turn under
+vmap) and the shallow CNN's conv + ReLU + pool on 2x2 pixel blocks (:class:`ConvReluMaxPool`).
+They give the same values as the plain forms (``forms='accelerator'``) up to float summation
+order. The forms are a field of every layer and model, fixed when the model is built
+(:func:`learnjax.models.build` picks them from the backend), so the program a model compiles to
+follows from its construction alone.
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import functools
 import math
 
@@ -30,6 +30,15 @@ import jax
 import jax.numpy as jnp
 
 torch_kernel_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+
+# A model's forms: 'cpu' (the equivalent forms XLA's CPU backend runs faster) or 'accelerator'
+# (the plain convolution, what a GPU or TPU runs).
+FORMS = ("cpu", "accelerator")
+
+
+def default_forms() -> str:
+  """The forms for the default backend: 'cpu' on the CPU, else 'accelerator'."""
+  return "cpu" if jax.default_backend() == "cpu" else "accelerator"
 
 
 def torch_bias_init(fan_in: int):
@@ -74,7 +83,8 @@ class Conv(nn.Module):
   """A Conv2d with PyTorch's default init and explicit symmetric padding.
 
   ``padding`` is the per-side pad of PyTorch's Conv2d; it is never Flax's 'SAME', which pads
-  (0, 1) for a stride-2 3x3 convolution on an even input where PyTorch pads (1, 1).
+  (0, 1) for a stride-2 3x3 convolution on an even input where PyTorch pads (1, 1). ``forms='cpu'``
+  computes it by :func:`_cpu_conv`.
   """
   features: int
   kernel_size: int
@@ -83,6 +93,7 @@ class Conv(nn.Module):
   use_bias: bool = True
   groups: int = 1
   dtype: jax.typing.DTypeLike | None = None
+  forms: str = "accelerator"
 
   @nn.compact
   def __call__(self, x):
@@ -91,7 +102,7 @@ class Conv(nn.Module):
     return nn.Conv(self.features, (k, k), strides=(self.strides, self.strides),
                    padding=((p, p), (p, p)), use_bias=self.use_bias,
                    feature_group_count=self.groups, dtype=self.dtype,
-                   conv_general_dilated=conv_general_dilated(),
+                   conv_general_dilated=_cpu_conv if self.forms == "cpu" else None,
                    kernel_init=torch_kernel_init,
                    bias_init=torch_bias_init(fan_in), name="conv")(x)
 
@@ -100,48 +111,48 @@ class ConvReluMaxPool(nn.Module):
   """``Conv`` (stride 1) -> ReLU -> a ``pool`` x ``pool`` max-pool of stride ``pool``: the same
   parameters, values and gradients as the three layers in turn.
 
-  On the CPU a narrow convolution of a few input channels followed by a 2x2 pool (the shallow
-  CNN's) is computed on 2x2 blocks of pixels (:func:`_block_conv_relu_pool`): XLA's CPU convolution
-  is several times slower on 1-3 input channels than on the 4-12 of the blocked input, and the
-  pool then reduces within a block, so the full-resolution map is never transposed back.
+  In the CPU forms a narrow convolution of a few input channels followed by a 2x2 pool (the
+  shallow CNN's) is computed on 2x2 blocks of pixels (:func:`_block_conv_relu_pool`): XLA's CPU
+  convolution is several times slower on 1-3 input channels than on the 4-12 of the blocked
+  input, and the pool then reduces within a block, so the full-resolution map is never
+  transposed back.
   """
   features: int
   kernel_size: int
   padding: int = 0
   pool: int = 2
   dtype: jax.typing.DTypeLike | None = None
+  forms: str = "accelerator"
 
   @nn.compact
   def __call__(self, x):
     k, p = self.kernel_size, self.padding
     kernel, bias = _ConvParams((k, k, x.shape[-1], self.features), True, name="conv")()
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
-    if self.pool == 2 and _block_conv_pays(x.shape, self.features):
+    if self.pool == 2 and _block_conv_pays(x.shape, self.features, self.forms):
       return _block_conv_relu_pool(x, kernel, bias, p)
     conv = (functools.partial(_cpu_conv, kernel_grad_chunks=CPU_SHALLOW_KERNEL_GRAD_CHUNKS)
-            if _cpu_forms() else jax.lax.conv_general_dilated)
+            if self.forms == "cpu" else jax.lax.conv_general_dilated)
     y = conv(x, kernel, (1, 1), ((p, p), (p, p)), dimension_numbers=("NHWC", "HWIO", "NHWC"))
     return max_pool(nn.relu(y + bias), self.pool, self.pool)
 
 
-# ConvReluMaxPool's kernel gradient on the CPU is summed over this many batch chunks (measured
-# on a 2-core CPU, shallow CNN, two seeds at once in threads, ms per seed-step, 4 -> 16 chunks:
-# 16 filters 6.0 -> 4.4, 64 filters 26.5 -> 21.6, 256 filters 110 -> 109; VGG11 and ResNet18
-# gain nothing consistent from more than CPU_KERNEL_GRAD_CHUNKS).
+# ConvReluMaxPool's kernel gradient in the CPU forms is summed over this many batch chunks: finer
+# chunks than CPU_KERNEL_GRAD_CHUNKS pay for the shallow CNN when two seeds train at once in
+# threads, not for the deep nets (benchmarks/RESULTS.md, "Kernel-gradient chunks").
 CPU_SHALLOW_KERNEL_GRAD_CHUNKS = 16
 
 
-# On the CPU, ConvReluMaxPool computes on 2x2 blocks of pixels when the input has at most
+# In the CPU forms, ConvReluMaxPool computes on 2x2 blocks of pixels when the input has at most
 # CPU_BLOCK_CONV_MAX_CHANNELS channels and the convolution at most this many features (by input
-# channels; measured on a 2-core AVX-512 CPU, batch 64, forward and gradients on one core: 5x5
-# conv + 2x2 pool, 32x32x3: 16 features 11.8 -> 7.6 ms, 32: 22.8 -> 14.4, 48: 21.7 -> 22.4,
-# 64: 35.5 -> 42.7; 28x28x1: 16 features 6.3 -> 3.6, 32: 4.6 -> 6.3; 8x8x1: 16: 0.68 -> 0.25).
+# channels): beyond these the plain convolution is as fast (benchmarks/RESULTS.md, "2x2 pixel
+# blocks").
 CPU_BLOCK_CONV_MAX_FEATURES = {1: 16, 2: 32, 3: 32}
 CPU_BLOCK_CONV_MAX_CHANNELS = 3
 
 
-def _block_conv_pays(x_shape, features):
-  if not _cpu_forms() or len(x_shape) != 4:
+def _block_conv_pays(x_shape, features, forms):
+  if forms != "cpu" or len(x_shape) != 4:
     return False
   channels = x_shape[-1]
   return (channels <= CPU_BLOCK_CONV_MAX_CHANNELS
@@ -229,48 +240,21 @@ CPU_KERNEL_GRAD_CHUNKS = 4
 CPU_MATMUL_CONV_MAX_POSITIONS = 4
 
 
-_CPU_FORMS = contextvars.ContextVar("learnjax_cpu_forms", default=True)
-
-
-@contextlib.contextmanager
-def accelerator_forms():
-  """Within this context models are traced in the forms used on accelerators even on the CPU
-  (the plain convolution and pool), e.g. to count a model's FLOPs rather than its CPU form's."""
-  token = _CPU_FORMS.set(False)
-  try:
-    yield
-  finally:
-    _CPU_FORMS.reset(token)
-
-
-def _cpu_forms() -> bool:
-  return jax.default_backend() == "cpu" and _CPU_FORMS.get()
-
-
-def conv_general_dilated():
-  """The convolution ``nn.Conv`` should call: ``lax.conv_general_dilated`` on accelerators; on the
-  CPU the same convolution computed where XLA's CPU kernels are slow, by :func:`_cpu_conv`.
-  """
-  return _cpu_conv if _cpu_forms() else None
-
-
 def _cpu_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
               dimension_numbers=None, feature_group_count=1, precision=None, *,
               kernel_grad_chunks=None, **kwargs):
   """``lax.conv_general_dilated`` for XLA's CPU backend (same values, same gradients).
 
-  * A grouped convolution (DPN's 32 groups) runs as one plain convolution per group: XLA's CPU
-    grouped convolution takes 17 s for the gradients of DPN26's first grouped layer (batch 64)
-    where the groups in turn take 0.26 s.
+  Each form below replaces an XLA CPU kernel that is slow for that case (benchmarks/RESULTS.md):
+
+  * A grouped convolution (DPN's 32 groups) runs as one plain convolution per group.
   * A convolution with a tiny output (VGG's 512-channel 3x3 convs on 2x2 maps) runs as one
-    matmul of its patches: XLA's CPU kernel takes 400 ms for what the matmul does in 5, and its
-    gradients 790 ms against 15 (batch 64).
+    matmul of its patches.
   * Otherwise the kernel gradient is summed over batch chunks: XLA's CPU kernel gradient for a
-    whole batch of 64 runs on one core and is several times slower than the forward convolution;
-    chunks run faster and concurrently (shallow CNN 16, one step on 2 cores: 10.8 -> 8.9 ms).
-    ``kernel_grad_chunks`` (default :data:`CPU_KERNEL_GRAD_CHUNKS`) is reduced to a divisor of
-    the batch. Under ``jax.vmap`` (seeds) these convolutions run seed by seed
-    (:func:`_in_turn_under_vmap`), not as one grouped convolution.
+    whole batch runs on one core, chunks run concurrently. ``kernel_grad_chunks`` (default
+    :data:`CPU_KERNEL_GRAD_CHUNKS`) is reduced to a divisor of the batch. Under ``jax.vmap``
+    (seeds) these convolutions run seed by seed (:func:`_in_turn_under_vmap`), not as one
+    grouped convolution.
   """
   conv = functools.partial(
       jax.lax.conv_general_dilated, window_strides=window_strides, padding=padding,

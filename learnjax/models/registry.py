@@ -17,6 +17,7 @@ from typing import Any, Callable
 import flax.linen as nn
 
 from learnjax.errors import LearnjaxError
+from learnjax.models import layers
 
 
 class UnknownModelError(LearnjaxError, ValueError):
@@ -81,12 +82,20 @@ def resolve(name: str, **hparams) -> tuple[str, dict[str, Any]]:
       f"(families: {', '.join(family_names())}); `python -m learnjax.models` lists them")
 
 
-def build(name: str, num_classes: int, dtype=None, **hparams) -> nn.Module:
-  """The Flax module for a registry name (preset or family) with ``num_classes`` outputs."""
+def build(name: str, num_classes: int, dtype=None, forms: str | None = None,
+          **hparams) -> nn.Module:
+  """The Flax module for a registry name (preset or family) with ``num_classes`` outputs.
+
+  ``forms``: 'cpu' (the equivalent forms XLA's CPU backend runs faster) or 'accelerator' (the
+  plain ones); by default those of the default backend (:func:`layers.default_forms`).
+  """
   family, kwargs = resolve(name, **hparams)
   if not isinstance(num_classes, int) or num_classes < 2:
     raise UnknownModelError(f"num_classes must be an integer >= 2, got {num_classes!r}")
-  return _FAMILIES[family].builder(num_classes=num_classes, dtype=dtype, **kwargs)
+  forms = layers.default_forms() if forms is None else forms
+  if forms not in layers.FORMS:
+    raise UnknownModelError(f"forms must be one of {', '.join(layers.FORMS)}, got {forms!r}")
+  return _FAMILIES[family].builder(num_classes=num_classes, dtype=dtype, forms=forms, **kwargs)
 
 
 def canonical_name(name: str, **hparams) -> str:
@@ -117,3 +126,21 @@ def size(model: nn.Module, input_shape: tuple[int, ...]) -> Size:
   count = lambda tree: int(sum(np.prod(leaf.shape) for leaf in jax.tree.leaves(tree)))
   return Size(params=count(shapes["params"]), tensors=len(jax.tree.leaves(shapes["params"])),
               batch_stats=count(shapes.get("batch_stats", {})))
+
+
+def uses_convolution(model: nn.Module, variables, x_example) -> bool:
+  """Whether the model's forward pass (evaluation mode) contains a convolution, found among the
+  equations of its jaxpr and of every sub-jaxpr (scans, custom gradients, vmap rules)."""
+  import jax
+  jaxpr = jax.make_jaxpr(lambda v, x: model.apply(v, x, train=False))(variables, x_example)
+  return any(eqn.primitive.name == "conv_general_dilated" for eqn in _equations(jaxpr.jaxpr))
+
+
+def _equations(jaxpr):
+  for eqn in jaxpr.eqns:
+    yield eqn
+    for value in eqn.params.values():
+      for item in value if isinstance(value, (tuple, list)) else (value,):
+        inner = getattr(item, "jaxpr", item)   # a ClosedJaxpr holds its Jaxpr
+        if hasattr(inner, "eqns"):
+          yield from _equations(inner)

@@ -42,18 +42,20 @@ class BasicBlock(nn.Module):
   features: int
   strides: int = 1
   dtype: object = None
+  forms: str = "accelerator"    # 'cpu' | 'accelerator' (layers.FORMS)
 
   @nn.compact
   def __call__(self, x, train: bool):
     bn = lambda name: layers.batch_norm(train, name=name, dtype=self.dtype)
     y = layers.Conv(self.features, 3, self.strides, 1, use_bias=False, dtype=self.dtype,
-                    name="conv1")(x)
+                    forms=self.forms, name="conv1")(x)
     y = nn.relu(bn("bn1")(y))
-    y = layers.Conv(self.features, 3, 1, 1, use_bias=False, dtype=self.dtype, name="conv2")(y)
+    y = layers.Conv(self.features, 3, 1, 1, use_bias=False, dtype=self.dtype, forms=self.forms,
+                    name="conv2")(y)
     y = bn("bn2")(y)
     if self.strides != 1 or x.shape[-1] != self.features:
       x = layers.Conv(self.features, 1, self.strides, 0, use_bias=False, dtype=self.dtype,
-                      name="shortcut_conv")(x)
+                      forms=self.forms, name="shortcut_conv")(x)
       x = bn("shortcut_bn")(x)
     return nn.relu(y + x)
 
@@ -62,6 +64,7 @@ class PreActBlock(nn.Module):
   features: int
   strides: int = 1
   dtype: object = None
+  forms: str = "accelerator"    # 'cpu' | 'accelerator' (layers.FORMS)
 
   @nn.compact
   def __call__(self, x, train: bool):
@@ -69,11 +72,12 @@ class PreActBlock(nn.Module):
     shortcut = x
     if self.strides != 1 or x.shape[-1] != self.features:
       shortcut = layers.Conv(self.features, 1, self.strides, 0, use_bias=False,
-                             dtype=self.dtype, name="shortcut_conv")(a)
+                             dtype=self.dtype, forms=self.forms, name="shortcut_conv")(a)
     y = layers.Conv(self.features, 3, self.strides, 1, use_bias=False, dtype=self.dtype,
-                    name="conv1")(a)
+                    forms=self.forms, name="conv1")(a)
     y = nn.relu(layers.batch_norm(train, name="bn2", dtype=self.dtype)(y))
-    y = layers.Conv(self.features, 3, 1, 1, use_bias=False, dtype=self.dtype, name="conv2")(y)
+    y = layers.Conv(self.features, 3, 1, 1, use_bias=False, dtype=self.dtype, forms=self.forms,
+                    name="conv2")(y)
     return y + shortcut
 
 
@@ -81,6 +85,7 @@ class ResNet(nn.Module):
   depth: int              # 18 or 34: BasicBlocks per stage from BLOCKS
   num_classes: int
   dtype: object = None
+  forms: str = "accelerator"    # 'cpu' | 'accelerator' (layers.FORMS)
 
   def __post_init__(self):
     _check_depth("ResNet", self.depth)
@@ -88,11 +93,12 @@ class ResNet(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    x = layers.Conv(64, 3, 1, 1, use_bias=False, dtype=self.dtype, name="conv1")(x)
+    x = layers.Conv(64, 3, 1, 1, use_bias=False, dtype=self.dtype, forms=self.forms,
+                    name="conv1")(x)
     x = nn.relu(layers.batch_norm(train, name="bn1", dtype=self.dtype)(x))
     for stage, (n, width, stride) in enumerate(zip(BLOCKS[self.depth], WIDTHS, STRIDES)):
       for i in range(n):
-        x = BasicBlock(width, stride if i == 0 else 1, dtype=self.dtype,
+        x = BasicBlock(width, stride if i == 0 else 1, dtype=self.dtype, forms=self.forms,
                        name=f"layer{stage + 1}_{i}")(x, train)
     x = layers.flatten(layers.head_pool(x, 4))
     return layers.Dense(self.num_classes, dtype=self.dtype, name="linear")(x)
@@ -102,6 +108,7 @@ class PreActResNet(nn.Module):
   depth: int              # 18 or 34: PreActBlocks per stage from BLOCKS
   num_classes: int
   dtype: object = None
+  forms: str = "accelerator"    # 'cpu' | 'accelerator' (layers.FORMS)
 
   def __post_init__(self):
     _check_depth("PreActResNet", self.depth)
@@ -109,10 +116,11 @@ class PreActResNet(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    x = layers.Conv(64, 3, 1, 1, use_bias=False, dtype=self.dtype, name="conv1")(x)
+    x = layers.Conv(64, 3, 1, 1, use_bias=False, dtype=self.dtype, forms=self.forms,
+                    name="conv1")(x)
     for stage, (n, width, stride) in enumerate(zip(BLOCKS[self.depth], WIDTHS, STRIDES)):
       for i in range(n):
-        x = PreActBlock(width, stride if i == 0 else 1, dtype=self.dtype,
+        x = PreActBlock(width, stride if i == 0 else 1, dtype=self.dtype, forms=self.forms,
                         name=f"layer{stage + 1}_{i}")(x, train)
     x = layers.flatten(layers.head_pool(x, 4))
     return layers.Dense(self.num_classes, dtype=self.dtype, name="linear")(x)

@@ -19,11 +19,12 @@ class ShallowCNN(nn.Module):
   width: int
   num_classes: int
   dtype: object = None
+  forms: str = "accelerator"    # 'cpu' | 'accelerator' (layers.FORMS)
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     del train
-    x = layers.ConvReluMaxPool(self.width, 5, padding=2, pool=2, dtype=self.dtype,
+    x = layers.ConvReluMaxPool(self.width, 5, padding=2, pool=2, dtype=self.dtype, forms=self.forms,
                                name="Conv_0")(x)
     return layers.Dense(self.num_classes, dtype=self.dtype)(layers.flatten(x))
 
@@ -33,6 +34,7 @@ class MLP(nn.Module):
   depth: int
   num_classes: int
   dtype: object = None
+  forms: str = "accelerator"    # 'cpu' | 'accelerator' (layers.FORMS)
 
   @nn.compact
   def __call__(self, x, train: bool = False):

@@ -34,6 +34,7 @@ class VGG(nn.Module):
   depth: int           # 11, 13, 16 or 19
   num_classes: int
   dtype: object = None
+  forms: str = "accelerator"    # 'cpu' | 'accelerator' (layers.FORMS)
 
   def __post_init__(self):
     if self.depth not in CONFIGS:
@@ -47,7 +48,7 @@ class VGG(nn.Module):
         if min(x.shape[1], x.shape[2]) >= 2:
           x = layers.max_pool(x, 2, 2)
       else:
-        x = layers.Conv(item, 3, padding=1, dtype=self.dtype)(x)
+        x = layers.Conv(item, 3, padding=1, dtype=self.dtype, forms=self.forms)(x)
         x = nn.relu(layers.batch_norm(train, dtype=self.dtype)(x))
     if x.shape[1:3] != (1, 1):
       x = jnp.mean(x, axis=(1, 2), keepdims=True)
