@@ -287,12 +287,13 @@ def test_batch_norm_running_stats_follow_pytorch_semantics():
   old, new = variables["batch_stats"], updates["batch_stats"]
   changed = jax.tree_util.tree_map(lambda a, b: bool(np.any(a != b)), old, new)
   assert all(jax.tree_util.tree_leaves(changed))
-  # PyTorch momentum 0.1: new = 0.9 * old + 0.1 * batch statistic (Flax folds in the biased
-  # variance), checked on the first BN layer, whose input is the first conv's output.
+  # PyTorch momentum 0.1: new = 0.9 * old + 0.1 * batch statistic, the variance's the unbiased
+  # one, checked on the first BN layer, whose input is the first conv's output.
   conv_out = layers.Conv(64, 3, padding=1).apply({"params": variables["params"]["Conv_0"]}, x)
   bn0 = new["BatchNorm_0"]
   np.testing.assert_allclose(bn0["mean"], 0.1 * conv_out.mean((0, 1, 2)), atol=1e-6)
-  np.testing.assert_allclose(bn0["var"], 0.9 + 0.1 * conv_out.var((0, 1, 2)), rtol=1e-5)
+  np.testing.assert_allclose(bn0["var"], 0.9 + 0.1 * jnp.var(conv_out, (0, 1, 2), ddof=1),
+                             rtol=1e-5)
 
   # Train mode normalises with the batch's statistics: running stats do not matter.
   perturbed = {"params": variables["params"],

@@ -24,11 +24,11 @@ last batch of 4, rate 0.5, patience 1, stop below 5%) make the plateau cut and t
 within a few epochs, and the tests check that they did.
 
 BatchNorm follows PyTorch (momentum 0.1, eps 1e-5, batch statistics over N, H, W in training,
-running statistics in evaluation) except for one point the engine's Flax BatchNorm does
-differently: it folds the biased batch variance into the running variance, where PyTorch folds
-the unbiased one (factor m / (m - 1), m = N * H * W). The reference computes either
-(``unbiased_running_var``); the engine is checked against the biased one, and
-``test_batchnorm_running_variance_is_the_biased_one`` pins that difference down.
+running statistics in evaluation), including its running-variance rule: the running variance
+folds in the unbiased batch variance (factor m / (m - 1), m = N * H * W), where Flax's
+``nn.BatchNorm`` folds in the biased one. The reference can compute either
+(``biased_running_var``); the engine is checked against PyTorch's, and
+``test_batchnorm_running_variance_is_the_unbiased_one`` checks that the two differ here.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def _pool2(x):
   return x.reshape(n, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
 
 
-def mlp_forward(params, stats, x, train, unbiased_running_var=False):
+def mlp_forward(params, stats, x, train, biased_running_var=False):
   h = x.reshape(x.shape[0], -1)
   names = sorted(params, key=lambda k: int(k.split("_")[1]))
   for name in names[:-1]:
@@ -86,19 +86,19 @@ def mlp_forward(params, stats, x, train, unbiased_running_var=False):
   return _dense(params[names[-1]], h), stats
 
 
-def shallow_cnn_forward(params, stats, x, train, unbiased_running_var=False):
+def shallow_cnn_forward(params, stats, x, train, biased_running_var=False):
   h = _pool2(jax.nn.relu(_conv(params["Conv_0"], x, 2)))
   return _dense(params["Dense_0"], h.reshape(h.shape[0], -1)), stats
 
 
-def batchnorm_net_forward(params, stats, x, train, unbiased_running_var=False):
+def batchnorm_net_forward(params, stats, x, train, biased_running_var=False):
   h = _conv(params["Conv_0"], x, 1)
   bn, running = params["BatchNorm_0"], stats["BatchNorm_0"]
   if train:
     mean = h.mean(axis=(0, 1, 2))
     var = ((h - mean) ** 2).mean(axis=(0, 1, 2))
     m = h.shape[0] * h.shape[1] * h.shape[2]
-    folded = var * m / (m - 1) if unbiased_running_var else var
+    folded = var if biased_running_var else var * m / (m - 1)
     stats = {"BatchNorm_0": {"mean": (1 - MOMENTUM) * running["mean"] + MOMENTUM * mean,
                              "var": (1 - MOMENTUM) * running["var"] + MOMENTUM * folded}}
   else:
@@ -126,11 +126,11 @@ class Epoch:
 
 
 @functools.lru_cache(maxsize=None)
-def _compiled(forward, unbiased_running_var):
+def _compiled(forward, biased_running_var):
   """The reference's SGD step and prediction for one network, compiled once."""
 
   def loss(params, stats, xb, yb):
-    logits, stats = forward(params, stats, xb, True, unbiased_running_var)
+    logits, stats = forward(params, stats, xb, True, biased_running_var)
     log_p = jax.nn.log_softmax(logits)
     return -jnp.mean(jnp.take_along_axis(log_p, yb[:, None], axis=1)), (logits, stats)
 
@@ -146,13 +146,13 @@ def _compiled(forward, unbiased_running_var):
 
 def reference_training(forward, variables, order_key, x, y, *, batch_size, learning_rate,
                        factor, patience, stop_error, max_epochs, error_measure="running",
-                       unbiased_running_var=False, start=None) -> list[Epoch]:
+                       biased_running_var=False, start=None) -> list[Epoch]:
   """One seed trained by the protocol, one Python iteration per epoch and per batch.
 
   ``start(e)``, if given, returns the (params, stats) that epoch e (0-based, e >= 1) starts from
   in place of the reference's own: the engine's, to compare one epoch at a time.
   """
-  step, predict = _compiled(forward, unbiased_running_var)
+  step, predict = _compiled(forward, biased_running_var)
   params, stats = variables["params"], variables.get("batch_stats", {})
   n = len(y)
   rate, best, bad, epochs = learning_rate, np.inf, 0, []
@@ -333,20 +333,20 @@ def test_stopped_seeds_batchnorm_statistics_stay_frozen_while_others_train(run):
                               after.stats["BatchNorm_0"]["var"][training])
 
 
-def test_batchnorm_running_variance_is_the_biased_one(run, data):
-  # PyTorch folds the unbiased batch variance into running_var, Flax's BatchNorm the biased one.
+def test_batchnorm_running_variance_is_the_unbiased_one(run, data):
+  # PyTorch folds the unbiased batch variance into running_var (Flax's BatchNorm the biased one).
   x, y = data
   _, got, references, cfg = run("batchnorm_net")
   model = BatchNormNet()
-  unbiased = reference_training(
+  biased = reference_training(
       batchnorm_net_forward, model.init(jax.random.PRNGKey(100), x[:1], train=False),
       jax.random.PRNGKey(200), x, y, batch_size=cfg.batch_size,
       learning_rate=cfg.learning_rate, factor=cfg.plateau_factor, patience=cfg.plateau_patience,
-      stop_error=cfg.stop_error, max_epochs=1, unbiased_running_var=True)
+      stop_error=cfg.stop_error, max_epochs=1, biased_running_var=True)
   engine_var = got[0].stats["BatchNorm_0"]["var"][0]
   np.testing.assert_allclose(engine_var, references[0][0].stats["BatchNorm_0"]["var"],
                              rtol=RTOL, atol=ATOL)
-  assert not np.allclose(engine_var, unbiased[0].stats["BatchNorm_0"]["var"], rtol=1e-4, atol=0)
+  assert not np.allclose(engine_var, biased[0].stats["BatchNorm_0"]["var"], rtol=1e-4, atol=0)
 
 
 def test_train_seeds_follows_the_plain_loop(data, run):

@@ -6,8 +6,9 @@ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and their biases with the same bound. fan_in
 Flax's ``variance_scaling(1/3, 'fan_in', 'uniform')`` gives exactly that bound for kernels;
 biases need a closure that knows fan_in, which these helpers build.
 
-BatchNorm follows PyTorch's defaults (eps 1e-5, momentum 0.1, which is Flax momentum 0.9),
-with the two-pass variance, which is numerically closer to PyTorch.
+:class:`BatchNorm` is PyTorch's BatchNorm (eps 1e-5, momentum 0.1): training normalises with the
+batch's biased (two-pass) variance and folds the unbiased one into the running variance, as
+PyTorch does and Flax's ``nn.BatchNorm`` does not.
 
 Where XLA's CPU kernels are slow, equivalent forms are used (benchmarks/RESULTS.md): the 2x2
 max-pool has a hand-written gradient (a first-maximum mask instead of select-and-scatter), and a
@@ -28,6 +29,8 @@ import math
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from learnjax.errors import LearnjaxError
 
 torch_kernel_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
 
@@ -348,10 +351,55 @@ def _patches_matmul(x, kernel, strides, padding, out_shape, precision):
   return out.reshape(n, ho, wo, cout)
 
 
-def batch_norm(train: bool, name: str | None = None, dtype=None) -> nn.BatchNorm:
+class BatchNorm(nn.Module):
+  """PyTorch's BatchNorm1d/2d over the last axis (the channels), affine, with running statistics.
+
+  In training the input is normalised with the batch's mean and biased variance over every other
+  axis (m values per channel; the variance two-pass, E[(x - mean)^2]), and the running statistics
+  become ``(1 - momentum) * running + momentum * batch statistic``, the variance's batch statistic
+  being the unbiased one, ``var * m / (m - 1)`` (PyTorch's rule; Flax's ``nn.BatchNorm`` folds in
+  the biased one). During ``init`` they keep their initial values (0 and 1), as in Flax. In
+  evaluation the running statistics normalise. Variables and their names are those of
+  ``nn.BatchNorm`` (params ``scale``, ``bias``; batch_stats ``mean``, ``var``, all float32), so
+  checkpoints and parameter counts are the same. As in Flax, statistics and normalisation are
+  computed in at least float32 and the output is cast to ``dtype`` (if given).
+  """
+  use_running_average: bool
+  momentum: float = 0.1     # PyTorch's convention: the weight of the batch statistic
+  epsilon: float = 1e-5
+  dtype: jax.typing.DTypeLike | None = None
+
+  @nn.compact
+  def __call__(self, x):
+    features = (x.shape[-1],)
+    axes = tuple(range(x.ndim - 1))
+    ra_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros(features, jnp.float32))
+    ra_var = self.variable("batch_stats", "var", lambda: jnp.ones(features, jnp.float32))
+    scale = self.param("scale", nn.initializers.ones, features, jnp.float32)
+    bias = self.param("bias", nn.initializers.zeros, features, jnp.float32)
+    stats_dtype = jnp.promote_types(self.dtype or x.dtype, jnp.float32)
+    if self.use_running_average:
+      mean, var = ra_mean.value, ra_var.value
+    else:
+      xf = x.astype(stats_dtype)
+      mean = xf.mean(axes)
+      var = jnp.square(xf - mean).mean(axes)
+      if not self.is_initializing():
+        m = math.prod(x.shape[:-1])
+        if m < 2:
+          raise LearnjaxError(
+              f"BatchNorm in training needs more than one value per channel, got an input of "
+              f"shape {x.shape}; use a larger batch (or a last batch of more than one example)")
+        ra_mean.value = (1 - self.momentum) * ra_mean.value + self.momentum * mean
+        ra_var.value = ((1 - self.momentum) * ra_var.value
+                        + self.momentum * var * (m / (m - 1)))
+    y = (x - mean) * (jax.lax.rsqrt(var + self.epsilon) * scale) + bias
+    return y.astype(self.dtype or jnp.result_type(x, scale))
+
+
+def batch_norm(train: bool, name: str | None = None, dtype=None) -> BatchNorm:
   """BatchNorm2d with PyTorch's defaults: eps 1e-5, running stats updated with weight 0.1."""
-  return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                      use_fast_variance=False, dtype=dtype, name=name)
+  return BatchNorm(use_running_average=not train, dtype=dtype, name=name)
 
 
 def max_pool(x, window: int, stride: int, padding: int = 0):
