@@ -13,8 +13,6 @@ field with its default (also shown under ``--config`` in ``--help``).
 
 from __future__ import annotations
 
-import errno
-import importlib.util
 import os
 import re
 import sys
@@ -22,7 +20,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from learnjax import config as config_lib, validation
+from learnjax import cli_input, config as config_lib, validation
 from learnjax.errors import LearnjaxError
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -53,14 +51,14 @@ def main(argv):
   # raises it here, where it becomes one error line.
   logging.get_absl_handler().addFilter(
       lambda record: not (record.levelno >= 40 and "/orbax/" in record.pathname))
-  sys.unraisablehook = _quiet_closed_loop
+  sys.unraisablehook = cli_input.quiet_closed_loop
   if len(argv) > 1:
     _fail(f"unexpected arguments: {' '.join(argv[1:])}")
   try:
     config = _CONFIG.value
     config.get("seeds")  # a config file that failed to load raises on first access
   except OSError as e:  # a config file that could not be loaded
-    _fail(_one_line(str(e)))
+    _fail(cli_input.one_line(str(e)))
   for block, value in _LIST_OVERRIDES:  # comma lists where the config file has one integer
     with config[block].ignore_type():
       config[block].batch_size = value
@@ -89,7 +87,7 @@ def main(argv):
     _fail(f"interrupted; finished cells are kept in {_WORKDIR.value} and a restart resumes them",
           code=130)
   except Exception as e:  # noqa: BLE001  a full disk, a quota, a folder turned read-only...
-    io_error = _os_error(e)
+    io_error = cli_input.os_error(e)
     if io_error is None:
       raise
     _fail(f"cannot write the results in {_WORKDIR.value}: {io_error}; finished cells are kept; "
@@ -124,33 +122,6 @@ def _gather(config) -> None:
     sys.exit(1)
 
 
-def _quiet_closed_loop(unraisable, _default=sys.unraisablehook):
-  """After a failed orbax write, tensorstore still reports completions to orbax's closed event
-  loop, and Python prints each 'Event loop is closed' through this hook; the failure itself is
-  reported as one error line. Everything else is printed as usual."""
-  value = unraisable.exc_value
-  if isinstance(value, RuntimeError) and str(value) == "Event loop is closed":
-    return
-  _default(unraisable)
-
-
-def _os_error(error: BaseException) -> str | None:
-  """'[Errno 28] No space left on device: PATH' if an OSError caused ``error``, else None."""
-  seen = set()
-  while error is not None and id(error) not in seen:
-    seen.add(id(error))
-    if isinstance(error, OSError) and error.errno in (
-        errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO):
-      where = f": {error.filename}" if error.filename else ""
-      return f"{error.strerror or error}{where}"
-    text = str(error)
-    for code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS):
-      if os.strerror(code) in text:  # libraries that re-raise an OSError as text
-        return os.strerror(code)
-    error = error.__cause__ or error.__context__
-  return None
-
-
 def _join_distributed() -> tuple[int, int]:
   import jax
   kwargs = {k: v for k, v in (("coordinator_address", _COORDINATOR.value),
@@ -159,7 +130,7 @@ def _join_distributed() -> tuple[int, int]:
   try:
     jax.distributed.initialize(**kwargs)
   except Exception as e:  # noqa: BLE001  no cluster found, coordinator unreachable...
-    _fail(f"cannot join the distributed job: {_one_line(str(e))}")
+    _fail(f"cannot join the distributed job: {cli_input.one_line(str(e))}")
   print(f"process {jax.process_index()} of {jax.process_count()}, "
         f"{jax.local_device_count()} local {jax.local_devices()[0].platform} device(s)", flush=True)
   return jax.process_index(), jax.process_count()
@@ -171,7 +142,12 @@ _BATCH_LIST = re.compile(r"--config\.(n1|n2)\.batch_size=(.*,.*)")
 
 def _parse_flags(argv):
   """absl's flag parsing, with a bad config file or override reported in one line."""
-  _check_config_file(argv)
+  spec = cli_input.config_file_arg(argv)
+  if spec is not None:
+    try:
+      cli_input.check_config_file(spec)
+    except LearnjaxError as e:
+      _fail(str(e))
   # A comma list of batch sizes (a grid axis) where the config file holds one integer: taken out
   # of absl's typed parsing and applied once the config is loaded.
   kept = []
@@ -184,66 +160,9 @@ def _parse_flags(argv):
   try:
     return flags.FLAGS(kept)
   except flags.Error as e:
-    _fail(_one_line(str(e)))
+    _fail(cli_input.one_line(str(e)))
   except Exception as e:  # noqa: BLE001  ml_collections raises plain errors for bad overrides
-    _fail(f"bad config override: {_one_line(str(e))}")
-
-
-def _check_config_file(argv) -> None:
-  """Loads the --config file once on its own, so that its errors are named as the file's."""
-  spec = None
-  for i, arg in enumerate(argv[1:], 1):
-    if arg.startswith("--config="):
-      spec = arg[len("--config="):]
-    elif arg == "--config" and i + 1 < len(argv):
-      spec = argv[i + 1]
-  if spec is None:
-    return
-  path, _, arg = spec.partition(":")
-  if not path:
-    _fail("--config is empty; give an experiment config file (configs/*.py[:arg])")
-  if not os.path.isfile(path):
-    _fail(f"config file {path} does not exist" if not os.path.isdir(path)
-          else f"config file {path} is a folder")
-  try:
-    with open(path) as f:
-      source = f.read()
-    code = compile(source, path, "exec")
-  except SyntaxError as e:
-    _fail(f"config file {path}: syntax error at line {e.lineno}: {e.msg}")
-  except (OSError, UnicodeDecodeError) as e:
-    _fail(f"cannot read config file {path}: {e}")
-  module = importlib.util.module_from_spec(importlib.util.spec_from_loader("_learnjax_config", None))
-  module.__file__ = path
-  try:
-    exec(code, module.__dict__)  # noqa: S102  the user's own config file
-  except Exception as e:  # noqa: BLE001
-    _fail(f"config file {path} failed while loading: {type(e).__name__}: {_one_line(str(e))}")
-  get_config = getattr(module, "get_config", None)
-  if not callable(get_config):
-    _fail(f"config file {path} defines no get_config(); it must define get_config(arg=None) "
-          "returning an ml_collections.ConfigDict (start from learnjax.config.base_config())")
-  try:
-    config = get_config(arg) if arg else get_config()
-  except Exception as e:  # noqa: BLE001
-    call = f"get_config({arg!r})" if arg else "get_config()"
-    _fail(f"config file {path}: {call} raised {type(e).__name__}: {_one_line(str(e))}")
-  try:
-    validation.check_structure(config)  # values are checked once the overrides are applied
-  except LearnjaxError as e:
-    _fail(f"config file {path}: {e}")
-
-
-def _one_line(message: str) -> str:
-  """The gist of a config error that may carry a traceback or escaped newlines."""
-  message = message.replace("\\'", "'").replace("\\n", "\n").replace('"', "").strip()
-  if len(message) > 1 and message[0] == message[-1] == "'":
-    message = message[1:-1]
-  lines = [line.strip() for line in message.splitlines() if line.strip()]
-  if any(line.startswith("Traceback") for line in lines):
-    head = lines[0].rstrip(":")
-    return f"{head}: {lines[-1]}"
-  return " ".join(lines)
+    _fail(f"bad config override: {cli_input.one_line(str(e))}")
 
 
 def _fail(message: str, code: int = 2):

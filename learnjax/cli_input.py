@@ -1,0 +1,109 @@
+"""What the command line makes of a user's input before anything runs, and of failures after.
+
+A config file is loaded once on its own (:func:`check_config_file`), so that its errors are named
+as the file's rather than as absl's; :func:`one_line` shortens a library's error to one line;
+:func:`os_error` finds the disk or permission error behind a failed write; and
+:func:`quiet_closed_loop` keeps tensorstore's after-echoes of a failed orbax write off stderr.
+Each failure here is a :class:`LearnjaxError`, which ``learnjax.main`` prints as one ``error:``
+line with exit code 2.
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib.util
+import os
+import sys
+
+from learnjax import validation
+from learnjax.errors import LearnjaxError
+
+
+def config_file_arg(argv) -> str | None:
+  """The value of ``--config`` in ``argv`` (``--config=X`` or ``--config X``), or None."""
+  spec = None
+  for i, arg in enumerate(argv[1:], 1):
+    if arg.startswith("--config="):
+      spec = arg[len("--config="):]
+    elif arg == "--config" and i + 1 < len(argv):
+      spec = argv[i + 1]
+  return spec
+
+
+def check_config_file(spec: str) -> None:
+  """Loads ``path[:arg]`` and calls its ``get_config``; raises LearnjaxError naming the file."""
+  path, _, arg = spec.partition(":")
+  if not path:
+    raise LearnjaxError("--config is empty; give an experiment config file (configs/*.py[:arg])")
+  if not os.path.isfile(path):
+    raise LearnjaxError(f"config file {path} does not exist" if not os.path.isdir(path)
+                        else f"config file {path} is a folder")
+  try:
+    with open(path) as f:
+      source = f.read()
+    code = compile(source, path, "exec")
+  except SyntaxError as e:
+    raise LearnjaxError(f"config file {path}: syntax error at line {e.lineno}: {e.msg}") from None
+  except (OSError, UnicodeDecodeError) as e:
+    raise LearnjaxError(f"cannot read config file {path}: {e}") from None
+  module = importlib.util.module_from_spec(importlib.util.spec_from_loader("_learnjax_config", None))
+  module.__file__ = path
+  try:
+    exec(code, module.__dict__)  # noqa: S102  the user's own config file
+  except Exception as e:  # noqa: BLE001
+    raise LearnjaxError(f"config file {path} failed while loading: {type(e).__name__}: "
+                        f"{one_line(str(e))}") from None
+  get_config = getattr(module, "get_config", None)
+  if not callable(get_config):
+    raise LearnjaxError(
+        f"config file {path} defines no get_config(); it must define get_config(arg=None) "
+        "returning an ml_collections.ConfigDict (start from learnjax.config.base_config())")
+  try:
+    config = get_config(arg) if arg else get_config()
+  except Exception as e:  # noqa: BLE001
+    call = f"get_config({arg!r})" if arg else "get_config()"
+    raise LearnjaxError(f"config file {path}: {call} raised {type(e).__name__}: "
+                        f"{one_line(str(e))}") from None
+  try:
+    validation.check_structure(config)  # values are checked once the overrides are applied
+  except LearnjaxError as e:
+    raise LearnjaxError(f"config file {path}: {e}") from None
+
+
+def one_line(message: str) -> str:
+  """The gist of a config error that may carry a traceback or escaped newlines."""
+  message = message.replace("\\'", "'").replace("\\n", "\n").replace('"', "").strip()
+  if len(message) > 1 and message[0] == message[-1] == "'":
+    message = message[1:-1]
+  lines = [line.strip() for line in message.splitlines() if line.strip()]
+  if any(line.startswith("Traceback") for line in lines):
+    head = lines[0].rstrip(":")
+    return f"{head}: {lines[-1]}"
+  return " ".join(lines)
+
+
+def os_error(error: BaseException) -> str | None:
+  """'No space left on device: PATH' if an OSError (or its text) caused ``error``, else None."""
+  seen = set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    if isinstance(error, OSError) and error.errno in (
+        errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO):
+      where = f": {error.filename}" if error.filename else ""
+      return f"{error.strerror or error}{where}"
+    text = str(error)
+    for code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS):
+      if os.strerror(code) in text:  # libraries that re-raise an OSError as text
+        return os.strerror(code)
+    error = error.__cause__ or error.__context__
+  return None
+
+
+def quiet_closed_loop(unraisable, _default=sys.unraisablehook):
+  """After a failed orbax write, tensorstore still reports completions to orbax's closed event
+  loop, and Python prints each 'Event loop is closed' through this hook; the failure itself is
+  reported as one error line. Everything else is printed as usual."""
+  value = unraisable.exc_value
+  if isinstance(value, RuntimeError) and str(value) == "Event loop is closed":
+    return
+  _default(unraisable)
