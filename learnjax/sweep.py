@@ -1,6 +1,6 @@
 """An experiment as a grid of cells, each finished cell stored, finished work never redone.
 
-The grid is data variant x N1 model x N1 batch size x N2 model (see :mod:`learnjax.config`).
+The grid (:mod:`learnjax.grid`) is data variant x N1 model x N1 batch size x N2 model.
 N1 is trained once per (variant, N1 model, N1 batch size) over all seeds, stored, and reused by
 every N2 of that row: a T2-style grid of 7 N1 x 7 N2 trains 7 N1s, not 49.
 
@@ -11,16 +11,15 @@ so no N1 is trained twice, and they may write into one shared workdir.
 
 from __future__ import annotations
 
-import dataclasses
-import itertools
 import json
 import os
 import time
 
 import numpy as np
 
-from learnjax import checkpoint, engine, models, predictions, protocol, validation
-from learnjax.data import fingerprint as fingerprint_lib, sources, splits as splits_lib, variants
+from learnjax import checkpoint, engine, models, predictions, protocol, records, validation
+from learnjax.data import fingerprint as fingerprint_lib, sources, splits as splits_lib
+from learnjax.grid import Cell, ModelChoice, N1Job, plan, snapshot_epochs
 from learnjax.errors import LearnjaxError
 from learnjax.progress import EpochPrinter
 from learnjax.report import console
@@ -28,121 +27,6 @@ from learnjax import store as store_lib
 from learnjax.store import Store
 
 
-@dataclasses.dataclass(frozen=True)
-class ModelChoice:
-  name: str                 # canonical registry name, e.g. shallow_cnn_256
-  model: str                # as configured (a preset or family name)
-  width: int | None = None
-  depth: int | None = None
-  predictions: str | None = None   # n1.model=predictions: the file of N1's labels (not trained)
-
-  def build(self, num_classes: int, dtype=None):
-    return models.build(self.model, num_classes, dtype=dtype, width=self.width, depth=self.depth)
-
-
-@dataclasses.dataclass(frozen=True)
-class N1Job:
-  variant: str
-  n1: ModelChoice
-  batch_size: int
-
-  @property
-  def id(self) -> str:
-    return f"{self.variant}__{self.n1.name}__b{self.batch_size}"
-
-
-@dataclasses.dataclass(frozen=True)
-class Cell:
-  n1_job: N1Job
-  n2: ModelChoice
-  n2_batch_size: int
-  n1_epoch: int | None = None   # N2 learns N1 as it was after this epoch (None: the final N1)
-
-  @property
-  def id(self) -> str:
-    epoch = "" if self.n1_epoch is None else f"__e{self.n1_epoch}"
-    return f"{self.n1_job.id}__{self.n2.name}__b{self.n2_batch_size}{epoch}"
-
-
-def as_list(value, kind=str) -> list:
-  """A config axis value: one value, or several separated by commas."""
-  if isinstance(value, str):
-    items = [v.strip() for v in value.split(",") if v.strip()]
-  elif isinstance(value, (list, tuple)):
-    items = list(value)
-  else:
-    items = [value]
-  try:
-    return [kind(v) for v in items]
-  except ValueError:
-    raise LearnjaxError(f"cannot read {value!r} as a list of {kind.__name__}") from None
-
-
-def _model_choices(block, field: str) -> list[ModelChoice]:
-  choices = []
-  for name in validation.grid_list(block.model, f"{field}.model"):
-    if name in ("same", "none"):
-      choices.append(name)
-      continue
-    canonical = models.canonical_name(name, width=block.get("width"), depth=block.get("depth"))
-    choices.append(ModelChoice(canonical, name, block.get("width"), block.get("depth")))
-  if not choices:
-    raise LearnjaxError(f"config.{field}.model is empty")
-  return choices
-
-
-def plan(config) -> list[tuple[N1Job, list[Cell]]]:
-  """The experiment's N1 rows, each with the cells that reuse it; validates every setting."""
-  validation.check_config(config)
-  variant_list = [variants.check_variant(v)
-                  for v in validation.grid_list(config.data.variant, "data.variant")]
-  given = as_list(config.n1.model) == [predictions.MODEL]
-  n1_models = _prediction_choices(config) if given else _model_choices(config.n1, "n1")
-  if "same" in n1_models or "none" in n1_models:
-    raise LearnjaxError("config.n1.model must name models ('same' and 'none' are for n2)")
-  n2_models = _model_choices(config.n2, "n2")
-  if "none" in n2_models:
-    n2_models = []
-  n1_batches = validation.grid_list(config.n1.batch_size, "n1.batch_size", int)
-  n2_batches = validation.grid_list(config.n2.batch_size, "n2.batch_size", int)
-  n1_epochs = [None] + snapshot_epochs(config)
-  rows = []
-  for variant, n1, batch in itertools.product(variant_list, n1_models, n1_batches):
-    job = N1Job(variant, n1, batch)
-    cells = [Cell(job, n1 if n2 == "same" else n2, b2, e)
-             for n2, b2, e in itertools.product(n2_models, n2_batches, n1_epochs)]
-    rows.append((job, list(dict.fromkeys(cells))))
-  return rows
-
-
-def _prediction_choices(config) -> list[ModelChoice]:
-  """n1.model=predictions: one N1 per file of n1.predictions, named by n1.name or its stem."""
-  files = as_list(config.n1.get("predictions", ""))
-  names = as_list(config.n1.get("name", "")) or [None] * len(files)
-  if not files:
-    predictions.load("", 0, 0, 0)  # raises: says what n1.predictions must hold
-  if len(names) != len(files):
-    raise LearnjaxError(f"config.n1.name gives {len(names)} names for {len(files)} predictions "
-                        "files; give one per file (comma-separated) or none")
-  if "same" in as_list(config.n2.model):
-    raise LearnjaxError("n2.model=same needs N1's architecture, which an N1 given as predictions "
-                        "does not have; name N2's model (--config.n2.model=mlp_1, ...)")
-  if as_list(config.data.variant) != ["true"] or snapshot_epochs(config):
-    raise LearnjaxError("an N1 given as predictions is trained elsewhere: data.variant must be "
-                        "'true' and n1.snapshot_epochs empty")
-  if len(as_list(config.n1.batch_size)) > 1:
-    raise LearnjaxError("an N1 given as predictions has no batch size to sweep: give one "
-                        "n1.batch_size")
-  choices = [ModelChoice(predictions.name_of(f, n), predictions.MODEL,
-                         predictions=os.path.abspath(os.path.expanduser(f)))
-             for f, n in zip(files, names)]
-  if len({c.name for c in choices}) != len(choices):
-    raise LearnjaxError(f"two predictions files share the name {', '.join(c.name for c in choices)}"
-                        "; name them with --config.n1.name=NAME1,NAME2,...")
-  return choices
-
-
-snapshot_epochs = validation.snapshot_epochs
 
 
 # train.precision -> (jax_default_matmul_precision, the models' compute dtype); parameters stay
@@ -170,64 +54,6 @@ def train_config(config, batch_size: int) -> engine.TrainConfig:
       plateau_factor=t.plateau_factor, plateau_patience=t.plateau_patience,
       stop_error=t.stop_error, max_epochs=t.max_epochs, error_measure=t.error_measure,
       loop=t.loop, shared_order=t.shared_order, eval_batch_size=t.eval_batch_size)
-
-
-def _seed_stats(values) -> dict:
-  mean, std = protocol.mean_std(values)
-  return {"mean": mean, "std": std, "per_seed": np.asarray(values).tolist()}
-
-
-def _net_summary(net: protocol.TrainedNet) -> dict:
-  return {"epochs": net.epochs, "train_error": net.train_error,
-          "final_learning_rate": net.learning_rate, "diverged": net.diverged,
-          "diverged_epoch": net.diverged_epoch, "seconds": net.seconds}
-
-
-def _net_arrays(prefix: str, net: protocol.TrainedNet) -> dict:
-  arrays = {f"{prefix}_preds_d3": net.preds_d3}
-  if net.preds_d2 is not None:
-    arrays[f"{prefix}_preds_d2"] = net.preds_d2
-  for epoch, (preds_d2, preds_d3) in net.snapshots.items():
-    arrays[f"{prefix}_epoch{epoch}_preds_d2"] = preds_d2
-    arrays[f"{prefix}_epoch{epoch}_preds_d3"] = preds_d3
-  for name, values in net.history.items():
-    arrays[f"{prefix}_history_{name}"] = values
-  return arrays
-
-
-def _net_from_store(result: dict, arrays: dict, prefix: str) -> protocol.TrainedNet:
-  history = {k[len(prefix) + 9:]: v for k, v in arrays.items()
-             if k.startswith(f"{prefix}_history_")}
-  snapshots = {e: (arrays[f"{prefix}_epoch{e}_preds_d2"], arrays[f"{prefix}_epoch{e}_preds_d3"])
-               for e in result.get("snapshot_epochs", [])}
-  return protocol.TrainedNet(
-      snapshots=snapshots,
-      preds_d3=arrays[f"{prefix}_preds_d3"], preds_d2=arrays.get(f"{prefix}_preds_d2"),
-      epochs=np.asarray(result["epochs"]), train_error=np.asarray(result["train_error"]),
-      learning_rate=np.asarray(result["final_learning_rate"]),
-      diverged=np.asarray(result["diverged"]), diverged_epoch=np.asarray(result["diverged_epoch"]),
-      history=history, seconds=result["seconds"])
-
-
-class _SnapshotCache:
-  """N1's snapshot predictions, one small file per (epoch, seed), kept across interruptions."""
-
-  def __init__(self, directory: str):
-    self.directory = directory
-
-  def _path(self, key) -> str:
-    epoch, seed = key
-    return os.path.join(self.directory, f"epoch{epoch}_seed{seed}.npz")
-
-  def __contains__(self, key) -> bool:
-    return os.path.exists(self._path(key))
-
-  def __getitem__(self, key):
-    arrays = store_lib.read_npz(self._path(key))
-    return arrays["preds_d2"], arrays["preds_d3"]
-
-  def __setitem__(self, key, value) -> None:
-    store_lib.atomic_write_npz(self._path(key), {"preds_d2": value[0], "preds_d3": value[1]})
 
 
 class Experiment:
@@ -284,7 +110,7 @@ class Experiment:
 
   def n1(self, job: N1Job) -> protocol.TrainedNet:
     if self.store.has("n1", job.id):
-      return _net_from_store(*self.store.load("n1", job.id), prefix="n1")
+      return records.net_from_store(*self.store.load("n1", job.id), prefix="n1")
     if job.n1.predictions:
       return self._given_n1(job)
     self.out(f"N1 {job.id}: training {job.n1.name} on D1 ({job.variant}), "
@@ -295,7 +121,7 @@ class Experiment:
                             on_epoch=self._printer(f"N1 {job.n1.name} {job.variant}",
                                                    len(self.splits.d1), job.batch_size),
                             snapshot_epochs=snapshot_epochs(self.config),
-                            snapshot_cache=_SnapshotCache(os.path.join(
+                            snapshot_cache=records.SnapshotCache(os.path.join(
                                 self.store.checkpoint_dir("n1", job.id), "snapshots")),
                             checkpoints=self._checkpoints("n1", job.id),
                             devices=self.config.train.get("devices", 0),
@@ -306,8 +132,8 @@ class Experiment:
               "num_classes": self.splits.num_classes, "d1": len(self.splits.d1),
               "d2": len(self.splits.d2), "d3": len(self.splits.d3), "params": size.params,
               "param_tensors": size.tensors, "snapshot_epochs": sorted(net.snapshots),
-              **_net_summary(net), **self._class_names()}
-    arrays = {**_net_arrays("n1", net), "y_d2": self.splits.d2.y, "y_d3": self.splits.d3.y}
+              **records.net_summary(net), **self._class_names()}
+    arrays = {**records.net_arrays("n1", net), "y_d2": self.splits.d2.y, "y_d3": self.splits.d3.y}
     self.store.save("n1", job.id, result, arrays)
     return net
 
@@ -319,14 +145,14 @@ class Experiment:
     """The N1 record of an N1 given as predictions: its labels for every seed, no training."""
     d2, d3, sha256 = self.given[job.n1]
     self.out(f"N1 {job.id}: given as predictions ({job.n1.predictions})")
-    net = given_net(d2, d3, self.config.seeds)
+    net = records.given_net(d2, d3, self.config.seeds)
     result = {"n1": job.id, "dataset": self.pool.name, "variant": job.variant,
               "model": job.n1.name, "batch_size": job.batch_size, "seeds": int(self.config.seeds),
               "num_classes": self.splits.num_classes, "d1": len(self.splits.d1),
               "d2": len(self.splits.d2), "d3": len(self.splits.d3), "snapshot_epochs": [],
               "source": predictions.MODEL, "predictions_file": job.n1.predictions,
-              "predictions_sha256": sha256, **_net_summary(net), **self._class_names()}
-    arrays = {**_net_arrays("n1", net), "y_d2": self.splits.d2.y, "y_d3": self.splits.d3.y}
+              "predictions_sha256": sha256, **records.net_summary(net), **self._class_names()}
+    arrays = {**records.net_arrays("n1", net), "y_d2": self.splits.d2.y, "y_d3": self.splits.d3.y}
     self.store.save("n1", job.id, result, arrays)
     return net
 
@@ -360,13 +186,13 @@ class Experiment:
         "d3": len(self.splits.d3), "num_classes": self.splits.num_classes,
         **({"n1_params": n1_result["params"], "n1_param_tensors": n1_result["param_tensors"]}
            if "params" in n1_result else {}),
-        "learnability": _seed_stats(protocol.learnability(n1_preds_d3, n2.preds_d3)),
-        "n1_test_accuracy": _seed_stats(protocol.test_accuracy(n1_preds_d3, y3)),
-        "n2_test_accuracy": _seed_stats(protocol.test_accuracy(n2.preds_d3, y3)),
-        "n1": _net_summary(n1), "n2": _net_summary(n2),
+        "learnability": records.seed_stats(protocol.learnability(n1_preds_d3, n2.preds_d3)),
+        "n1_test_accuracy": records.seed_stats(protocol.test_accuracy(n1_preds_d3, y3)),
+        "n2_test_accuracy": records.seed_stats(protocol.test_accuracy(n2.preds_d3, y3)),
+        "n1": records.net_summary(n1), "n2": records.net_summary(n2),
         "status": "diverged" if (n1.diverged.any() or n2.diverged.any()) else "ok",
     }
-    arrays = {"n1_preds_d3": n1_preds_d3, "n1_preds_d2": n1_preds_d2, **_net_arrays("n2", n2),
+    arrays = {"n1_preds_d3": n1_preds_d3, "n1_preds_d2": n1_preds_d2, **records.net_arrays("n2", n2),
               "y_d3": y3}
     self.store.save("cells", cell.id, result, arrays)
     return result
@@ -488,18 +314,6 @@ def check_workdir_config(store: Store, config) -> None:
     details = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed[:5])
     raise LearnjaxError(f"{store.workdir} holds results computed with a different config "
                         f"({details}); use a new --workdir, or the config of those results")
-
-
-def given_net(d2, d3, seeds: int) -> protocol.TrainedNet:
-  """An N1 given as its labels of D2 and D3, the same for every seed; untrained, so its training
-  numbers are unknown (None)."""
-  unknown = np.full((seeds,), None, object)
-  return protocol.TrainedNet(
-      preds_d3=np.tile(np.asarray(d3, np.int32), (seeds, 1)),
-      preds_d2=np.tile(np.asarray(d2, np.int32), (seeds, 1)),
-      epochs=np.zeros((seeds,), np.int32), train_error=unknown, learning_rate=unknown,
-      diverged=np.zeros((seeds,), bool), diverged_epoch=np.full((seeds,), -1, np.int32),
-      history={}, seconds=0.0)
 
 
 def check_given_predictions(experiment: Experiment) -> None:

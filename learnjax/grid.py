@@ -1,0 +1,132 @@
+"""The grid of an experiment: its N1 rows and the cells that reuse each N1, from a config.
+
+The grid is data variant x N1 model x N1 batch size x N2 model (see :mod:`learnjax.config`);
+:func:`plan` validates every axis and names each unit of work, whose ids key the workdir.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+
+from learnjax import models, predictions, validation
+from learnjax.data import variants
+from learnjax.errors import LearnjaxError
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelChoice:
+  name: str                 # canonical registry name, e.g. shallow_cnn_256
+  model: str                # as configured (a preset or family name)
+  width: int | None = None
+  depth: int | None = None
+  predictions: str | None = None   # n1.model=predictions: the file of N1's labels (not trained)
+
+  def build(self, num_classes: int, dtype=None):
+    return models.build(self.model, num_classes, dtype=dtype, width=self.width, depth=self.depth)
+
+
+@dataclasses.dataclass(frozen=True)
+class N1Job:
+  variant: str
+  n1: ModelChoice
+  batch_size: int
+
+  @property
+  def id(self) -> str:
+    return f"{self.variant}__{self.n1.name}__b{self.batch_size}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+  n1_job: N1Job
+  n2: ModelChoice
+  n2_batch_size: int
+  n1_epoch: int | None = None   # N2 learns N1 as it was after this epoch (None: the final N1)
+
+  @property
+  def id(self) -> str:
+    epoch = "" if self.n1_epoch is None else f"__e{self.n1_epoch}"
+    return f"{self.n1_job.id}__{self.n2.name}__b{self.n2_batch_size}{epoch}"
+
+
+def as_list(value, kind=str) -> list:
+  """A config axis value: one value, or several separated by commas."""
+  if isinstance(value, str):
+    items = [v.strip() for v in value.split(",") if v.strip()]
+  elif isinstance(value, (list, tuple)):
+    items = list(value)
+  else:
+    items = [value]
+  try:
+    return [kind(v) for v in items]
+  except ValueError:
+    raise LearnjaxError(f"cannot read {value!r} as a list of {kind.__name__}") from None
+
+
+def _model_choices(block, field: str) -> list[ModelChoice]:
+  choices = []
+  for name in validation.grid_list(block.model, f"{field}.model"):
+    if name in ("same", "none"):
+      choices.append(name)
+      continue
+    canonical = models.canonical_name(name, width=block.get("width"), depth=block.get("depth"))
+    choices.append(ModelChoice(canonical, name, block.get("width"), block.get("depth")))
+  if not choices:
+    raise LearnjaxError(f"config.{field}.model is empty")
+  return choices
+
+
+def plan(config) -> list[tuple[N1Job, list[Cell]]]:
+  """The experiment's N1 rows, each with the cells that reuse it; validates every setting."""
+  validation.check_config(config)
+  variant_list = [variants.check_variant(v)
+                  for v in validation.grid_list(config.data.variant, "data.variant")]
+  given = as_list(config.n1.model) == [predictions.MODEL]
+  n1_models = _prediction_choices(config) if given else _model_choices(config.n1, "n1")
+  if "same" in n1_models or "none" in n1_models:
+    raise LearnjaxError("config.n1.model must name models ('same' and 'none' are for n2)")
+  n2_models = _model_choices(config.n2, "n2")
+  if "none" in n2_models:
+    n2_models = []
+  n1_batches = validation.grid_list(config.n1.batch_size, "n1.batch_size", int)
+  n2_batches = validation.grid_list(config.n2.batch_size, "n2.batch_size", int)
+  n1_epochs = [None] + snapshot_epochs(config)
+  rows = []
+  for variant, n1, batch in itertools.product(variant_list, n1_models, n1_batches):
+    job = N1Job(variant, n1, batch)
+    cells = [Cell(job, n1 if n2 == "same" else n2, b2, e)
+             for n2, b2, e in itertools.product(n2_models, n2_batches, n1_epochs)]
+    rows.append((job, list(dict.fromkeys(cells))))
+  return rows
+
+
+def _prediction_choices(config) -> list[ModelChoice]:
+  """n1.model=predictions: one N1 per file of n1.predictions, named by n1.name or its stem."""
+  files = as_list(config.n1.get("predictions", ""))
+  names = as_list(config.n1.get("name", "")) or [None] * len(files)
+  if not files:
+    predictions.load("", 0, 0, 0)  # raises: says what n1.predictions must hold
+  if len(names) != len(files):
+    raise LearnjaxError(f"config.n1.name gives {len(names)} names for {len(files)} predictions "
+                        "files; give one per file (comma-separated) or none")
+  if "same" in as_list(config.n2.model):
+    raise LearnjaxError("n2.model=same needs N1's architecture, which an N1 given as predictions "
+                        "does not have; name N2's model (--config.n2.model=mlp_1, ...)")
+  if as_list(config.data.variant) != ["true"] or snapshot_epochs(config):
+    raise LearnjaxError("an N1 given as predictions is trained elsewhere: data.variant must be "
+                        "'true' and n1.snapshot_epochs empty")
+  if len(as_list(config.n1.batch_size)) > 1:
+    raise LearnjaxError("an N1 given as predictions has no batch size to sweep: give one "
+                        "n1.batch_size")
+  choices = [ModelChoice(predictions.name_of(f, n), predictions.MODEL,
+                         predictions=os.path.abspath(os.path.expanduser(f)))
+             for f, n in zip(files, names)]
+  if len({c.name for c in choices}) != len(choices):
+    raise LearnjaxError(f"two predictions files share the name {', '.join(c.name for c in choices)}"
+                        "; name them with --config.n1.name=NAME1,NAME2,...")
+  return choices
+
+
+snapshot_epochs = validation.snapshot_epochs

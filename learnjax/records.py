@@ -1,0 +1,85 @@
+"""A trained network as stored in a workdir: its summary numbers, its arrays, and back.
+
+``result.json`` holds the summary (:func:`net_summary`, per-seed statistics with
+:func:`seed_stats`); ``arrays.npz`` the predictions and histories (:func:`net_arrays`);
+:func:`net_from_store` rebuilds the :class:`~learnjax.protocol.TrainedNet`. N1 snapshot predictions
+are kept one small file per (epoch, seed) while N1 trains (:class:`SnapshotCache`).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from learnjax import protocol, store as store_lib
+
+
+def seed_stats(values) -> dict:
+  mean, std = protocol.mean_std(values)
+  return {"mean": mean, "std": std, "per_seed": np.asarray(values).tolist()}
+
+
+def net_summary(net: protocol.TrainedNet) -> dict:
+  return {"epochs": net.epochs, "train_error": net.train_error,
+          "final_learning_rate": net.learning_rate, "diverged": net.diverged,
+          "diverged_epoch": net.diverged_epoch, "seconds": net.seconds}
+
+
+def net_arrays(prefix: str, net: protocol.TrainedNet) -> dict:
+  arrays = {f"{prefix}_preds_d3": net.preds_d3}
+  if net.preds_d2 is not None:
+    arrays[f"{prefix}_preds_d2"] = net.preds_d2
+  for epoch, (preds_d2, preds_d3) in net.snapshots.items():
+    arrays[f"{prefix}_epoch{epoch}_preds_d2"] = preds_d2
+    arrays[f"{prefix}_epoch{epoch}_preds_d3"] = preds_d3
+  for name, values in net.history.items():
+    arrays[f"{prefix}_history_{name}"] = values
+  return arrays
+
+
+def net_from_store(result: dict, arrays: dict, prefix: str) -> protocol.TrainedNet:
+  history = {k[len(prefix) + 9:]: v for k, v in arrays.items()
+             if k.startswith(f"{prefix}_history_")}
+  snapshots = {e: (arrays[f"{prefix}_epoch{e}_preds_d2"], arrays[f"{prefix}_epoch{e}_preds_d3"])
+               for e in result.get("snapshot_epochs", [])}
+  return protocol.TrainedNet(
+      snapshots=snapshots,
+      preds_d3=arrays[f"{prefix}_preds_d3"], preds_d2=arrays.get(f"{prefix}_preds_d2"),
+      epochs=np.asarray(result["epochs"]), train_error=np.asarray(result["train_error"]),
+      learning_rate=np.asarray(result["final_learning_rate"]),
+      diverged=np.asarray(result["diverged"]), diverged_epoch=np.asarray(result["diverged_epoch"]),
+      history=history, seconds=result["seconds"])
+
+
+class SnapshotCache:
+  """N1's snapshot predictions, one small file per (epoch, seed), kept across interruptions."""
+
+  def __init__(self, directory: str):
+    self.directory = directory
+
+  def _path(self, key) -> str:
+    epoch, seed = key
+    return os.path.join(self.directory, f"epoch{epoch}_seed{seed}.npz")
+
+  def __contains__(self, key) -> bool:
+    return os.path.exists(self._path(key))
+
+  def __getitem__(self, key):
+    arrays = store_lib.read_npz(self._path(key))
+    return arrays["preds_d2"], arrays["preds_d3"]
+
+  def __setitem__(self, key, value) -> None:
+    store_lib.atomic_write_npz(self._path(key), {"preds_d2": value[0], "preds_d3": value[1]})
+
+
+def given_net(d2, d3, seeds: int) -> protocol.TrainedNet:
+  """An N1 given as its labels of D2 and D3, the same for every seed; untrained, so its training
+  numbers are unknown (None)."""
+  unknown = np.full((seeds,), None, object)
+  return protocol.TrainedNet(
+      preds_d3=np.tile(np.asarray(d3, np.int32), (seeds, 1)),
+      preds_d2=np.tile(np.asarray(d2, np.int32), (seeds, 1)),
+      epochs=np.zeros((seeds,), np.int32), train_error=unknown, learning_rate=unknown,
+      diverged=np.zeros((seeds,), bool), diverged_epoch=np.full((seeds,), -1, np.int32),
+      history={}, seconds=0.0)
