@@ -51,20 +51,6 @@ class Cell:
     return f"{self.n1_job.id}__{self.n2.name}__b{self.n2_batch_size}{epoch}"
 
 
-def as_list(value, kind=str) -> list:
-  """A config axis value: one value, or several separated by commas."""
-  if isinstance(value, str):
-    items = [v.strip() for v in value.split(",") if v.strip()]
-  elif isinstance(value, (list, tuple)):
-    items = list(value)
-  else:
-    items = [value]
-  try:
-    return [kind(v) for v in items]
-  except ValueError:
-    raise LearnjaxError(f"cannot read {value!r} as a list of {kind.__name__}") from None
-
-
 def _model_choices(block, field: str) -> list[ModelChoice]:
   choices = []
   for name in validation.grid_list(block.model, f"{field}.model"):
@@ -83,7 +69,7 @@ def plan(config) -> list[tuple[N1Job, list[Cell]]]:
   validation.check_config(config)
   variant_list = [variants.check_variant(v)
                   for v in validation.grid_list(config.data.variant, "data.variant")]
-  given = as_list(config.n1.model) == [predictions.MODEL]
+  given = validation.grid_list(config.n1.model, "n1.model") == [predictions.MODEL]
   n1_models = _prediction_choices(config) if given else _model_choices(config.n1, "n1")
   if "same" in n1_models or "none" in n1_models:
     raise LearnjaxError("config.n1.model must name models ('same' and 'none' are for n2)")
@@ -104,20 +90,21 @@ def plan(config) -> list[tuple[N1Job, list[Cell]]]:
 
 def _prediction_choices(config) -> list[ModelChoice]:
   """n1.model=predictions: one N1 per file of n1.predictions, named by n1.name or its stem."""
-  files = as_list(config.n1.get("predictions", ""))
-  names = as_list(config.n1.get("name", "")) or [None] * len(files)
+  files = validation.grid_list(config.n1.get("predictions", ""), "n1.predictions", allow_empty=True)
+  names = validation.grid_list(config.n1.get("name", ""), "n1.name", allow_empty=True) or [None] * len(files)
   if not files:
     predictions.load("", 0, 0, 0)  # raises: says what n1.predictions must hold
   if len(names) != len(files):
     raise LearnjaxError(f"config.n1.name gives {len(names)} names for {len(files)} predictions "
                         "files; give one per file (comma-separated) or none")
-  if "same" in as_list(config.n2.model):
+  if "same" in validation.grid_list(config.n2.model, "n2.model"):
     raise LearnjaxError("n2.model=same needs N1's architecture, which an N1 given as predictions "
                         "does not have; name N2's model (--config.n2.model=mlp_1, ...)")
-  if as_list(config.data.variant) != ["true"] or snapshot_epochs(config):
+  variant_list = validation.grid_list(config.data.variant, "data.variant")
+  if variant_list != ["true"] or snapshot_epochs(config):
     raise LearnjaxError("an N1 given as predictions is trained elsewhere: data.variant must be "
                         "'true' and n1.snapshot_epochs empty")
-  if len(as_list(config.n1.batch_size)) > 1:
+  if len(validation.grid_list(config.n1.batch_size, "n1.batch_size", int)) > 1:
     raise LearnjaxError("an N1 given as predictions has no batch size to sweep: give one "
                         "n1.batch_size")
   choices = [ModelChoice(predictions.name_of(f, n), predictions.MODEL,
