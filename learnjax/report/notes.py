@@ -41,25 +41,27 @@ def collect_notes(ctx: Context) -> list[str]:
                    f"(checkpoint, no result yet): {', '.join(pending)}")
   stop = ctx.stop_error
   max_epochs = ctx.block("train").get("max_epochs")
-  unfinished_n1 = []
-  for r in ctx.n1s:
-    errors = np.asarray(r.get("train_error", []), float)
-    if errors.size and (errors >= stop).any():
-      unfinished_n1.append(f"{r['n1']} ({int((errors >= stop).sum())} of {errors.size})")
-  unfinished_n2 = []
-  for c in ctx.cells:
-    errors = np.asarray((c.get("n2") or {}).get("train_error", []), float)
-    if errors.size and (errors >= stop).any():
-      unfinished_n2.append(f"{c['cell']} ({int((errors >= stop).sum())} of {errors.size})")
+  def above_target(name, errors):
+    errors = np.asarray(errors if errors is not None else [], float)
+    above = int((errors >= stop).sum())
+    return (name, above, errors.size) if above else None
+
+  unfinished_n1 = [u for r in ctx.n1s if (u := above_target(r["n1"], r.get("train_error")))]
+  unfinished_n2 = [u for c in ctx.cells
+                   if (u := above_target(c["cell"], (c.get("n2") or {}).get("train_error")))]
   limit = f", epoch limit {max_epochs}" if max_epochs else ""
-  for who, names, total in (("N1", unfinished_n1, len(ctx.n1s)), ("N2", unfinished_n2, len(ctx.cells))):
-    if names and len(names) == total:
+  for who, units, total in (("N1", unfinished_n1, len(ctx.n1s)),
+                            ("N2", unfinished_n2, len(ctx.cells))):
+    if units and len(units) == total:
+      above, seeds = sum(u[1] for u in units), sum(u[2] for u in units)
       notes.append(f"{who} stopped above the {100 * stop:g}% training-error target{limit}, in "
-                   + ("its only training" if total == 1 else f"all {total} trainings"))
-    elif names:
-      shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+                   + ("its only training" if total == 1 else f"all {total} trainings")
+                   + f" ({above} of {seeds} seeds)")
+    elif units:
+      shown = ", ".join(f"{name} ({above} of {n})" for name, above, n in units[:8])
+      shown += f" and {len(units) - 8} more" if len(units) > 8 else ""
       notes.append(f"{who} stopped above the {100 * stop:g}% training-error target{limit}, in "
-                   f"{len(names)} of {total} trainings (seeds above the target / seeds): {shown}")
+                   f"{len(units)} of {total} trainings (seeds above the target / seeds): {shown}")
   seeds = {c.get("seeds") for c in ctx.cells + ctx.n1s} - {None}
   if len(seeds) > 1:
     notes.append(f"results have different seed counts: {sorted(seeds)}")
