@@ -1,14 +1,33 @@
 """Shared fixtures: small real data from the embedded digits."""
 
 import os
+import shutil
+import tempfile
 
 # Tests run on the CPU; keep XLA from grabbing every core's worth of threads per process.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+# One persistent compilation cache for the run, set in the environment before JAX is imported, so
+# that the test processes (xdist workers) and every command line they start share compiled
+# programs: many tests train the same tiny networks on the same shapes. A run that sets
+# JAX_COMPILATION_CACHE_DIR itself keeps its own; the run's temporary cache is removed at the end.
+_OWN_CACHE = "LEARNJAX_TEST_OWN_CACHE"
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="learnjax_test_cc_")
+  os.environ[_OWN_CACHE] = os.environ["JAX_COMPILATION_CACHE_DIR"]
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 import ml_collections
 import pytest
 
 from learnjax.data import sources, splits
+
+
+def pytest_unconfigure(config):
+  # The process that made the cache (not an xdist worker) removes it.
+  if not hasattr(config, "workerinput") and os.environ.get(_OWN_CACHE):
+    shutil.rmtree(os.environ.pop(_OWN_CACHE), ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

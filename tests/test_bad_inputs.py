@@ -20,6 +20,9 @@ from typing import Callable
 import numpy as np
 import pytest
 
+# A trained run and about a hundred command lines in subprocesses.
+pytestmark = pytest.mark.slow
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BASE = [f"--config={ROOT}/configs/quickstart.py", "--config.data.variant=true",
         "--config.seeds=2", "--config.train.max_epochs=2", "--config.data.name=npz",

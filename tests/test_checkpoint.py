@@ -11,6 +11,9 @@ import time
 import numpy as np
 import pytest
 
+# Each test trains in subprocesses and waits for checkpoints: long.
+pytestmark = pytest.mark.slow
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Long enough (no early stop) that a kill lands mid-training; small enough to run in seconds.
 ARGS = ["--config=configs/quickstart.py", "--config.seeds=2", "--config.train.max_epochs=60",

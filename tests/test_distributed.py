@@ -6,6 +6,8 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARGS = ["--config=configs/quickstart.py", "--config.seeds=2", "--config.train.max_epochs=3",
         "--config.data.n1_size=200", "--config.data.n2_size=200", "--config.data.test_size=100"]
@@ -22,6 +24,7 @@ def cells(workdir):
     return {c["cell"]: c["learnability"]["per_seed"] for c in json.load(f)["cells"]}
 
 
+@pytest.mark.slow
 def test_two_local_processes_split_the_rows_and_match_one_process(tmp_path):
   env = dict(os.environ, JAX_PLATFORMS="cpu")
   single = str(tmp_path / "single")

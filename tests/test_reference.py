@@ -45,6 +45,9 @@ import pytest
 from learnjax import engine, execution, models
 from learnjax.models import layers
 
+# Compiles three networks twice each (engine and reference) and trains them epoch by epoch.
+pytestmark = pytest.mark.slow
+
 RTOL, ATOL = 1e-5, 1e-6
 EPS, MOMENTUM = 1e-5, 0.1
 
