@@ -24,6 +24,21 @@ import pytest
 from learnjax.data import sources, splits
 
 
+def pytest_addoption(parser):
+  parser.addoption("--slow", action="store_true",
+                   help="also run the tests marked slow (CI and the README's test command do)")
+
+
+def pytest_collection_modifyitems(config, items):
+  # The default run leaves out the long tests; --slow (or any -m expression) decides otherwise.
+  if config.getoption("--slow") or config.option.markexpr:
+    return
+  slow = [item for item in items if item.get_closest_marker("slow")]
+  if slow:
+    config.hook.pytest_deselected(items=slow)
+    items[:] = [item for item in items if not item.get_closest_marker("slow")]
+
+
 def pytest_unconfigure(config):
   # The process that made the cache (not an xdist worker) removes it.
   if not hasattr(config, "workerinput") and os.environ.get(_OWN_CACHE):
