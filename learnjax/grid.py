@@ -11,6 +11,7 @@ import itertools
 import os
 
 from learnjax import models, predictions, validation
+from learnjax.validation import snapshot_epochs
 from learnjax.data import variants
 from learnjax.errors import LearnjaxError
 
@@ -114,6 +115,3 @@ def _prediction_choices(config) -> list[ModelChoice]:
     raise LearnjaxError(f"two predictions files share the name {', '.join(c.name for c in choices)}"
                         "; name them with --config.n1.name=NAME1,NAME2,...")
   return choices
-
-
-snapshot_epochs = validation.snapshot_epochs
