@@ -190,8 +190,8 @@ class Workdir:
     stored = _read_record(path, "is not a learnjax config")
     if not isinstance(stored, dict) or not all(isinstance(stored.get(b), dict)
                                                for b in ("data", "n1", "train")):
-      raise LearnjaxError(f"{path} is not a learnjax config (another program's file?); it is left "
-                          "as it is: give another --workdir, or move the file away")
+      raise LearnjaxError(f"{path} is not a learnjax config (written by another program?); it is "
+                          "left as it is: give another --workdir, or move the file away")
     changes = describe_changes(settings(stored), self.settings)
     if changes:
       self._refuse(f"with a different config ({changes})", "config")
@@ -248,8 +248,8 @@ class Workdir:
         missing = [n for n in (CONFIG_RECORD, DATA_RECORD)
                    if not os.path.exists(os.path.join(self.workdir, n))]
         raise LearnjaxError(
-            f"{what} was written by an older learnjax without a fingerprint, and the workdir's "
-            f"{' and '.join(missing)}, which would vouch for its settings, is missing; use a new "
+            f"{what} was written by an older learnjax without a fingerprint, and the "
+            f"{' and '.join(missing)} of the workdir, which would vouch for its settings, is missing; use a new "
             "--workdir, or restore that file")
       return
     want = self.planned.get(label)

@@ -173,7 +173,7 @@ def check_workdir(workdir) -> None:
     raise LearnjaxError("--workdir is empty; give the folder for results (created if missing)")
   if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", str(workdir)):
     raise LearnjaxError(f"--workdir {workdir} is a URL; learnjax writes to a folder: mount the "
-                        "bucket or share (gcsfuse, NFS) and give the mount's path")
+                        "bucket or share (gcsfuse, NFS) and give the path of the mount")
   path = os.path.abspath(workdir)
   if os.path.exists(path) and not os.path.isdir(path):
     raise LearnjaxError(f"--workdir {workdir} is a file; give a folder (new, or holding learnjax "

@@ -247,7 +247,7 @@ def test_a_legacy_unit_without_its_record_is_never_adopted(tmp_path):
   shutil.copytree(os.path.join(FIXTURES, "workdir_legacy"), workdir)
   os.remove(os.path.join(workdir, "config.json"))
   refused(fixture_config(), workdir, "written by an older learnjax without a fingerprint, and the "
-          "workdir's config.json, which would vouch for its settings, is missing")
+          "config.json of the workdir, which would vouch for its settings, is missing")
 
 
 # 1. An interrupted first training, then a changed setting or data: refused, never resumed.
