@@ -318,6 +318,54 @@ def test_an_interrupted_training_resumes_only_under_its_own_settings_and_data(tm
     np.testing.assert_array_equal(stored[key], again[key], err_msg=key)
 
 
+KILLED = ["--config=configs/quickstart.py", "--config.data.variant=true", "--config.seeds=1",
+          "--config.train.max_epochs=60", "--config.train.stop_error=0",
+          "--config.data.n1_size=60", "--config.data.n2_size=60", "--config.data.test_size=40",
+          "--config.checkpoint_every_epochs=1"]
+
+
+def main(workdir, *extra):
+  return subprocess.run([sys.executable, "-m", "learnjax.main", *KILLED, *extra,
+                         f"--workdir={workdir}"], cwd=ROOT, capture_output=True, text=True,
+                        timeout=600)
+
+
+def one_error(proc) -> str:
+  assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+  [line] = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+  assert ": training" not in proc.stdout
+  return line
+
+
+@pytest.mark.slow
+def test_a_training_killed_mid_run_resumes_under_its_own_settings_only(tmp_path):
+  workdir = str(tmp_path / "w")
+  proc = subprocess.Popen([sys.executable, "-m", "learnjax.main", *KILLED, f"--workdir={workdir}"],
+                          cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  deadline = time.time() + 300
+  in_flight = os.path.join(workdir, "checkpoints", "n1", "true__mlp_1__b64", "seeds0-0")
+  while not (os.path.isdir(in_flight) and any(n.isdigit() and int(n) >= 2
+                                              for n in os.listdir(in_flight))):
+    assert time.time() < deadline and proc.poll() is None
+    time.sleep(0.05)
+  proc.kill()
+  proc.wait()
+  before = tree(workdir)
+  line = one_error(main(workdir, "--config.train.learning_rate=0.05"))
+  assert "holds unfinished trainings begun with a different config (train.learning_rate: " \
+         "0.01 -> 0.05)" in line
+  os.remove(os.path.join(workdir, "config.json"))
+  line = one_error(main(workdir, "--config.train.learning_rate=0.05"))
+  assert "(an unfinished training) was computed with other settings (train.learning_rate: " \
+         "0.01 -> 0.05)" in line
+  assert tree(workdir) == {k: v for k, v in before.items() if k != "config.json"}
+  resumed = main(workdir)  # the same settings: the checkpoint's fingerprint vouches for it
+  assert resumed.returncode == 0, resumed.stderr
+  assert os.path.exists(os.path.join(workdir, "config.json"))
+  with open(os.path.join(workdir, "n1", "true__mlp_1__b64", "result.json")) as f:
+    assert json.load(f)["epochs"] == [60]
+
+
 # 2. Two launches on one fresh workdir at once: other settings refused, the same settings join.
 
 CONCURRENT = ["--config=configs/quickstart.py", "--config.data.variant=true,random_labels",
