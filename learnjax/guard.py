@@ -249,8 +249,9 @@ class Workdir:
                    if not os.path.exists(os.path.join(self.workdir, n))]
         raise LearnjaxError(
             f"{what} was written by an older learnjax without a fingerprint, and the "
-            f"{' and '.join(missing)} of the workdir, which would vouch for its settings, is missing; use a new "
-            "--workdir, or restore that file")
+            f"{' and '.join(missing)} of the workdir, which would vouch for its settings, "
+            f"{'is' if len(missing) == 1 else 'are'} missing; use a new --workdir, or restore "
+            f"{'that file' if len(missing) == 1 else 'those files'}")
       return
     want = self.planned.get(label)
     changes = describe_changes(_workdir_part(stored), self.shared)
