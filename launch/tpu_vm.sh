@@ -3,10 +3,14 @@
 # experiment on all of them; each host joins through jax.distributed (Cloud TPU is detected) and
 # takes its share of the experiment on its local TPU chips.
 #
-#   launch/tpu_vm.sh TPU_NAME ZONE configs/t4_shallow_variants.py gs://BUCKET/learnjax/t4
+#   launch/tpu_vm.sh TPU_NAME ZONE configs/t4_shallow_variants.py /mnt/gcs/learnjax/t4
 #
-# The workdir must be visible to every worker (a GCS bucket through gcsfuse, or NFS); the
-# tensorflow-datasets data dir likewise (--config.data.data_dir=...).
+# The workdir is a folder that every worker sees at the same path: NFS, or a GCS bucket mounted
+# on every worker (gcsfuse --implicit-dirs --rename-dir-limit=100000 BUCKET /mnt/gcs; orbax renames
+# each finished checkpoint's folder). A gs:// URL is not a folder and is refused. Under
+# --distributed each row of the experiment belongs to one process (its process index), so the
+# rows need no file locks, which gcsfuse lacks; process 0 records the settings before the others
+# start. The tensorflow-datasets data dir must be visible likewise (--config.data.data_dir=...).
 set -euo pipefail
 tpu=${1:?usage: launch/tpu_vm.sh TPU_NAME ZONE CONFIG WORKDIR [flags...]}
 zone=${2:?}

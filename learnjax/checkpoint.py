@@ -15,7 +15,6 @@ killed mid-save leaves the previous checkpoint intact.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import threading
 
@@ -123,8 +122,3 @@ class TrainingCheckpoint:
                       force=True)
     self.manager.wait_until_finished()
 
-  def remove(self) -> None:
-    if self._manager is not None:
-      self._manager.close()
-      self._manager = None
-    shutil.rmtree(self.directory, ignore_errors=True)

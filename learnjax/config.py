@@ -79,6 +79,36 @@ def base_config() -> ml_collections.ConfigDict:
   return config
 
 
+# Fields added after the first release, each with the value at which learnjax behaves as it did
+# before the field existed. At that value a field is left out of every fingerprint
+# (:mod:`learnjax.guard`), so a workdir stored before it existed still resumes, and
+# :func:`stored_config` gives it that value where an older config.json lacks it. Every field added
+# from now on goes here (with the old behaviour's value, whatever its default).
+NEUTRAL = {"train.precision": "default", "train.shared_order": False}
+
+
+def stored_config(path: str) -> ml_collections.ConfigDict:
+  """The config a workdir's ``config.json`` holds, complete for this release: a field it lacks
+  (written before the field existed) gets its :data:`NEUTRAL` value, else its default."""
+  import json
+  with open(path) as f:
+    stored = dict(_flat(json.load(f)))
+  config = base_config()
+  known = dict(_flat(config.to_dict()))
+  unknown = sorted(set(stored) - set(known))
+  if unknown:
+    raise ValueError(f"{path} holds fields this learnjax does not know ({', '.join(unknown[:5])})"
+                     "; replay it with the learnjax release that wrote it")
+  for key, value in {**{k: v for k, v in NEUTRAL.items() if k not in stored}, **stored}.items():
+    *blocks, name = key.split(".")
+    node = config
+    for block in blocks:
+      node = node[block]
+    with node.ignore_type():
+      node[name] = value
+  return config
+
+
 def make_smoke(config: ml_collections.ConfigDict, max_epochs: int = 10, seeds: int = 2,
                sizes: tuple[int, int, int] = (300, 300, 200)) -> ml_collections.ConfigDict:
   """Shrinks an experiment to a CPU smoke run on the embedded digits: same grid, few epochs."""

@@ -78,7 +78,8 @@ def main(argv):
   if _DISTRIBUTED.value:
     task_index, num_tasks = _join_distributed()
   try:
-    results = sweep.train_and_evaluate(config, _WORKDIR.value, task_index, num_tasks)
+    results = sweep.train_and_evaluate(config, _WORKDIR.value, task_index, num_tasks,
+                                       distributed=_DISTRIBUTED.value)
   except LearnjaxError as e:
     _fail(str(e))
   except checkpoint.Preempted as e:

@@ -2,15 +2,17 @@
 
 Layout of a workdir::
 
-  config.json                 the resolved config of the last launch
-  plan.json                   the ids of every N1 and cell that launch planned
+  config.json                 the resolved config of the first launch, created once (learnjax.guard)
+  plan.json                   the ids of every N1 and cell the last launch planned
   data.json                   hashes of the data the results were computed on (see data/fingerprint)
+  n1/<n1_id>/fingerprint.json the fields that determined that N1 (learnjax.guard), written first
   n1/<n1_id>/result.json      a trained N1 (all seeds): its numbers, the library versions ...
   n1/<n1_id>/arrays.npz       ... and its predictions on D2 and D3, and its history
   cells/<cell_id>/result.json one learnability measurement (all seeds) ...
   cells/<cell_id>/arrays.npz  ... with N1's and N2's predictions on D3
   results.json                every finished cell's result.json, gathered
-  checkpoints/<kind>/<id>/    in-flight training state of an unfinished unit (orbax)
+  checkpoints/<kind>/<id>/    in-flight training state of an unfinished unit (orbax), with the
+                              fingerprint.json of the unit it belongs to, written before it
   locks/<n1_id>.lock          held by the process working on that N1 row
 
 Every file is written to a temporary name in its folder and renamed into place; result.json is
@@ -115,11 +117,16 @@ class Store:
   def has(self, kind: str, unit_id: str) -> bool:
     return os.path.exists(os.path.join(self._unit(kind, unit_id), "result.json"))
 
-  def save(self, kind: str, unit_id: str, result: dict, arrays: dict[str, np.ndarray]) -> None:
-    """Stores a finished unit (with the versions that computed it, :mod:`learnjax.provenance`)
-    and drops its in-flight checkpoints."""
+  def save(self, kind: str, unit_id: str, result: dict, arrays: dict[str, np.ndarray],
+           fingerprint: dict | None = None) -> None:
+    """Stores a finished unit (with the versions that computed it, :mod:`learnjax.provenance`,
+    and ``fingerprint``, the fields that determined it: :mod:`learnjax.guard`) and drops its
+    in-flight checkpoints."""
     folder = self._unit(kind, unit_id)
     result = {**result, "versions": result.get("versions") or provenance.versions()}
+    if fingerprint is not None:
+      from learnjax import guard
+      guard.write_fingerprint(folder, fingerprint)
     atomic_write_npz(os.path.join(folder, "arrays.npz"), arrays)
     atomic_write_json(os.path.join(folder, "result.json"), result)
     shutil.rmtree(self.checkpoint_dir(kind, unit_id), ignore_errors=True)

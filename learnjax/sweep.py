@@ -11,13 +11,13 @@ so no N1 is trained twice, and they may write into one shared workdir.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import time
 
 import numpy as np
 
-from learnjax import checkpoint, engine, models, predictions, protocol, records, validation
+from learnjax import checkpoint, engine, guard, models, predictions, protocol, records, validation
 from learnjax.data import fingerprint as fingerprint_lib, sources, splits as splits_lib
 from learnjax.grid import Cell, ModelChoice, N1Job, plan, snapshot_epochs
 from learnjax.errors import LearnjaxError
@@ -25,8 +25,6 @@ from learnjax.progress import EpochPrinter
 from learnjax.report import console
 from learnjax import store as store_lib
 from learnjax.store import Store
-
-
 
 
 # train.precision -> (jax_default_matmul_precision, the models' compute dtype); parameters stay
@@ -70,8 +68,7 @@ class Experiment:
                                          config.data.test_size)
     self.data_fingerprint = fingerprint_lib.fingerprint(self.pool, self.splits)
     self.store = Store(workdir)
-    check_workdir_config(self.store, config)
-    validation.check_workdir_data(workdir, self.data_fingerprint)
+    guard.Workdir(workdir, config, self.data_fingerprint).check_records()
     validation.check_devices(config)
     apply_precision(config)
     self.seed_indices = np.arange(config.seeds)
@@ -82,11 +79,41 @@ class Experiment:
     self.given = {job.n1: predictions.load(job.n1.predictions, len(self.splits.d2),
                                            len(self.splits.d3), self.splits.num_classes)
                   for job, _ in self.rows if job.n1.predictions}
+    check_given_predictions(self)
+    self.guard = guard.Workdir(workdir, config, self.data_fingerprint, self._planned_fields())
+    self.guard.check_records()
+    self.guard.check_units()
     for job, cells in self.rows:
       if not job.n1.predictions:
         self.trainer(job.n1, job.batch_size)
       for cell in cells:
         self.trainer(cell.n2, cell.n2_batch_size)
+
+  def _planned_fields(self) -> dict[str, dict]:
+    """The fingerprint fields of every N1 and cell this launch plans ('n1/<id>', 'cells/<id>')."""
+    protocol_settings = guard.settings(self.config)
+    planned = {}
+    for job, cells in self.rows:
+      given = job.n1.predictions
+      n1 = guard.n1_fields(protocol_settings, self.data_fingerprint, job.variant, job.n1.name,
+                           job.batch_size, () if given else snapshot_epochs(self.config),
+                           self.given[job.n1][2] if given else None)
+      planned[f"n1/{job.id}"] = n1
+      for cell in cells:
+        planned[f"cells/{cell.id}"] = guard.cell_fields(n1, cell.n2.name, cell.n2_batch_size,
+                                                        cell.n1_epoch)
+    return planned
+
+  def _bind(self, kind: str, unit_id: str) -> dict:
+    """Before a unit trains: its in-flight state checked and fingerprinted; its fingerprint."""
+    label = f"{kind}/{unit_id}"
+    self.guard.bind_checkpoint(label, self.store.checkpoint_dir(kind, unit_id))
+    return self.guard.planned[label]
+
+  def _load(self, kind: str, unit_id: str, with_arrays: bool = True):
+    """A stored unit, once its fingerprint is checked against this launch's."""
+    self.guard.check_unit(f"{kind}/{unit_id}", self.store._unit(kind, unit_id), in_flight=False)
+    return self.store.load(kind, unit_id, with_arrays)
 
   def trainer(self, choice: ModelChoice, batch_size: int) -> engine.Trainer:
     key = (choice, batch_size)
@@ -110,9 +137,10 @@ class Experiment:
 
   def n1(self, job: N1Job) -> protocol.TrainedNet:
     if self.store.has("n1", job.id):
-      return records.net_from_store(*self.store.load("n1", job.id), prefix="n1")
+      return records.net_from_store(*self._load("n1", job.id), prefix="n1")
     if job.n1.predictions:
       return self._given_n1(job)
+    fingerprint = self._bind("n1", job.id)
     self.out(f"N1 {job.id}: training {job.n1.name} on D1 ({job.variant}), "
              f"{len(self.splits.d1)} examples, {self.config.seeds} seeds")
     net = protocol.train_n1(self.splits, self.trainer(job.n1, job.batch_size), job.variant,
@@ -134,7 +162,7 @@ class Experiment:
               "param_tensors": size.tensors, "snapshot_epochs": sorted(net.snapshots),
               **records.net_summary(net), **self._class_names()}
     arrays = {**records.net_arrays("n1", net), "y_d2": self.splits.d2.y, "y_d3": self.splits.d3.y}
-    self.store.save("n1", job.id, result, arrays)
+    self.store.save("n1", job.id, result, arrays, fingerprint=fingerprint)
     return net
 
   def _class_names(self) -> dict:
@@ -153,7 +181,7 @@ class Experiment:
               "source": predictions.MODEL, "predictions_file": job.n1.predictions,
               "predictions_sha256": sha256, **records.net_summary(net), **self._class_names()}
     arrays = {**records.net_arrays("n1", net), "y_d2": self.splits.d2.y, "y_d3": self.splits.d3.y}
-    self.store.save("n1", job.id, result, arrays)
+    self.store.save("n1", job.id, result, arrays, fingerprint=self.guard.planned[f"n1/{job.id}"])
     return net
 
   def cell(self, cell: Cell, n1: protocol.TrainedNet) -> dict:
@@ -168,6 +196,7 @@ class Experiment:
       n1_preds_d2, n1_preds_d3 = n1.snapshots[cell.n1_epoch]
     when = "" if cell.n1_epoch is None else f" after epoch {cell.n1_epoch}"
     self.out(f"N2 {cell.id}: training {cell.n2.name} on N1's labels of D2{when}")
+    fingerprint = self._bind("cells", cell.id)
     n2 = protocol.train_n2(self.splits, self.trainer(cell.n2, cell.n2_batch_size), n1_preds_d2,
                            self.config.seed, self.seed_indices,
                            seed_layout=self.config.train.seed_layout,
@@ -177,7 +206,7 @@ class Experiment:
                            devices=self.config.train.get("devices", 0),
                            concurrent_seeds=self.config.train.get("concurrent_seeds", 0))
     y3 = self.splits.d3.y
-    n1_result, _ = self.store.load("n1", job.id, with_arrays=False)
+    n1_result, _ = self._load("n1", job.id, with_arrays=False)
     result = {
         "cell": cell.id, "dataset": self.pool.name, "variant": job.variant,
         "n1_model": job.n1.name, "n1_batch_size": job.batch_size,
@@ -194,7 +223,7 @@ class Experiment:
     }
     arrays = {"n1_preds_d3": n1_preds_d3, "n1_preds_d2": n1_preds_d2, **records.net_arrays("n2", n2),
               "y_d3": y3}
-    self.store.save("cells", cell.id, result, arrays)
+    self.store.save("cells", cell.id, result, arrays, fingerprint=fingerprint)
     return result
 
   def _save_failed(self, cell: Cell, status: str, error: Exception) -> None:
@@ -204,7 +233,8 @@ class Experiment:
               "n1_batch_size": job.batch_size, "n2_model": cell.n2.name,
               "n2_batch_size": cell.n2_batch_size, "n1_epoch": cell.n1_epoch,
               "seeds": int(self.config.seeds)}
-    self.store.save("cells", cell.id, result, {})
+    self.store.save("cells", cell.id, result, {},
+                    fingerprint=self.guard.planned[f"cells/{cell.id}"])
 
   def _run_row(self, job: N1Job, todo: list[Cell], done: int, total: int, start: float) -> int:
     """Trains (or loads) one N1 and its unfinished cells; returns how many cells it finished."""
@@ -237,7 +267,10 @@ class Experiment:
                f"{console.fmt(result['n1_test_accuracy'])} ({time.time() - start:.0f}s so far)")
     return finished
 
-  def run(self, task_index: int = 0, num_tasks: int = 1) -> list[dict]:
+  def run(self, task_index: int = 0, num_tasks: int = 1, lock_rows: bool = True) -> list[dict]:
+    """Trains this task's rows; each row under its lock (``lock_rows``), so that processes sharing
+    the workdir split them. Without locks (a file system without them), each row must have one
+    owner by construction: distinct task indices (``--distributed``'s process indices)."""
     if not (isinstance(num_tasks, int) and num_tasks >= 1 and 0 <= task_index < num_tasks):
       raise LearnjaxError(f"task_index must be in 0..num_tasks-1, got {task_index} of {num_tasks}")
     mine = self.rows[task_index::num_tasks]
@@ -257,7 +290,7 @@ class Experiment:
       todo = [c for c in cells if not self.store.has("cells", c.id)]
       if not todo and (cells or self.store.has("n1", job.id)):
         continue
-      with self.store.claim(job.id) as mine_now:
+      with self.store.claim(job.id) if lock_rows else contextlib.nullcontext(True) as mine_now:
         if not mine_now:
           held_elsewhere.append(job.id)
           continue
@@ -277,43 +310,9 @@ def is_out_of_memory(error: Exception) -> bool:
   return "RESOURCE_EXHAUSTED" in text or "Out of memory" in text or "OutOfMemory" in text
 
 
-# Fields that may differ between launches on one workdir: the grid axes (cells are keyed by them)
-# and how the work is executed, which does not change the numbers.
-_FREE_FIELDS = ("experiment", "data.variant", "n1.model", "n1.width", "n1.depth", "n1.batch_size",
-                "n1.snapshot_epochs", "n2.model", "n2.width", "n2.depth", "n2.batch_size",
-                "train.loop", "train.seed_layout", "train.eval_batch_size", "train.devices",
-                "train.concurrent_seeds",
-                "checkpoint_every_epochs", "progress_seconds")
-# The files of N1s given as predictions are an axis too; their content is checked by hash.
-_FREE_FIELDS += ("n1.predictions", "n1.name")
-
-
-def _protocol_fields(config_dict: dict) -> dict:
-  flat = {}
-
-  def walk(prefix, value):
-    if isinstance(value, dict):
-      for k, v in value.items():
-        walk(f"{prefix}{k}.", v)
-    else:
-      flat[prefix[:-1]] = value
-
-  walk("", config_dict)
-  return {k: v for k, v in flat.items() if k not in _FREE_FIELDS}
-
-
 def check_workdir_config(store: Store, config) -> None:
-  """Refuses a workdir whose stored results were computed under a different protocol."""
-  path = os.path.join(store.workdir, "config.json")
-  if not os.path.exists(path) or not store.results("cells") + store.results("n1"):
-    return
-  old = _protocol_fields(store_lib.read_json(path))
-  new = _protocol_fields(json.loads(config.to_json_best_effort()))
-  changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
-  if changed:
-    details = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed[:5])
-    raise LearnjaxError(f"{store.workdir} holds results computed with a different config "
-                        f"({details}); use a new --workdir, or the config of those results")
+  """Refuses a workdir launched with other protocol settings (its config.json, see guard)."""
+  guard.Workdir(store.workdir, config).check_records()
 
 
 def check_given_predictions(experiment: Experiment) -> None:
@@ -331,12 +330,25 @@ def check_given_predictions(experiment: Experiment) -> None:
 
 
 def train_and_evaluate(config, workdir: str, task_index: int = 0, num_tasks: int = 1,
-                       out=print) -> list[dict]:
-  """Runs (or resumes) the experiment of ``config`` in ``workdir``; returns this task's cells."""
+                       out=print, distributed: bool = False) -> list[dict]:
+  """Runs (or resumes) the experiment of ``config`` in ``workdir``; returns this task's cells.
+
+  The workdir's record of the settings and data is created (or matched) before anything trains.
+  ``distributed``: the processes of one ``jax.distributed`` job, task = process index; process 0
+  creates the record while the others wait, and the rows go unlocked (each has one owner), so a
+  shared file system without locks (gcsfuse) serves.
+  """
   experiment = Experiment(config, workdir, out=out)
-  check_given_predictions(experiment)
-  experiment.store.write_config(config.to_json_best_effort(indent=1))
-  validation.write_workdir_data(experiment.store, experiment.data_fingerprint)
+  if distributed:
+    import jax
+    from jax.experimental import multihost_utils
+    if jax.process_index() == 0:
+      experiment.guard.open()
+    multihost_utils.sync_global_devices("learnjax: the workdir's record")
+    if jax.process_index() != 0:
+      experiment.guard.open()
+  else:
+    experiment.guard.open()
   store_lib.atomic_write_json(os.path.join(workdir, "plan.json"), {
       "n1": [job.id for job, _ in experiment.rows], "cells": experiment.cell_ids})
-  return experiment.run(task_index, num_tasks)
+  return experiment.run(task_index, num_tasks, lock_rows=not distributed)

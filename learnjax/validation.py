@@ -3,20 +3,21 @@
 A bad setting must never cost compute nor leave a number that looks right: :func:`check_config`
 refuses out-of-range, non-finite and mistyped fields, grid lists with empty or repeated elements,
 and snapshot epochs that training never reaches; :func:`check_workdir` refuses a results folder
-that cannot be used; :func:`check_workdir_data` (and :func:`check_data`) refuses a workdir whose results were
-computed on other data. None of them imports JAX, so the command line answers bad input in about a second.
+that cannot be used; :func:`check_data` refuses a workdir launched with other settings or data, or
+holding damaged or foreign record files (:mod:`learnjax.guard`). None of them imports JAX, so the
+command line answers bad input in about a second.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 import tempfile
 
 import ml_collections
 
-from learnjax import store as store_lib
-from learnjax.data.fingerprint import describe_changes
+from learnjax import guard
 from learnjax.errors import LearnjaxError
 
 PRECISION_NAMES = ("default", "float32", "tf32", "bfloat16")
@@ -170,6 +171,9 @@ def check_workdir(workdir) -> None:
   """Refuses a results folder that is empty, a file, under a file, or cannot be written."""
   if not workdir or not str(workdir).strip():
     raise LearnjaxError("--workdir is empty; give the folder for results (created if missing)")
+  if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", str(workdir)):
+    raise LearnjaxError(f"--workdir {workdir} is a URL; learnjax writes to a folder: mount the "
+                        "bucket or share (gcsfuse, NFS) and give the path of the mount")
   path = os.path.abspath(workdir)
   if os.path.exists(path) and not os.path.isdir(path):
     raise LearnjaxError(f"--workdir {workdir} is a file; give a folder (new, or holding learnjax "
@@ -193,36 +197,14 @@ def check_workdir(workdir) -> None:
                         f"({e.strerror})") from None
 
 
-DATA_RECORD = "data.json"
-
-
 def check_data(config, workdir: str) -> dict:
-  """Loads and checks the data and its split, and refuses a workdir of other data; its record."""
+  """Loads and checks the data and its split, and refuses a workdir whose record (config.json,
+  data.json) holds other settings or data, or is damaged or foreign; the data's record."""
   from learnjax.data import fingerprint, sources, splits
   pool = sources.load_pool(config.data)
   parts = splits.make_splits(pool, config.data.n1_size, config.data.n2_size, config.data.test_size)
   record = fingerprint.fingerprint(pool, parts)
-  check_workdir_data(workdir, record)
+  if os.path.isdir(workdir):
+    guard.Workdir(workdir, config, record).check_records()
   return record
 
-
-def _has_results(workdir: str) -> bool:
-  return any(os.path.isfile(os.path.join(workdir, kind, unit, "result.json"))
-             for kind in ("cells", "n1") if os.path.isdir(os.path.join(workdir, kind))
-             for unit in os.listdir(os.path.join(workdir, kind)))
-
-
-def check_workdir_data(workdir: str, fingerprint: dict) -> None:
-  """Refuses a workdir whose stored results were computed on other data than ``fingerprint``."""
-  path = os.path.join(workdir, DATA_RECORD)
-  if not os.path.exists(path) or not _has_results(workdir):
-    return
-  old = store_lib.read_json(path)
-  changes = describe_changes(old if isinstance(old, dict) else {}, fingerprint)
-  if changes:
-    raise LearnjaxError(f"{workdir} holds results computed on other data ({changes}); use "
-                        "a new --workdir, or the data of those results")
-
-
-def write_workdir_data(store, fingerprint: dict) -> None:
-  store_lib.atomic_write_json(os.path.join(store.workdir, DATA_RECORD), fingerprint)

@@ -64,6 +64,18 @@ def write(name: str, data: bytes) -> Callable:
   return setup
 
 
+def remove(name: str) -> Callable:
+  def setup(folder):
+    os.remove(os.path.join(folder, name))
+  return setup
+
+
+def foreign_workdir(folder):
+  """A folder holding another program's config.json and nothing else."""
+  os.makedirs(os.path.join(folder, "new"))
+  write("new/config.json", b'{"epochs": 3}')(folder)
+
+
 def object_arrays(folder):
   arrays = digits()
   arrays["x_train"] = np.array([x for x in arrays["x_train"]] + [None], dtype=object)[:-1]
@@ -302,6 +314,22 @@ CASES = [
          "cannot read reference file r.json",
          module="learnjax.report", base=False, setup=write("r.json", b"{not json"),
          absent="delete"),  # the user's own file
+    # The workdir's record and its units' fingerprints (learnjax.guard).
+    Case("config.json not JSON", [], "w/config.json is not a learnjax config",
+         setup=write("w/config.json", b"{oops")),
+    Case("config.json of another program", [], "w/config.json is not a learnjax config",
+         setup=write("w/config.json", b'{"model": "resnet50", "lr": 0.1}')),
+    Case("fresh workdir holding another program's config.json", ["--workdir=new"],
+         "new/config.json is not a learnjax config", setup=foreign_workdir),
+    Case("data.json damaged", ["--config.n2.model=mlp_2"], "w/data.json is damaged",
+         setup=write("w/data.json", b'{"dataset": "npz"'), absent="other data"),
+    Case("config.json lost, other settings", ["--config.seeds=3"],
+         "(a stored result) was computed with other settings (seeds: 2 -> 3)",
+         setup=remove("w/config.json")),
+    Case("data.json lost, other data", ["--config.n2.model=mlp_2"],
+         "(a stored result) was computed with other settings (data.train_labels: sha256",
+         setup=lambda folder: (remove("w/data.json")(folder), relabelled(folder))),
+    Case("workdir a URL", ["--workdir=gs://bucket/run"], "--workdir gs://bucket/run is a URL"),
 ]
 
 
