@@ -21,6 +21,7 @@ from learnjax import checkpoint, engine, models, predictions, protocol, records,
 from learnjax.data import fingerprint as fingerprint_lib, sources, splits as splits_lib
 from learnjax.grid import Cell, ModelChoice, N1Job, plan, snapshot_epochs
 from learnjax.errors import LearnjaxError
+from learnjax import progress
 from learnjax.progress import EpochPrinter
 from learnjax.report import console
 from learnjax import store as store_lib
@@ -59,13 +60,15 @@ def train_config(config, batch_size: int) -> engine.TrainConfig:
 class Experiment:
   """The state shared by the cells of one launch: data, compiled trainers, the store."""
 
-  def __init__(self, config, workdir: str, out=print):
+  def __init__(self, config, workdir: str, out=print, pool=None):
+    """``pool``: the data of ``config.data`` when the caller has loaded it already (the command
+    line checks it before JAX is imported); loaded here otherwise."""
     # Every check comes before the workdir is created or anything is compiled or trained.
     self.config = config
     validation.check_workdir(workdir)
     self.rows = plan(config)
-    self.out = out
-    self.pool = sources.load_pool(config.data)
+    self.out = progress.tolerant(out)   # a console that cannot show a line never stops the run
+    self.pool = sources.load_pool(config.data) if pool is None else pool
     self.splits = splits_lib.make_splits(self.pool, config.data.n1_size, config.data.n2_size,
                                          config.data.test_size)
     self.data_fingerprint = fingerprint_lib.fingerprint(self.pool, self.splits)
@@ -331,9 +334,11 @@ def check_given_predictions(experiment: Experiment) -> None:
 
 
 def train_and_evaluate(config, workdir: str, task_index: int = 0, num_tasks: int = 1,
-                       out=print) -> list[dict]:
-  """Runs (or resumes) the experiment of ``config`` in ``workdir``; returns this task's cells."""
-  experiment = Experiment(config, workdir, out=out)
+                       out=print, pool=None) -> list[dict]:
+  """Runs (or resumes) the experiment of ``config`` in ``workdir``; returns this task's cells.
+
+  ``pool``: the data of ``config.data``, if the caller has loaded it already."""
+  experiment = Experiment(config, workdir, out=out, pool=pool)
   check_given_predictions(experiment)
   experiment.store.write_config(config.to_json_best_effort(indent=1))
   validation.write_workdir_data(experiment.store, experiment.data_fingerprint)

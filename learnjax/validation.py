@@ -11,15 +11,19 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tempfile
 
 import ml_collections
 
 from learnjax import store as store_lib
+from learnjax.predictions import MODEL as PREDICTIONS_MODEL
 from learnjax.data.fingerprint import describe_changes
 from learnjax.errors import LearnjaxError
 
 PRECISION_NAMES = ("default", "float32", "tf32", "bfloat16")
+SEED_MAX = 2**32 - 1                 # random keys are made from 32-bit seeds
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")   # one path component, no hidden file
 CHOICES = {"train.error_measure": ("running", "full"), "train.loop": ("auto", "scan", "step"),
            "train.seed_layout": ("auto", "vmap", "sequential"), "train.precision": PRECISION_NAMES}
 
@@ -115,7 +119,9 @@ def check_config(config) -> None:
       raise LearnjaxError(f"config.{field} must be one of {', '.join(choices)}, "
                           f"got {flat[field]!r}")
   _integer(flat, "seeds", 1, "a positive integer")
-  _integer(flat, "seed", 0, "an integer >= 0")
+  if _integer(flat, "seed", 0, "an integer >= 0") > SEED_MAX:
+    raise LearnjaxError(f"config.seed must be at most {SEED_MAX} (2^32 - 1: random keys hold 32 "
+                        f"bits, a larger seed would be truncated), got {flat['seed']}")
   for size in ("data.n1_size", "data.n2_size", "data.test_size"):
     _integer(flat, size, 1, "a positive integer (or unset for the default)", none_ok=True)
   for block in ("n1", "n2"):
@@ -127,6 +133,7 @@ def check_config(config) -> None:
       raise LearnjaxError(f"config.{block}.batch_size must be positive integers, "
                           f"got {flat[f'{block}.batch_size']!r}")
   grid_list(flat["data.variant"], "data.variant")
+  check_unused_settings(flat)
   _number(flat, "train.learning_rate", 0, low_open=True, what="a positive finite number")
   _number(flat, "train.momentum", 0, 1, high_open=True, what="in [0, 1)")
   _number(flat, "train.plateau_factor", 0, 1, True, True, what="in (0, 1)")
@@ -146,6 +153,47 @@ def check_config(config) -> None:
   if epochs and epochs[-1] > max_epochs:
     raise LearnjaxError(f"config.n1.snapshot_epochs asks for epoch {epochs[-1]}, beyond "
                         f"train.max_epochs={max_epochs}; N1 never reaches it")
+
+
+def check_unused_settings(flat: dict) -> None:
+  """Refuses a setting that the chosen options would ignore: it would look used in config.json."""
+  if flat["data.npz_path"] and flat["data.name"] != "npz":
+    raise LearnjaxError(f"config.data.npz_path={flat['data.npz_path']!r} is read only with "
+                        f"data.name=npz, but data.name is {flat['data.name']!r}; add "
+                        "--config.data.name=npz, or leave data.npz_path empty")
+  given = grid_list(flat["n1.model"], "n1.model") == [PREDICTIONS_MODEL]
+  for field in ("n1.predictions", "n1.name"):
+    if flat[field] and not given:
+      raise LearnjaxError(f"config.{field}={flat[field]!r} is read only with "
+                          f"n1.model={PREDICTIONS_MODEL}, but n1.model is {flat['n1.model']!r}; "
+                          f"add --config.n1.model={PREDICTIONS_MODEL}, or leave {field} empty")
+  for name in grid_list(flat["n1.name"], "n1.name", allow_empty=True):
+    if not isinstance(name, str) or not SAFE_NAME.fullmatch(name) or "__" in name:
+      raise LearnjaxError(f"config.n1.name {name!r} must be a plain name (letters, digits, and . "
+                          "_ + - inside, no '__'): it names the N1's folder in the workdir")
+
+
+def check_model_hparams(field: str, names: list[str], given: dict, takes) -> None:
+  """Refuses a hyper-parameter that a model of the block would ignore, or a missing one it needs.
+
+  ``given``: {'width': 256, 'depth': None} of config.{field}; ``takes(name)``: (the
+  hyper-parameters the model ``name`` takes, those it needs set), as the model registry declares
+  them. A width set beside a model that has its own (``vgg11``) would be recorded in config.json
+  as if it had been used.
+  """
+  for name in names:
+    uses, needs = takes(name)
+    missing = [h for h in needs if given.get(h) is None]
+    if missing:
+      raise LearnjaxError(f"model {name!r} of config.{field}.model needs {', '.join(missing)} "
+                          f"(e.g. --config.{field}.{missing[0]}=...)")
+    unused = [h for h, v in given.items() if v is not None and h not in uses]
+    if unused:
+      h = unused[0]
+      raise LearnjaxError(
+          f"config.{field}.{h}={given[h]} is not used by model {name!r} of config.{field}.model, "
+          f"which takes {', '.join(uses) or 'no hyper-parameters'}; leave {field}.{h} unset, or "
+          f"give models that take it (python -m learnjax.models lists the families)")
 
 
 def check_devices(config) -> None:
@@ -196,10 +244,11 @@ def check_workdir(workdir) -> None:
 DATA_RECORD = "data.json"
 
 
-def check_data(config, workdir: str) -> dict:
-  """Loads and checks the data and its split, and refuses a workdir of other data; its record."""
+def check_data(config, workdir: str, pool=None) -> dict:
+  """Checks the data (``pool``, else loaded) and its split, and refuses a workdir of other data;
+  its record."""
   from learnjax.data import fingerprint, sources, splits
-  pool = sources.load_pool(config.data)
+  pool = sources.load_pool(config.data) if pool is None else pool
   parts = splits.make_splits(pool, config.data.n1_size, config.data.n2_size, config.data.test_size)
   record = fingerprint.fingerprint(pool, parts)
   check_workdir_data(workdir, record)
