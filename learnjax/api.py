@@ -96,8 +96,9 @@ def learnability(n1: N1, data: Any = "digits", n2: str = "mlp_1", seeds: int | S
     if len(validation.grid_list(value, field, int if "batch" in field else str)) != 1:
       raise ArgumentError(f"config[{field!r}]={value!r} is a list; learnability() measures one "
                           "N1 and one N2: give one value (learnjax.run sweeps a grid)")
-  pool = _pool(data, data_dir)
-  splits = splits_lib.make_splits(pool, cfg.data.n1_size, cfg.data.n2_size, cfg.data.test_size)
+  pool = _checked(_pool, data, data_dir)
+  splits = _checked(splits_lib.make_splits, pool, cfg.data.n1_size, cfg.data.n2_size,
+                    cfg.data.test_size)
   sweep.apply_precision(cfg)
   dtype = sweep.PRECISIONS[cfg.train.precision][1]
   t = cfg.train

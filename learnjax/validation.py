@@ -170,7 +170,7 @@ def check_unused_settings(flat: dict) -> None:
   for name in grid_list(flat["n1.name"], "n1.name", allow_empty=True):
     if not isinstance(name, str) or not SAFE_NAME.fullmatch(name) or "__" in name:
       raise LearnjaxError(f"config.n1.name {name!r} must be a plain name (letters, digits, and . "
-                          "_ + - inside, no '__'): it names the N1's folder in the workdir")
+                          "_ + - inside, no '__'): it names the folder of that N1 in the workdir")
 
 
 def check_model_hparams(field: str, names: list[str], given: dict, takes) -> None:

@@ -74,16 +74,16 @@ def check_out(out: str, inputs: list[str]) -> None:
   for path in inputs:
     if os.path.exists(out) and os.path.exists(path) and os.path.samefile(out, path) \
         or os.path.realpath(out) == os.path.realpath(path):
-      raise LearnjaxError(f"--out {out} is the data set's own file {path}; writing there would "
+      raise LearnjaxError(f"--out {out} is the file of the data set, {path}; writing there would "
                           "replace the data: name a new file")
   if os.path.exists(out) and _is_learnjax_input(out):
-    raise LearnjaxError(f"--out {out} holds learnjax input (a data set or N1's predictions), "
-                        "which the export would replace; name a new file")
+    raise LearnjaxError(f"--out {out} holds learnjax input (a data set, or the predictions of an "
+                        "N1), which the export would replace; name a new file")
   folder = os.path.dirname(os.path.abspath(out))
   if not os.path.isdir(folder):
     raise LearnjaxError(f"no such folder for --out: {folder}")
   if not os.access(folder, os.W_OK) or os.path.exists(out) and not os.access(out, os.W_OK):
-    raise LearnjaxError(f"--out {out} is not writable: its folder {folder} or the file itself is "
+    raise LearnjaxError(f"cannot write --out {out}: its folder {folder} or the file itself is "
                         "read-only")
 
 
