@@ -30,19 +30,13 @@ from learnjax.store import Store
 
 
 
-# train.precision -> (jax_default_matmul_precision, the models' compute dtype); parameters stay
-# float32 in every case. 'default' is XLA's choice: TF32 for float32 matmuls and convolutions on
-# NVIDIA GPUs since Ampere, bfloat16 passes on TPUs, exact float32 on CPUs.
-PRECISIONS = {"default": (None, None), "float32": ("highest", None),
-              "tf32": ("tensorfloat32", None), "bfloat16": (None, "bfloat16")}
+PRECISIONS = validation.PRECISIONS
 
 
 def apply_precision(config) -> None:
   """Sets the process-wide matmul precision that ``train.precision`` asks for."""
   import jax
-  name = config.train.get("precision", "default")
-  if name not in PRECISIONS:
-    raise LearnjaxError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {name!r}")
+  name = validation.check_choice("train.precision", config.train.get("precision", "default"))
   jax.config.update("jax_default_matmul_precision", PRECISIONS[name][0])
 
 

@@ -17,30 +17,21 @@ import tempfile
 import ml_collections
 
 from learnjax import store as store_lib
+from learnjax.config import base_config, flatten  # noqa: F401  (flatten: validation.flatten)
 from learnjax.predictions import MODEL as PREDICTIONS_MODEL
 from learnjax.data.fingerprint import describe_changes
 from learnjax.errors import LearnjaxError
 
-PRECISION_NAMES = ("default", "float32", "tf32", "bfloat16")
+# train.precision -> (jax_default_matmul_precision, the models' compute dtype); parameters stay
+# float32 in every case. 'default' is XLA's choice: TF32 for float32 matmuls and convolutions on
+# NVIDIA GPUs since Ampere, bfloat16 passes on TPUs, exact float32 on CPUs.
+PRECISIONS = {"default": (None, None), "float32": ("highest", None),
+              "tf32": ("tensorfloat32", None), "bfloat16": (None, "bfloat16")}
+PRECISION_NAMES = tuple(PRECISIONS)
 SEED_MAX = 2**32 - 1                 # random keys are made from 32-bit seeds
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")   # one path component, no hidden file
 CHOICES = {"train.error_measure": ("running", "full"), "train.loop": ("auto", "scan", "step"),
            "train.seed_layout": ("auto", "vmap", "sequential"), "train.precision": PRECISION_NAMES}
-
-
-def flatten(config) -> dict:
-  """{'train.learning_rate': 0.01, ...} of a ConfigDict (or dict)."""
-  flat = {}
-
-  def walk(prefix, value):
-    if isinstance(value, (dict, ml_collections.ConfigDict)):
-      for k, v in value.items():
-        walk(f"{prefix}{k}.", v)
-    else:
-      flat[prefix[:-1]] = value
-
-  walk("", config)
-  return flat
 
 
 def grid_list(value, field: str, kind=str, allow_empty: bool = False) -> list:
@@ -96,7 +87,6 @@ def _integer(flat, field, low, what, none_ok=False):
 
 def check_structure(config) -> None:
   """Refuses a config that is not a ConfigDict holding every field of ``base_config()``."""
-  from learnjax.config import base_config
   if not isinstance(config, ml_collections.ConfigDict):
     raise LearnjaxError(f"the config must be an ml_collections.ConfigDict (get_config returned "
                         f"{type(config).__name__}); start it from learnjax.config.base_config()")
@@ -114,10 +104,8 @@ def check_config(config) -> None:
   if not isinstance(flat["data.name"], str) or not flat["data.name"].strip():
     raise LearnjaxError("data.name is empty; choose digits, npz (with --config.data.npz_path) or "
                         "a tensorflow-datasets name (mnist, cifar10, fashion_mnist...)")
-  for field, choices in CHOICES.items():
-    if flat[field] not in choices:
-      raise LearnjaxError(f"config.{field} must be one of {', '.join(choices)}, "
-                          f"got {flat[field]!r}")
+  for field in CHOICES:
+    check_choice(field, flat[field])
   _integer(flat, "seeds", 1, "a positive integer")
   if _integer(flat, "seed", 0, "an integer >= 0") > SEED_MAX:
     raise LearnjaxError(f"config.seed must be at most {SEED_MAX} (2^32 - 1: random keys hold 32 "
@@ -196,13 +184,28 @@ def check_model_hparams(field: str, names: list[str], given: dict, takes) -> Non
           f"give models that take it (python -m learnjax.models lists the families)")
 
 
-def check_devices(config) -> None:
-  """Refuses more ``train.devices`` than this process sees (imports JAX: call it after the rest)."""
+def check_choice(field: str, value) -> str:
+  """Refuses a value of ``field`` (``'train.loop'``...) outside its choices (:data:`CHOICES`)."""
+  if value not in CHOICES[field]:
+    raise LearnjaxError(f"config.{field} must be one of {', '.join(CHOICES[field])}, "
+                        f"got {value!r}")
+  return value
+
+
+def check_devices(config) -> list:
+  """Refuses more ``train.devices`` than this process sees (imports JAX: call it after the rest);
+  the local devices."""
+  return check_device_count(config.train.devices)
+
+
+def check_device_count(devices: int) -> list:
+  """Refuses more ``devices`` than this process sees; the local devices (imports JAX)."""
   import jax
   local = jax.local_devices()
-  if config.train.devices > len(local):
-    raise LearnjaxError(f"train.devices={config.train.devices}, but this process sees "
+  if devices > len(local):
+    raise LearnjaxError(f"train.devices={devices}, but this process sees "
                         f"{len(local)} {local[0].platform} device(s)")
+  return local
 
 
 def snapshot_epochs(config) -> list[int]:
