@@ -76,6 +76,10 @@ def learnability(n1: N1, data: Any = "digits", n2: str = "mlp_1", seeds: int | S
   seeds: how many seeds (indices 0..seeds-1), or the seed indices themselves.
   config: overrides of the base config by dotted name, e.g. ``{'train.max_epochs': 20,
     'n2.batch_size': 32, 'data.variant': 'random_labels'}``.
+
+  Bad arguments raise :class:`~learnjax.errors.ArgumentError` (a ``ValueError``) before anything
+  is trained, as the command line refuses them; so does an N1 whose output is ambiguous (an
+  (N, 1) column, logits of another width than the classes) or not finite.
   """
   from learnjax import config as config_lib
   from learnjax import grid, models, protocol, sweep
@@ -149,7 +153,10 @@ def run(config, workdir: str, overrides: dict | None = None, task_index: int = 0
 
   config: a ConfigDict, or a config file as on the command line (``'configs/t5_mlp_variants.py'``
   or ``'configs/t5_mlp_variants.py:smoke'``). The cells returned are the dicts stored in
-  ``workdir/results.json`` (learnability, accuracies, per-seed values...).
+  ``workdir/results.json`` (learnability, accuracies, per-seed values...). ``overrides`` take
+  comma lists of batch sizes as the command line does (``{'n1.batch_size': '32,64'}``). Bad
+  arguments raise :class:`~learnjax.errors.ArgumentError` (a ``ValueError``) before the workdir
+  is touched.
   """
   import ml_collections
 

@@ -184,7 +184,8 @@ CASES = [
     settings("n1.widht", "3", "bad config override: 'widht' Did you mean width"),
     settings("n1.width", "abc", "invalid literal for int() with base 10: 'abc'"),
     settings("data.variant", "shuffled", "unknown data variant 'shuffled'"),
-    settings("data.name", "imagenet", "unknown data set 'imagenet': neither digits, npz nor"),
+    Case("data.name=imagenet", ["--config.data.name=imagenet", "--config.data.npz_path="],
+         "unknown data set 'imagenet': neither digits, npz nor"),
     settings("data.name", "", "data.name is empty"),
     Case("more devices than present", ["--config.train.devices=64"], "train.devices=64"),
     Case("task index", ["--task_index=3", "--num_tasks=2"], "task_index must be in"),
@@ -230,7 +231,7 @@ CASES = [
          setup=write("e.npz", b"PK\x03\x04 not really a zip")),
     Case("npz missing", ["--config.data.npz_path=none.npz"], "no such .npz file: none.npz"),
     Case("npz path empty", ["--config.data.npz_path="], "data.name=npz needs"),
-    Case("tfds set not prepared", ["--config.data.name=cifar10",
+    Case("tfds set not prepared", ["--config.data.name=cifar10", "--config.data.npz_path=",
                                    "--config.data.data_dir=/nonexistent/tfds"],
          "cifar10 is not prepared"),
     # The data changed under the same path: the workdir's results were computed on the old data.

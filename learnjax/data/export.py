@@ -107,6 +107,8 @@ def main(argv=None) -> None:
   out_flag = flags.DEFINE_string("out", None, "The .npz file to write.")
 
   def run(args):
+    from learnjax.cli_input import tolerant_output
+    tolerant_output()
     if len(args) > 1:
       _fail(f"unexpected arguments: {' '.join(args[1:])}")
     if config_flag.value is None or not out_flag.value:
