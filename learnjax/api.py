@@ -16,13 +16,13 @@ training, seed derivation) but keeps everything in memory; :func:`run` is the co
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import os
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from learnjax.errors import LearnjaxError
+from learnjax import validation
+from learnjax.errors import ArgumentError, LearnjaxError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,38 +76,62 @@ def learnability(n1: N1, data: Any = "digits", n2: str = "mlp_1", seeds: int | S
   seeds: how many seeds (indices 0..seeds-1), or the seed indices themselves.
   config: overrides of the base config by dotted name, e.g. ``{'train.max_epochs': 20,
     'n2.batch_size': 32, 'data.variant': 'random_labels'}``.
+
+  Bad arguments raise :class:`~learnjax.errors.ArgumentError` (a ``ValueError``) before anything
+  is trained, as the command line refuses them; so does an N1 whose output is ambiguous (an
+  (N, 1) column, logits of another width than the classes) or not finite.
   """
   from learnjax import config as config_lib
-  from learnjax import models, protocol, sweep
+  from learnjax import grid, models, protocol, sweep
+  from learnjax.predictions import MODEL as predictions_model
   from learnjax.data import splits as splits_lib
 
   cfg = config_lib.base_config()
-  apply_overrides(cfg, config or {})
-  seed_indices = np.asarray(range(seeds) if isinstance(seeds, (int, np.integer)) else seeds,
-                            np.int64)
-  if seed_indices.ndim != 1 or not len(seed_indices) or (seed_indices < 0).any():
-    raise LearnjaxError(f"seeds must be a positive count or non-negative seed indices, got {seeds!r}")
-  pool = _pool(data, data_dir)
-  splits = splits_lib.make_splits(
-      pool, *(v if v is not None else cfg.data.get(k)
-              for v, k in ((n1_size, "n1_size"), (n2_size, "n2_size"), (test_size, "test_size"))))
+  apply_overrides(cfg, config if config is not None else {})
+  seed_indices = _seed_indices(seeds)
+  _integer_argument(seed, "seed", 0, validation.SEED_MAX)
+  for value, key in ((n1_size, "n1_size"), (n2_size, "n2_size"), (test_size, "test_size")):
+    if value is not None:
+      cfg.data[key] = _integer_argument(value, key, 1)
+  cfg.seed = int(seed)
+  _checked(validation.check_config, cfg)
+  for field in ("n1.model", "n2.model", "n1.batch_size", "n2.batch_size", "data.variant"):
+    value = validation.flatten(cfg)[field]
+    if len(validation.grid_list(value, field, int if "batch" in field else str)) != 1:
+      raise ArgumentError(f"config[{field!r}]={value!r} is a list; learnability() measures one "
+                          "N1 and one N2: give one value (learnjax.run sweeps a grid)")
+  pool = _checked(_pool, data, data_dir)
+  splits = _checked(splits_lib.make_splits, pool, cfg.data.n1_size, cfg.data.n2_size,
+                    cfg.data.test_size)
   sweep.apply_precision(cfg)
   dtype = sweep.PRECISIONS[cfg.train.precision][1]
   t = cfg.train
   run_kw = dict(seed_layout=t.seed_layout, devices=t.devices, concurrent_seeds=t.concurrent_seeds)
 
-  def trainer(name, batch_size):
-    model = models.build(name, splits.num_classes, dtype=dtype)
+  def hparams(field, name):
+    """config's width and depth of block ``field``, refused where model ``name`` ignores them."""
+    given = {h: cfg[field].get(h) for h in ("width", "depth")}
+    _checked(validation.check_model_hparams, field, [name], given, grid.model_hparams)
+    return given
+
+  def trainer(name, batch_size, **hparams):
+    model = models.build(name, splits.num_classes, dtype=dtype, **hparams)
     from learnjax import engine
-    return engine.Trainer(model, sweep.train_config(cfg, batch_size))
+    return engine.Trainer(model, sweep.train_config(cfg, int(batch_size)))
 
   if n2 == "same" and not isinstance(n1, str):
-    raise LearnjaxError("n2='same' needs N1's architecture: give n1 as a model name, or name N2")
+    raise ArgumentError("n2='same' needs N1's architecture: give n1 as a model name, or name N2")
   n2_name = n1 if n2 == "same" else n2
-  n2_trainer = trainer(n2_name, int(cfg.n2.batch_size))   # a bad N2 stops before N1 is trained
+  if not isinstance(n2_name, str):
+    raise ArgumentError(f"n2 must be a model name, got {type(n2_name).__name__}")
+  n1_hparams = hparams("n1", n1 if isinstance(n1, str) else predictions_model)
+  n2_hparams = n1_hparams if n2 == "same" else hparams("n2", n2_name)
+  if n2 == "same":
+    hparams("n2", "same")
+  n2_trainer = trainer(n2_name, cfg.n2.batch_size, **n2_hparams)  # a bad N2 stops before N1 trains
   if isinstance(n1, str):
     variant = cfg.data.variant
-    net = protocol.train_n1(splits, trainer(n1, int(cfg.n1.batch_size)), variant, seed,
+    net = protocol.train_n1(splits, trainer(n1, cfg.n1.batch_size, **n1_hparams), variant, seed,
                             seed_indices, **run_kw)
     preds_d2, preds_d3, n1_name = net.preds_d2, net.preds_d3, n1
   else:
@@ -129,45 +153,110 @@ def run(config, workdir: str, overrides: dict | None = None, task_index: int = 0
 
   config: a ConfigDict, or a config file as on the command line (``'configs/t5_mlp_variants.py'``
   or ``'configs/t5_mlp_variants.py:smoke'``). The cells returned are the dicts stored in
-  ``workdir/results.json`` (learnability, accuracies, per-seed values...).
+  ``workdir/results.json`` (learnability, accuracies, per-seed values...). ``overrides`` take
+  comma lists of batch sizes as the command line does (``{'n1.batch_size': '32,64'}``). Bad
+  arguments raise :class:`~learnjax.errors.ArgumentError` (a ``ValueError``) before the workdir
+  is touched.
   """
+  import ml_collections
+
   from learnjax import sweep
   if isinstance(config, (str, os.PathLike)):
     config = load_config(os.fspath(config))
-  else:
+  elif isinstance(config, ml_collections.ConfigDict):
     config = config.copy_and_resolve_references()
-  apply_overrides(config, overrides or {})
-  return sweep.train_and_evaluate(config, workdir, task_index, num_tasks,
+  else:
+    raise ArgumentError(f"config must be an ml_collections.ConfigDict or a config file path, got "
+                        f"{type(config).__name__}; for a dict of settings, start from "
+                        "learnjax.config.base_config() and pass them as overrides={'train."
+                        "max_epochs': 5, ...}")
+  if not isinstance(workdir, (str, os.PathLike)):
+    raise ArgumentError(f"workdir must be a folder path, got {type(workdir).__name__}")
+  if out is not None and not callable(out):
+    raise ArgumentError(f"out must be a function taking a line (print) or None, got "
+                        f"{type(out).__name__}")
+  num_tasks = _integer_argument(num_tasks, "num_tasks", 1)
+  task_index = _integer_argument(task_index, "task_index", 0, num_tasks - 1)
+  apply_overrides(config, overrides if overrides is not None else {})
+  _checked(validation.check_config, config)
+  return sweep.train_and_evaluate(config, os.fspath(workdir), task_index, num_tasks,
                                   out=out or (lambda _: None))
 
 
 def load_config(spec: str):
   """The ConfigDict of a config file ``path.py[:arg]``, as ``--config=path.py[:arg]`` gives."""
-  path, _, arg = spec.partition(":")
+  from learnjax import cli_input
+  path = spec.partition(":")[0]
   if not os.path.isfile(path):
-    raise LearnjaxError(f"no such config file: {path}")
-  module_spec = importlib.util.spec_from_file_location("learnjax_user_config", path)
-  module = importlib.util.module_from_spec(module_spec)
-  try:
-    module_spec.loader.exec_module(module)
-    return module.get_config(arg) if arg else module.get_config()
-  except (ValueError, AttributeError) as e:
-    raise LearnjaxError(f"cannot load config {spec}: {e}") from None
+    raise ArgumentError(f"no such config file: {path}")
+  return _checked(cli_input.load_config_file, spec)
+
+
+# Grid axes whose config field holds one integer but that also take a comma list, as
+# --config.n1.batch_size=32,64 does on the command line.
+_LIST_FIELDS = ("n1.batch_size", "n2.batch_size")
 
 
 def apply_overrides(config, overrides: dict) -> None:
   """Sets ``{'train.max_epochs': 5, ...}`` on a ConfigDict; unknown names are refused."""
+  if not isinstance(overrides, dict):
+    raise ArgumentError(f"config overrides must be a dict of dotted field names, got "
+                        f"{type(overrides).__name__}")
   for key, value in overrides.items():
+    if not isinstance(key, str):
+      raise ArgumentError(f"config overrides are keyed by dotted field names, got {key!r}")
     *parents, leaf = key.split(".")
     node = config
     for part in parents:
       node = node.get(part) if hasattr(node, "get") else None
     if node is None or not hasattr(node, "get") or leaf not in node:
-      raise LearnjaxError(f"unknown config field {key!r}")
+      raise ArgumentError(f"unknown config field {key!r}")
+    if isinstance(value, dict) or hasattr(node[leaf], "get"):
+      raise ArgumentError(f"config override {key!r} is a block, not a field; give each field by "
+                          "its dotted name ({'train.max_epochs': 5, 'train.momentum': 0.9})")
     try:
-      setattr(node, leaf, value)
+      if key in _LIST_FIELDS and isinstance(value, str):
+        with node.ignore_type():
+          setattr(node, leaf, value)
+      else:
+        setattr(node, leaf, value)
     except (TypeError, ValueError) as e:
-      raise LearnjaxError(f"config field {key}: {e}") from None
+      raise ArgumentError(f"config field {key}: {e}") from None
+
+
+def _checked(check, *args):
+  """``check(*args)``, a LearnjaxError re-raised as an ArgumentError (a ValueError too)."""
+  try:
+    return check(*args)
+  except ArgumentError:
+    raise
+  except LearnjaxError as e:
+    raise ArgumentError(str(e)) from None
+
+
+def _integer_argument(value, name: str, low: int, high: int | None = None) -> int:
+  if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low \
+      or high is not None and value > high:
+    bound = f" and at most {high}" if high is not None else ""
+    raise ArgumentError(f"{name} must be an integer >= {low}{bound}, got {value!r}")
+  return int(value)
+
+
+def _seed_indices(seeds) -> np.ndarray:
+  """The seed indices of ``seeds``: a count (0..seeds-1) or the distinct indices themselves."""
+  if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, (bool, np.bool_)):
+    return np.arange(_integer_argument(seeds, "seeds", 1), dtype=np.int64)
+  what = ("seeds must be a positive count or distinct non-negative seed indices (a list of "
+          f"integers), got {seeds!r}")
+  if isinstance(seeds, (str, bytes, bool, np.bool_)) or not hasattr(seeds, "__iter__"):
+    raise ArgumentError(what)
+  items = list(seeds)
+  if not items or any(isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer))
+                      or not 0 <= i <= validation.SEED_MAX for i in items):
+    raise ArgumentError(what)
+  if len(set(int(i) for i in items)) != len(items):
+    raise ArgumentError(f"seeds lists a seed index twice ({seeds!r}); each seed once")
+  return np.asarray(items, np.int64)
 
 
 def _pool(data, data_dir):
@@ -178,14 +267,16 @@ def _pool(data, data_dir):
     return data
   if isinstance(data, (tuple, list)):
     if len(data) != 4:
-      raise LearnjaxError("data as arrays is (x_train, y_train, x_test, y_test)")
+      raise ArgumentError("data as arrays is (x_train, y_train, x_test, y_test)")
     return sources.pool_from_arrays("arrays", dict(zip(sources.NPZ_KEYS, data)),
                                     source="the arrays given")
-  if isinstance(data, str) and data.endswith(".npz"):
+  if isinstance(data, os.PathLike):
+    data = os.fspath(data)
+  if isinstance(data, str) and (data.endswith(".npz") or os.path.isfile(data)):
     return sources.load_npz(data)
   if isinstance(data, str):
     return sources.load_pool(ml_collections.ConfigDict({"name": data, "data_dir": data_dir or ""}))
-  raise LearnjaxError(f"data must be a data set name, an .npz path or four arrays, got "
+  raise ArgumentError(f"data must be a data set name, an .npz path or four arrays, got "
                       f"{type(data).__name__}")
 
 
@@ -193,18 +284,45 @@ def _given(n1, splits) -> tuple[np.ndarray, np.ndarray, str]:
   """(d2, d3, name) of an N1 given as a predict function or as its labels."""
   from learnjax import predictions
   if callable(n1):
-    d2, d3 = (_labels_of(n1(part.x)) for part in (splits.d2, splits.d3))
     name = getattr(n1, "__qualname__", None) or type(n1).__name__
+    source = f"n1 (the predict function {name})"
+    d2, d3 = (_labels_of(n1(part.x), key, len(part), splits.num_classes, source)
+              for key, part in (("d2", splits.d2), ("d3", splits.d3)))
   elif isinstance(n1, (tuple, list)) and len(n1) == 2:
     (d2, d3), name = n1, "predictions"
+    source = "n1 (the labels given)"
   else:
-    raise LearnjaxError("n1 must be a model name, a predict function or a pair (d2, d3) of "
+    raise ArgumentError("n1 must be a model name, a predict function or a pair (d2, d3) of "
                         f"labels, got {type(n1).__name__}")
-  source = f"N1 ({name})"
-  return (predictions.check_labels(d2, "d2", len(splits.d2), splits.num_classes, source),
-          predictions.check_labels(d3, "d3", len(splits.d3), splits.num_classes, source), name)
+  return (_checked(predictions.check_labels, d2, "d2", len(splits.d2), splits.num_classes, source),
+          _checked(predictions.check_labels, d3, "d3", len(splits.d3), splits.num_classes, source),
+          name)
 
 
-def _labels_of(output) -> np.ndarray:
-  output = np.asarray(output)
-  return output.argmax(-1) if output.ndim == 2 else output
+def _labels_of(output, key: str, size: int, num_classes: int, source: str) -> np.ndarray:
+  """The labels of a predict function's output: labels (N,) as they are, logits (N, C) argmaxed.
+
+  Anything else is ambiguous and refused: an (N, 1) column (labels, or one class's logits?),
+  logits with another column count than the C classes, or logits that are not all finite (NaN
+  would argmax to class 0 and look like a confident N1)."""
+  try:
+    output = np.asarray(output)
+  except Exception as e:  # noqa: BLE001  ragged lists, objects...
+    raise ArgumentError(f"{source} returned no array for {key} ({e})") from None
+  if output.ndim == 2 and output.shape[1] == 1:
+    raise ArgumentError(f"{source} returned an ({output.shape[0]}, 1) column for {key}: return "
+                        f"labels as a 1-d array (N,), or logits (N, {num_classes})")
+  if output.ndim == 2:
+    if output.shape[1] != num_classes:
+      raise ArgumentError(f"{source} returned logits with {output.shape[1]} columns for {key}, "
+                          f"but the data has {num_classes} classes: one column per class")
+    if not np.issubdtype(output.dtype, np.number) or not np.isfinite(output).all():
+      bad = "not numbers" if not np.issubdtype(output.dtype, np.number) else \
+          f"{int((~np.isfinite(output)).any(axis=1).sum())} of {len(output)} rows not finite"
+      raise ArgumentError(f"{source} returned logits for {key} with {bad} (NaN or inf): N1's "
+                          "labels would be arbitrary")
+    return output.argmax(-1)
+  if output.ndim == 1 and np.issubdtype(output.dtype, np.floating) \
+      and not np.isfinite(output).all():
+    raise ArgumentError(f"{source} returned labels for {key} that are not all finite")
+  return output

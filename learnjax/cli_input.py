@@ -1,7 +1,10 @@
 """What the command line makes of a user's input before anything runs, and of failures after.
 
-A config file is loaded once on its own (:func:`check_config_file`), so that its errors are named
-as the file's rather than as absl's; :func:`one_line` shortens a library's error to one line;
+A config file is loaded once, by :func:`load_config_file` (``learnjax.main`` makes it the parser of
+its ``--config`` flag), so that its errors are named as the file's rather than as absl's;
+:func:`split_list_overrides` takes the comma lists of batch sizes out of absl's typed parsing;
+:func:`tolerant_output` keeps a console that cannot show a character from stopping a run;
+:func:`one_line` shortens a library's error to one line;
 :func:`os_error` finds the disk or permission error behind a failed write; and
 :func:`quiet_closed_loop` keeps tensorstore's after-echoes of a failed orbax write off stderr.
 Each failure here is a :class:`LearnjaxError`, which ``learnjax.main`` prints as one ``error:``
@@ -13,25 +16,47 @@ from __future__ import annotations
 import errno
 import importlib.util
 import os
+import re
 import sys
 
 from learnjax import validation
 from learnjax.errors import LearnjaxError
 
 
-def config_file_arg(argv) -> str | None:
-  """The value of ``--config`` in ``argv`` (``--config=X`` or ``--config X``), or None."""
-  spec = None
-  for i, arg in enumerate(argv[1:], 1):
-    if arg.startswith("--config="):
-      spec = arg[len("--config="):]
-    elif arg == "--config" and i + 1 < len(argv):
-      spec = argv[i + 1]
-  return spec
+_BATCH_LIST = re.compile(r"--config\.(n1|n2)\.batch_size=(.*,.*)")
 
 
-def check_config_file(spec: str) -> None:
-  """Loads ``path[:arg]`` and calls its ``get_config``; raises LearnjaxError naming the file."""
+def split_list_overrides(argv: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+  """(argv without them, [(block, '32,64'), ...]): the comma lists of batch sizes (a grid axis),
+  which absl would refuse where the config file holds one integer; applied once it is loaded."""
+  kept, lists = [], []
+  for arg in argv:
+    match = _BATCH_LIST.fullmatch(arg)
+    if match:
+      lists.append((match.group(1), match.group(2)))
+    else:
+      kept.append(arg)
+  return kept, lists
+
+
+def apply_list_overrides(config, lists: list[tuple[str, str]]) -> None:
+  for block, value in lists:
+    with config[block].ignore_type():
+      config[block].batch_size = value
+
+
+def tolerant_output() -> None:
+  """Makes stdout and stderr replace what their encoding cannot show (an ASCII console, say)
+  instead of raising in the middle of a run."""
+  for stream in (sys.stdout, sys.stderr):
+    try:
+      stream.reconfigure(errors="replace")
+    except (AttributeError, ValueError, OSError):  # not a text stream that can be reconfigured
+      pass
+
+
+def load_config_file(spec: str):
+  """The ConfigDict of ``path[:arg]`` (its ``get_config``); raises LearnjaxError naming the file."""
   path, _, arg = spec.partition(":")
   if not path:
     raise LearnjaxError("--config is empty; give an experiment config file (configs/*.py[:arg])")
@@ -68,6 +93,7 @@ def check_config_file(spec: str) -> None:
     validation.check_structure(config)  # values are checked once the overrides are applied
   except LearnjaxError as e:
     raise LearnjaxError(f"config file {path}: {e}") from None
+  return config
 
 
 def one_line(message: str) -> str:

@@ -148,19 +148,27 @@ def describe_fields() -> str:
         comments.setdefault(name, comment)
     above = []
   lines = []
-  for key, value in _flat(base_config().to_dict()):
+  for key, value in flatten(base_config()).items():
     comment = comments.get(key) or comments.get(key.split(".")[-1], "")
     shown = "(unset)" if value is None else repr(value)
     lines.append(f"  --config.{key}={shown}".ljust(44) + (f"  {comment}" if comment else ""))
   return "\n".join(lines)
 
 
-def _flat(tree: dict, prefix: str = ""):
-  for key, value in tree.items():
-    if isinstance(value, dict):
-      yield from _flat(value, f"{prefix}{key}.")
+def flatten(config) -> dict:
+  """{'train.learning_rate': 0.01, ...} of a ConfigDict (or a dict of dicts): the one flattening
+  of a config, for validation, the workdir's records and this listing."""
+  flat = {}
+
+  def walk(prefix, value):
+    if isinstance(value, (dict, ml_collections.ConfigDict)):
+      for k, v in value.items():
+        walk(f"{prefix}{k}.", v)
     else:
-      yield prefix + key, value
+      flat[prefix[:-1]] = value
+
+  walk("", config)
+  return flat
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ import numpy as np
 import optax
 import optax.contrib
 
-from learnjax import models
+from learnjax import models, validation
 
 # reduce_on_plateau needs a tolerance; errors are multiples of 1/N with N <= 10^7, so any atol below
 # that counts exactly the strict decreases, which is what the protocol asks for.
@@ -224,8 +224,7 @@ def choose_loop(cfg: TrainConfig, model, variables, x_example) -> str:
   On the CPU, XLA compiles a convolution inside a ``lax.scan`` body to a much slower kernel than
   the same convolution in a call of its own (benchmarks/RESULTS.md).
   """
-  if cfg.loop not in ("auto", "scan", "step"):
-    raise ValueError(f"train.loop must be auto, scan or step, got {cfg.loop!r}")
+  validation.check_choice("train.loop", cfg.loop)
   if cfg.loop != "auto":
     return cfg.loop
   if jax.default_backend() != "cpu":

@@ -7,3 +7,8 @@ exit; anything else is a bug and keeps its traceback.
 
 class LearnjaxError(Exception):
   """Bad input or an environment problem the user can fix; the message says how."""
+
+
+class ArgumentError(LearnjaxError, ValueError):
+  """A bad argument to learnjax's Python API: a ValueError, as Python callers expect, and a
+  LearnjaxError, as the command line reports it."""

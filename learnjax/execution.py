@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from learnjax import checkpoint as ckpt
-from learnjax import models
+from learnjax import models, validation
 from learnjax.engine import Trainer, TrainResult
 from learnjax.errors import LearnjaxError
 
@@ -42,8 +42,7 @@ def choose_seed_layout(layout: str, model, x_example) -> str:
   turn. On the CPU larger conv-free nets do too, several at once in threads
   (``CPU_SEQUENTIAL_MIN_PARAMS``); everything else is vmapped.
   """
-  if layout not in ("auto", "vmap", "sequential"):
-    raise ValueError(f"train.seed_layout must be auto, vmap or sequential, got {layout!r}")
+  validation.check_choice("train.seed_layout", layout)
   if layout != "auto":
     return layout
   init = functools.partial(model.init, train=False)
@@ -127,10 +126,7 @@ def train_seeds(trainer: Trainer, init_keys, order_keys, x, y, *, per_seed_x: bo
   at its next epoch end, and :class:`learnjax.checkpoint.Preempted` is raised.
   """
   num_seeds = len(init_keys)
-  local = jax.local_devices()
-  if devices > len(local):
-    raise LearnjaxError(f"train.devices={devices}, but this process sees {len(local)} "
-                        f"{local[0].platform} device(s)")
+  local = validation.check_device_count(devices)
   local = local[:devices] if devices else local
   x_example = x[0, :1] if per_seed_x else x[:1]
   layout = choose_seed_layout(seed_layout, trainer.model, x_example)

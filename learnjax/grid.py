@@ -52,9 +52,19 @@ class Cell:
     return f"{self.n1_job.id}__{self.n2.name}__b{self.n2_batch_size}{epoch}"
 
 
+def model_hparams(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+  """(hyper-parameters ``name`` takes, those it needs): none for 'same', 'none', 'predictions'."""
+  if name in ("same", "none", predictions.MODEL):
+    return (), ()
+  return models.hparams_of(name)
+
+
 def _model_choices(block, field: str) -> list[ModelChoice]:
   choices = []
-  for name in validation.grid_list(block.model, f"{field}.model"):
+  names = validation.grid_list(block.model, f"{field}.model")
+  validation.check_model_hparams(field, names, {h: block.get(h) for h in ("width", "depth")},
+                                 model_hparams)
+  for name in names:
     if name in ("same", "none"):
       choices.append(name)
       continue
@@ -95,6 +105,8 @@ def _prediction_choices(config) -> list[ModelChoice]:
   names = validation.grid_list(config.n1.get("name", ""), "n1.name", allow_empty=True) or [None] * len(files)
   if not files:
     predictions.load("", 0, 0, 0)  # raises: says what n1.predictions must hold
+  validation.check_model_hparams("n1", [predictions.MODEL],
+                                 {h: config.n1.get(h) for h in ("width", "depth")}, model_hparams)
   if len(names) != len(files):
     raise LearnjaxError(f"config.n1.name gives {len(names)} names for {len(files)} predictions "
                         "files; give one per file (comma-separated) or none")

@@ -13,8 +13,8 @@ field with its default (also shown under ``--config`` in ``--help``).
 
 from __future__ import annotations
 
+import dataclasses
 import os
-import re
 import sys
 
 from absl import app, flags, logging
@@ -44,7 +44,31 @@ _GATHER_ONLY = flags.DEFINE_bool(
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-def main(argv):
+class _ConfigFileParser(flags.ArgumentParser):
+  """The --config flag's parser: loads the file once, with learnjax's messages for a file that
+  fails (ml_collections' own parser would load it too, and word its errors as absl's)."""
+
+  def parse(self, argument):
+    return cli_input.load_config_file(argument).lock()
+
+  def flag_type(self):
+    return "config object"
+
+
+flags.FLAGS["config"].parser = _ConfigFileParser()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Command:
+  """What :func:`_parse_flags` hands to :func:`main`: absl's remaining arguments and the comma
+  lists of batch sizes it was not given."""
+  argv: list[str]
+  list_overrides: list[tuple[str, str]]
+
+
+def main(command: _Command):
+  cli_input.tolerant_output()
+  argv = command.argv
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # keeps JAX's backend probing off the screen
   # orbax logs a failed write (level 40, ERROR) with its traceback from its own thread, then
@@ -59,14 +83,15 @@ def main(argv):
     config.get("seeds")  # a config file that failed to load raises on first access
   except OSError as e:  # a config file that could not be loaded
     _fail(cli_input.one_line(str(e)))
-  for block, value in _LIST_OVERRIDES:  # comma lists where the config file has one integer
-    with config[block].ignore_type():
-      config[block].batch_size = value
+  cli_input.apply_list_overrides(config, command.list_overrides)
+  pool = None
   try:  # settings and workdir, before JAX is imported: bad input is answered in about a second
     validation.check_config(config)
     validation.check_workdir(_WORKDIR.value)
     if not _GATHER_ONLY.value:
-      validation.check_data(config, _WORKDIR.value)  # the pool is kept for the run (load_pool)
+      from learnjax.data import sources
+      pool = sources.load_pool(config.data)  # loaded once: checked here, trained on by the run
+      validation.check_data(config, _WORKDIR.value, pool)
   except LearnjaxError as e:
     _fail(str(e))
   if _GATHER_ONLY.value:
@@ -79,7 +104,7 @@ def main(argv):
     task_index, num_tasks = _join_distributed()
   try:
     results = sweep.train_and_evaluate(config, _WORKDIR.value, task_index, num_tasks,
-                                       distributed=_DISTRIBUTED.value)
+                                       distributed=_DISTRIBUTED.value, pool=pool)
   except LearnjaxError as e:
     _fail(str(e))
   except checkpoint.Preempted as e:
@@ -110,7 +135,7 @@ def _gather(config) -> None:
   try:
     store = store_lib.Store(workdir)
     sweep.check_workdir_config(store, config)
-    planned = store_lib.read_json(plan_path).get("cells", [])
+    planned = _planned_cells(store_lib.read_json(plan_path), plan_path)
     store.write_summary(planned)
     results = store.results("cells")
   except LearnjaxError as e:
@@ -121,6 +146,15 @@ def _gather(config) -> None:
         "unfinished)")
   if unfinished:
     sys.exit(1)
+
+
+def _planned_cells(plan, path: str) -> list[str]:
+  """The cell ids of a plan.json, refused unless it is what a launch writes."""
+  cells = plan.get("cells") if isinstance(plan, dict) else None
+  if not isinstance(cells, list) or not all(isinstance(c, str) for c in cells):
+    raise LearnjaxError(f"{path} is not a learnjax plan (an object whose 'cells' lists cell ids); "
+                        "run without --gather_only to write it again")
+  return cells
 
 
 def _join_distributed() -> tuple[int, int]:
@@ -137,29 +171,13 @@ def _join_distributed() -> tuple[int, int]:
   return jax.process_index(), jax.process_count()
 
 
-_LIST_OVERRIDES: list[tuple[str, str]] = []
-_BATCH_LIST = re.compile(r"--config\.(n1|n2)\.batch_size=(.*,.*)")
-
-
-def _parse_flags(argv):
+def _parse_flags(argv) -> _Command:
   """absl's flag parsing, with a bad config file or override reported in one line."""
-  spec = cli_input.config_file_arg(argv)
-  if spec is not None:
-    try:
-      cli_input.check_config_file(spec)
-    except LearnjaxError as e:
-      _fail(str(e))
-  # A comma list of batch sizes (a grid axis) where the config file holds one integer: taken out
-  # of absl's typed parsing and applied once the config is loaded.
-  kept = []
-  for arg in argv:
-    match = _BATCH_LIST.fullmatch(arg)
-    if match:
-      _LIST_OVERRIDES.append((match.group(1), match.group(2)))
-    else:
-      kept.append(arg)
+  kept, lists = cli_input.split_list_overrides(argv)
   try:
-    return flags.FLAGS(kept)
+    return _Command(flags.FLAGS(kept), lists)
+  except LearnjaxError as e:  # the config file (see _ConfigFileParser)
+    _fail(str(e))
   except flags.Error as e:
     _fail(cli_input.one_line(str(e)))
   except Exception as e:  # noqa: BLE001  ml_collections raises plain errors for bad overrides

@@ -42,10 +42,39 @@ class EpochPrinter:
     errors = " ".join(f"{100 * e:5.1f}" for e in np.asarray(log.train_error))
     first, last = int(seeds[0]), int(seeds[-1])   # numbered from 0, as in the store and report
     which = f"seed {first}" if first == last else f"seeds {first}-{last}"
-    print(f"  {self.label} | {which} of {self.num_seeds} | epoch {log.epoch:4d}/{self.max_epochs}"
-          f" | train err % {errors} | lr {np.nanmax(log.learning_rate):.2g}"
-          f" | stopped {int(log.done.sum())}/{len(log.done)} | {_si(rate)} samples/s",
-          file=self.stream, flush=True)
+    show(f"  {self.label} | {which} of {self.num_seeds} | epoch {log.epoch:4d}/{self.max_epochs}"
+         f" | train err % {errors} | lr {np.nanmax(log.learning_rate):.2g}"
+         f" | stopped {int(log.done.sum())}/{len(log.done)} | {_si(rate)} samples/s",
+         self.stream)
+
+
+def show(line: str, stream=None) -> None:
+  """Prints a line; a console that cannot show a character gets a replacement, and one that
+  cannot be written at all (closed, a broken pipe) loses the line: printing never stops a run."""
+  stream = stream or sys.stdout
+  try:
+    print(line, file=stream, flush=True)
+  except UnicodeEncodeError:
+    encoding = getattr(stream, "encoding", None) or "ascii"
+    show(line.encode(encoding, errors="replace").decode(encoding, errors="replace"), stream)
+  except (OSError, ValueError):
+    pass
+
+
+def tolerant(out):
+  """``out`` (a function taking a line, such as ``print``) made unable to stop a run: a line it
+  cannot encode is passed again with replacements, and a failed write loses only that line."""
+  def call(line: str) -> None:
+    try:
+      out(line)
+    except UnicodeEncodeError:
+      try:
+        out(line.encode("ascii", errors="replace").decode("ascii"))
+      except (OSError, ValueError):
+        pass
+    except (OSError, ValueError):
+      pass
+  return call
 
 
 def _si(x: float) -> str:

@@ -135,6 +135,10 @@ class Store:
     folder = self._unit(kind, unit_id)
     result = read_json(os.path.join(folder, "result.json"),
                        hint=f"delete {folder} to recompute that result")
+    key = "cell" if kind == "cells" else kind
+    if not isinstance(result, dict) or result.get(key) != unit_id:
+      raise LearnjaxError(f"{folder}/result.json is not the learnjax result of {kind} {unit_id} "
+                          f"(no matching '{key}' field); delete {folder} to recompute that result")
     arrays = read_npz(os.path.join(folder, "arrays.npz")) if with_arrays else None
     return result, arrays
 

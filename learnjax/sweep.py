@@ -21,25 +21,22 @@ from learnjax import checkpoint, engine, guard, models, predictions, protocol, r
 from learnjax.data import fingerprint as fingerprint_lib, sources, splits as splits_lib
 from learnjax.grid import Cell, ModelChoice, N1Job, plan, snapshot_epochs
 from learnjax.errors import LearnjaxError
+from learnjax import progress
 from learnjax.progress import EpochPrinter
 from learnjax.report import console
 from learnjax import store as store_lib
 from learnjax.store import Store
 
 
-# train.precision -> (jax_default_matmul_precision, the models' compute dtype); parameters stay
-# float32 in every case. 'default' is XLA's choice: TF32 for float32 matmuls and convolutions on
-# NVIDIA GPUs since Ampere, bfloat16 passes on TPUs, exact float32 on CPUs.
-PRECISIONS = {"default": (None, None), "float32": ("highest", None),
-              "tf32": ("tensorfloat32", None), "bfloat16": (None, "bfloat16")}
+
+
+PRECISIONS = validation.PRECISIONS
 
 
 def apply_precision(config) -> None:
   """Sets the process-wide matmul precision that ``train.precision`` asks for."""
   import jax
-  name = config.train.get("precision", "default")
-  if name not in PRECISIONS:
-    raise LearnjaxError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {name!r}")
+  name = validation.check_choice("train.precision", config.train.get("precision", "default"))
   jax.config.update("jax_default_matmul_precision", PRECISIONS[name][0])
 
 
@@ -57,13 +54,15 @@ def train_config(config, batch_size: int) -> engine.TrainConfig:
 class Experiment:
   """The state shared by the cells of one launch: data, compiled trainers, the store."""
 
-  def __init__(self, config, workdir: str, out=print):
+  def __init__(self, config, workdir: str, out=print, pool=None):
+    """``pool``: the data of ``config.data`` when the caller has loaded it already (the command
+    line checks it before JAX is imported); loaded here otherwise."""
     # Every check comes before the workdir is created or anything is compiled or trained.
     self.config = config
     validation.check_workdir(workdir)
     self.rows = plan(config)
-    self.out = out
-    self.pool = sources.load_pool(config.data)
+    self.out = progress.tolerant(out)   # a console that cannot show a line never stops the run
+    self.pool = sources.load_pool(config.data) if pool is None else pool
     self.splits = splits_lib.make_splits(self.pool, config.data.n1_size, config.data.n2_size,
                                          config.data.test_size)
     self.data_fingerprint = fingerprint_lib.fingerprint(self.pool, self.splits)
@@ -330,15 +329,16 @@ def check_given_predictions(experiment: Experiment) -> None:
 
 
 def train_and_evaluate(config, workdir: str, task_index: int = 0, num_tasks: int = 1,
-                       out=print, distributed: bool = False) -> list[dict]:
+                       out=print, distributed: bool = False, pool=None) -> list[dict]:
   """Runs (or resumes) the experiment of ``config`` in ``workdir``; returns this task's cells.
 
   The workdir's record of the settings and data is created (or matched) before anything trains.
   ``distributed``: the processes of one ``jax.distributed`` job, task = process index; process 0
   creates the record while the others wait, and the rows go unlocked (each has one owner), so a
-  shared file system without locks (gcsfuse) serves.
+  shared file system without locks (gcsfuse) serves. ``pool``: the data of ``config.data``, if
+  the caller has loaded it already.
   """
-  experiment = Experiment(config, workdir, out=out)
+  experiment = Experiment(config, workdir, out=out, pool=pool)
   if distributed:
     import jax
     from jax.experimental import multihost_utils

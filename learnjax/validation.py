@@ -18,26 +18,20 @@ import tempfile
 import ml_collections
 
 from learnjax import guard
+from learnjax.config import base_config, flatten  # noqa: F401  (flatten: validation.flatten)
+from learnjax.predictions import MODEL as PREDICTIONS_MODEL
 from learnjax.errors import LearnjaxError
 
-PRECISION_NAMES = ("default", "float32", "tf32", "bfloat16")
+# train.precision -> (jax_default_matmul_precision, the models' compute dtype); parameters stay
+# float32 in every case. 'default' is XLA's choice: TF32 for float32 matmuls and convolutions on
+# NVIDIA GPUs since Ampere, bfloat16 passes on TPUs, exact float32 on CPUs.
+PRECISIONS = {"default": (None, None), "float32": ("highest", None),
+              "tf32": ("tensorfloat32", None), "bfloat16": (None, "bfloat16")}
+PRECISION_NAMES = tuple(PRECISIONS)
+SEED_MAX = 2**32 - 1                 # random keys are made from 32-bit seeds
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")   # one path component, no hidden file
 CHOICES = {"train.error_measure": ("running", "full"), "train.loop": ("auto", "scan", "step"),
            "train.seed_layout": ("auto", "vmap", "sequential"), "train.precision": PRECISION_NAMES}
-
-
-def flatten(config) -> dict:
-  """{'train.learning_rate': 0.01, ...} of a ConfigDict (or dict)."""
-  flat = {}
-
-  def walk(prefix, value):
-    if isinstance(value, (dict, ml_collections.ConfigDict)):
-      for k, v in value.items():
-        walk(f"{prefix}{k}.", v)
-    else:
-      flat[prefix[:-1]] = value
-
-  walk("", config)
-  return flat
 
 
 def grid_list(value, field: str, kind=str, allow_empty: bool = False) -> list:
@@ -93,7 +87,6 @@ def _integer(flat, field, low, what, none_ok=False):
 
 def check_structure(config) -> None:
   """Refuses a config that is not a ConfigDict holding every field of ``base_config()``."""
-  from learnjax.config import base_config
   if not isinstance(config, ml_collections.ConfigDict):
     raise LearnjaxError(f"the config must be an ml_collections.ConfigDict (get_config returned "
                         f"{type(config).__name__}); start it from learnjax.config.base_config()")
@@ -111,12 +104,12 @@ def check_config(config) -> None:
   if not isinstance(flat["data.name"], str) or not flat["data.name"].strip():
     raise LearnjaxError("data.name is empty; choose digits, npz (with --config.data.npz_path) or "
                         "a tensorflow-datasets name (mnist, cifar10, fashion_mnist...)")
-  for field, choices in CHOICES.items():
-    if flat[field] not in choices:
-      raise LearnjaxError(f"config.{field} must be one of {', '.join(choices)}, "
-                          f"got {flat[field]!r}")
+  for field in CHOICES:
+    check_choice(field, flat[field])
   _integer(flat, "seeds", 1, "a positive integer")
-  _integer(flat, "seed", 0, "an integer >= 0")
+  if _integer(flat, "seed", 0, "an integer >= 0") > SEED_MAX:
+    raise LearnjaxError(f"config.seed must be at most {SEED_MAX} (2^32 - 1: random keys hold 32 "
+                        f"bits, a larger seed would be truncated), got {flat['seed']}")
   for size in ("data.n1_size", "data.n2_size", "data.test_size"):
     _integer(flat, size, 1, "a positive integer (or unset for the default)", none_ok=True)
   for block in ("n1", "n2"):
@@ -128,6 +121,7 @@ def check_config(config) -> None:
       raise LearnjaxError(f"config.{block}.batch_size must be positive integers, "
                           f"got {flat[f'{block}.batch_size']!r}")
   grid_list(flat["data.variant"], "data.variant")
+  check_unused_settings(flat)
   _number(flat, "train.learning_rate", 0, low_open=True, what="a positive finite number")
   _number(flat, "train.momentum", 0, 1, high_open=True, what="in [0, 1)")
   _number(flat, "train.plateau_factor", 0, 1, True, True, what="in (0, 1)")
@@ -149,13 +143,69 @@ def check_config(config) -> None:
                         f"train.max_epochs={max_epochs}; N1 never reaches it")
 
 
-def check_devices(config) -> None:
-  """Refuses more ``train.devices`` than this process sees (imports JAX: call it after the rest)."""
+def check_unused_settings(flat: dict) -> None:
+  """Refuses a setting that the chosen options would ignore: it would look used in config.json."""
+  if flat["data.npz_path"] and flat["data.name"] != "npz":
+    raise LearnjaxError(f"config.data.npz_path={flat['data.npz_path']!r} is read only with "
+                        f"data.name=npz, but data.name is {flat['data.name']!r}; add "
+                        "--config.data.name=npz, or leave data.npz_path empty")
+  given = grid_list(flat["n1.model"], "n1.model") == [PREDICTIONS_MODEL]
+  for field in ("n1.predictions", "n1.name"):
+    if flat[field] and not given:
+      raise LearnjaxError(f"config.{field}={flat[field]!r} is read only with "
+                          f"n1.model={PREDICTIONS_MODEL}, but n1.model is {flat['n1.model']!r}; "
+                          f"add --config.n1.model={PREDICTIONS_MODEL}, or leave {field} empty")
+  for name in grid_list(flat["n1.name"], "n1.name", allow_empty=True):
+    if not isinstance(name, str) or not SAFE_NAME.fullmatch(name) or "__" in name:
+      raise LearnjaxError(f"config.n1.name {name!r} must be a plain name (letters, digits, and . "
+                          "_ + - inside, no '__'): it names the folder of that N1 in the workdir")
+
+
+def check_model_hparams(field: str, names: list[str], given: dict, takes) -> None:
+  """Refuses a hyper-parameter that a model of the block would ignore, or a missing one it needs.
+
+  ``given``: {'width': 256, 'depth': None} of config.{field}; ``takes(name)``: (the
+  hyper-parameters the model ``name`` takes, those it needs set), as the model registry declares
+  them. A width set beside a model that has its own (``vgg11``) would be recorded in config.json
+  as if it had been used.
+  """
+  for name in names:
+    uses, needs = takes(name)
+    missing = [h for h in needs if given.get(h) is None]
+    if missing:
+      raise LearnjaxError(f"model {name!r} of config.{field}.model needs {', '.join(missing)} "
+                          f"(e.g. --config.{field}.{missing[0]}=...)")
+    unused = [h for h, v in given.items() if v is not None and h not in uses]
+    if unused:
+      h = unused[0]
+      raise LearnjaxError(
+          f"config.{field}.{h}={given[h]} is not used by model {name!r} of config.{field}.model, "
+          f"which takes {', '.join(uses) or 'no hyper-parameters'}; leave {field}.{h} unset, or "
+          f"give models that take it (python -m learnjax.models lists the families)")
+
+
+def check_choice(field: str, value) -> str:
+  """Refuses a value of ``field`` (``'train.loop'``...) outside its choices (:data:`CHOICES`)."""
+  if value not in CHOICES[field]:
+    raise LearnjaxError(f"config.{field} must be one of {', '.join(CHOICES[field])}, "
+                        f"got {value!r}")
+  return value
+
+
+def check_devices(config) -> list:
+  """Refuses more ``train.devices`` than this process sees (imports JAX: call it after the rest);
+  the local devices."""
+  return check_device_count(config.train.devices)
+
+
+def check_device_count(devices: int) -> list:
+  """Refuses more ``devices`` than this process sees; the local devices (imports JAX)."""
   import jax
   local = jax.local_devices()
-  if config.train.devices > len(local):
-    raise LearnjaxError(f"train.devices={config.train.devices}, but this process sees "
+  if devices > len(local):
+    raise LearnjaxError(f"train.devices={devices}, but this process sees "
                         f"{len(local)} {local[0].platform} device(s)")
+  return local
 
 
 def snapshot_epochs(config) -> list[int]:
@@ -197,11 +247,11 @@ def check_workdir(workdir) -> None:
                         f"({e.strerror})") from None
 
 
-def check_data(config, workdir: str) -> dict:
-  """Loads and checks the data and its split, and refuses a workdir whose record (config.json,
-  data.json) holds other settings or data, or is damaged or foreign; the data's record."""
+def check_data(config, workdir: str, pool=None) -> dict:
+  """Checks the data (``pool``, else loaded) and its split, and refuses a workdir of other data;
+  its record."""
   from learnjax.data import fingerprint, sources, splits
-  pool = sources.load_pool(config.data)
+  pool = sources.load_pool(config.data) if pool is None else pool
   parts = splits.make_splits(pool, config.data.n1_size, config.data.n2_size, config.data.test_size)
   record = fingerprint.fingerprint(pool, parts)
   if os.path.isdir(workdir):

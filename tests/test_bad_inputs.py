@@ -196,7 +196,8 @@ CASES = [
     settings("n1.widht", "3", "bad config override: 'widht' Did you mean width"),
     settings("n1.width", "abc", "invalid literal for int() with base 10: 'abc'"),
     settings("data.variant", "shuffled", "unknown data variant 'shuffled'"),
-    settings("data.name", "imagenet", "unknown data set 'imagenet': neither digits, npz nor"),
+    Case("data.name=imagenet", ["--config.data.name=imagenet", "--config.data.npz_path="],
+         "unknown data set 'imagenet': neither digits, npz nor"),
     settings("data.name", "", "data.name is empty"),
     Case("more devices than present", ["--config.train.devices=64"], "train.devices=64"),
     Case("task index", ["--task_index=3", "--num_tasks=2"], "task_index must be in"),
@@ -242,7 +243,7 @@ CASES = [
          setup=write("e.npz", b"PK\x03\x04 not really a zip")),
     Case("npz missing", ["--config.data.npz_path=none.npz"], "no such .npz file: none.npz"),
     Case("npz path empty", ["--config.data.npz_path="], "data.name=npz needs"),
-    Case("tfds set not prepared", ["--config.data.name=cifar10",
+    Case("tfds set not prepared", ["--config.data.name=cifar10", "--config.data.npz_path=",
                                    "--config.data.data_dir=/nonexistent/tfds"],
          "cifar10 is not prepared"),
     # The data changed under the same path: the workdir's results were computed on the old data.
@@ -330,6 +331,114 @@ CASES = [
          "(a stored result) was computed with other settings (data.train_labels: sha256",
          setup=lambda folder: (remove("w/data.json")(folder), relabelled(folder))),
     Case("workdir a URL", ["--workdir=gs://bucket/run"], "--workdir gs://bucket/run is a URL"),
+]
+
+
+# Inputs that the chosen options would ignore, seeds and names that would break later, damaged
+# records, and the export and model-listing command lines.
+EXPORT = [f"--config={ROOT}/configs/quickstart.py", "--config.data.name=npz",
+          "--config.data.npz_path=w/in.npz", "--config.data.n1_size=100",
+          "--config.data.n2_size=100", "--config.data.test_size=100"]
+
+
+def in_workdir(folder):
+  """w/in.npz, a copy of d.npz inside the workdir (whose every byte the test compares), and
+  w/p.npz, predictions of D2 and D3, w/dir.npz a folder and w/link.npz a link to w/in.npz."""
+  npz(os.path.join("w", "in.npz"))(folder)
+  np.savez(os.path.join(folder, "w", "p.npz"), d2=np.zeros(100, np.int64), d3=np.zeros(100, np.int64))
+  os.makedirs(os.path.join(folder, "w", "dir.npz"))
+  os.symlink("in.npz", os.path.join(folder, "w", "link.npz"))
+
+
+def predictions_file(folder):
+  np.savez(os.path.join(folder, "p.npz"), d2=np.zeros(100, np.int64), d3=np.zeros(100, np.int64))
+
+
+def in_w(name: str, data: bytes) -> Callable:
+  return write(os.path.join("w", name), data)
+
+
+def first_cell(data: bytes) -> Callable:
+  """The workdir's first cell's result.json replaced by ``data``."""
+  def setup(folder):
+    cells = os.path.join(folder, "w", "cells")
+    with open(os.path.join(cells, sorted(os.listdir(cells))[0], "result.json"), "wb") as f:
+      f.write(data)
+  return setup
+
+
+def export_case(case_id: str, out: str, expect: str, setup: Callable = in_workdir) -> Case:
+  return Case(case_id, EXPORT + [f"--out={out}"], expect, module="learnjax.data.export",
+              base=False, setup=setup)
+
+
+def in_workdir_and_read_only(folder):
+  in_workdir(folder)
+  read_only_dir(folder)
+
+
+CASES += [
+    # Settings the chosen options would ignore: refused, never silently dropped.
+    settings("data.name", "digits", "data.npz_path='d.npz' is read only with data.name=npz",
+             case_id="npz_path without data.name=npz"),
+    settings("n1.predictions", "p.npz", "n1.predictions='p.npz' is read only with "
+             "n1.model=predictions"),
+    settings("n1.name", "mine", "n1.name='mine' is read only with n1.model=predictions"),
+    Case("width on vgg11", ["--config.n1.model=vgg11", "--config.n1.width=64"],
+         "n1.width=64 is not used by model 'vgg11'"),
+    Case("depth on the shallow CNN family", ["--config.n1.model=shallow_cnn",
+                                             "--config.n1.width=16", "--config.n1.depth=3"],
+         "n1.depth=3 is not used by model 'shallow_cnn'"),
+    Case("depth on a shallow CNN preset", ["--config.n2.model=shallow_cnn_16",
+                                           "--config.n2.depth=2"],
+         "n2.depth=2 is not used by model 'shallow_cnn_16'"),
+    Case("width on n2.model=same", ["--config.n2.model=same", "--config.n2.width=8"],
+         "n2.width=8 is not used by model 'same'"),
+    Case("width on an N1 given as predictions", ["--config.n1.model=predictions",
+                                                 "--config.n1.predictions=p.npz",
+                                                 "--config.n1.width=8"],
+         "n1.width=8 is not used by model 'predictions'", setup=predictions_file),
+    Case("n2 family without its width", ["--config.n2.model=mlp"],
+         "model 'mlp' of config.n2.model needs width, depth (e.g. --config.n2.width=",
+         absent="n1.width"),
+    # Seeds and names that would fail (or be truncated) later.
+    settings("seed", str(10**20), "config.seed must be at most 4294967295"),
+    settings("seed", str(2**32), "config.seed must be at most 4294967295"),
+    Case("n1.name not a path component", ["--config.n1.model=predictions",
+                                          "--config.n1.predictions=p.npz",
+                                          "--config.n1.name=my/net"],
+         "config.n1.name 'my/net' must be a plain name", setup=predictions_file),
+    Case("n1.name a parent folder", ["--config.n1.model=predictions",
+                                     "--config.n1.predictions=p.npz", "--config.n1.name=.."],
+         "config.n1.name '..' must be a plain name", setup=predictions_file),
+    # Damaged records.
+    Case("plan.json a list", ["--gather_only"], "plan.json is not a learnjax plan",
+         setup=in_w("plan.json", b"[]")),
+    Case("plan.json without cell ids", ["--gather_only"], "plan.json is not a learnjax plan",
+         setup=in_w("plan.json", b'{"cells": 3}')),
+    Case("cell result.json a list", ["--config.n2.model=mlp_1,mlp_2"],
+         "is not the learnjax result of cells", setup=first_cell(b"[]")),
+    Case("cell result.json empty", ["--config.n2.model=mlp_1,mlp_2"],
+         "is not the learnjax result of cells", setup=first_cell(b"{}")),
+    Case("cell result.json empty, gathered", ["--gather_only"],
+         "is not the learnjax result of cells", setup=first_cell(b"{}")),
+    Case("cell result.json a list, reported", ["--workdir=w"], "is not the learnjax result of cells",
+         module="learnjax.report", base=False, setup=first_cell(b"[]")),
+    # Misleading messages.
+    Case("npz without test images", ["--config.data.npz_path=e.npz"],
+         "e.npz: x_test holds no images", absent="test_size",
+         setup=npz("e.npz", x_test=digits()["x_test"][:0], y_test=digits()["y_test"][:0])),
+    # The export: never over an input, a folder or an unwritable file.
+    export_case("export over the data set", "w/in.npz", "is the file of the data set"),
+    export_case("export over a link to the data set", "w/link.npz", "is the file of the data set"),
+    export_case("export over a predictions file", "w/p.npz", "holds learnjax input"),
+    export_case("export to a folder", "w/dir.npz", "--out w/dir.npz is a folder"),
+    export_case("export unwritable", f"{READ_ONLY}/x.npz", "cannot write --out",
+                setup=in_workdir_and_read_only),
+    Case("models --num_classes abc", ["--num_classes", "abc"],
+         "--num_classes must be an integer, got 'abc'", module="learnjax.models", base=False),
+    Case("models unknown argument", ["--bogus"], "unrecognized arguments: --bogus",
+         module="learnjax.models", base=False),
 ]
 
 

@@ -130,3 +130,47 @@ def test_missing_config_file_is_refused(tmp_path):
   proc = run(["--config=configs/no_such_experiment.py", f"--workdir={tmp_path}"])
   assert proc.returncode != 0 and "Traceback" not in proc.stderr
   assert "no_such_experiment.py" in proc.stderr
+
+
+def test_the_config_file_is_executed_once(tmp_path):
+  config = tmp_path / "c.py"
+  count = tmp_path / "count"
+  config.write_text(f"open({str(count)!r}, 'a').write('x')\n"
+                    "from learnjax.config import base_config\n"
+                    "def get_config():\n  return base_config()\n")
+  proc = run([f"--config={config}", "--config.train.max_epochs=0", f"--workdir={tmp_path / 'w'}"])
+  assert "train.max_epochs must be a positive integer" in proc.stderr
+  assert count.read_text() == "x"
+
+
+def test_comma_lists_of_batch_sizes_are_split_off_without_state():
+  from learnjax import cli_input
+  argv = ["main", "--config.n1.batch_size=32,64", "--config.seeds=2", "--config.n2.batch_size=8,16"]
+  assert cli_input.split_list_overrides(argv) == (
+      ["main", "--config.seeds=2"], [("n1", "32,64"), ("n2", "8,16")])
+  assert cli_input.split_list_overrides(argv) == cli_input.split_list_overrides(argv)
+
+
+def test_an_ascii_console_loses_no_work(tmp_path):
+  """'±' and '≥' cannot be shown on an ASCII stdout: replaced, and every cell still finishes."""
+  workdir = tmp_path / "w"
+  proc = run(QUICK + ["--config.n2.model=mlp_1,mlp_2", "--config.data.variant=true",
+                      f"--workdir={workdir}"], env={**os.environ, "PYTHONIOENCODING": "ascii"})
+  assert proc.returncode == 0, proc.stderr
+  assert "cell 2/2" in proc.stdout and " ? " in proc.stdout
+  assert len(json.load(open(workdir / "results.json"))["cells"]) == 2
+
+
+def test_a_failing_output_never_stops_the_run():
+  from learnjax import progress
+  seen = []
+
+  def ascii_only(line):
+    line.encode("ascii")
+    seen.append(line)
+
+  def closed(line):
+    raise ValueError("I/O operation on closed file")
+  progress.tolerant(ascii_only)("learnability 40.0 ± 3.0")
+  progress.tolerant(closed)("a line")
+  assert seen == ["learnability 40.0 ? 3.0"]

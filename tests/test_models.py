@@ -1,4 +1,4 @@
-"""The model zoo: exact counts against shared/reference/architectures.md, shapes, BatchNorm,
+"""The model zoo: exact counts against the reference architectures, shapes, BatchNorm,
 PyTorch-default init, padding, and a few SGD steps.
 
 Counts, shapes and gradients are checked for every preset with ``jax.eval_shape`` (tracing
@@ -26,7 +26,8 @@ from learnjax.models.__main__ import count, main
 CIFAR = (32, 32, 3)
 MNIST = (28, 28, 1)
 
-# From shared/reference/architectures.md, section 1:
+# The reference architectures' counts (the kuangliu/pytorch-cifar models; docs/protocol.md
+# section 4):
 # name: (params for 10 classes, params for 100 classes, param tensors, BN running-stat elements,
 #        #conv, #conv with bias, #BN, #Linear)
 DEEP = {
@@ -42,7 +43,7 @@ DEEP = {
     "googlenet": (6_166_250, 6_258_500, 258, 15_808, 64, 64, 64, 1),
 }
 # Small models (no BN), on CIFAR input except the MNIST MLPs: (10-class, 100-class or None,
-# param tensors). The spec gives no CIFAR-100 count for the MNIST MLPs.
+# param tensors). The MNIST MLPs have no CIFAR-100 reference count.
 _SHALLOW_10 = (42_186, 84_362, 168_714, 337_418, 674_826, 1_349_642, 2_699_274)
 _SHALLOW_100 = (410_916, 821_732, 1_643_364, 3_286_628, 6_573_156, 13_146_212, 26_292_324)
 _MLP_10 = (197_322, 201_482, 205_642, 209_802, 213_962)
@@ -86,24 +87,24 @@ def test_every_preset_is_registered_in_order():
 
 @pytest.mark.parametrize("name", list(DEEP))
 @pytest.mark.parametrize("num_classes", [10, 100])
-def test_deep_counts_match_spec(name, num_classes):
+def test_deep_counts_match_the_reference(name, num_classes):
   p10, p100, tensors, bn_stats, *_ = DEEP[name]
   assert count(name, num_classes, CIFAR) == (p10 if num_classes == 10 else p100, tensors, bn_stats)
 
 
 @pytest.mark.parametrize("name", list(SMALL))
 @pytest.mark.parametrize("num_classes", [10, 100])
-def test_small_counts_match_spec(name, num_classes):
+def test_small_counts_match_the_reference(name, num_classes):
   p10, p100, tensors = SMALL[name]
   expected = p10 if num_classes == 10 else p100
   if expected is None:
-    pytest.skip("the spec gives no CIFAR-100 count for the MNIST MLPs")
+    pytest.skip("the MNIST MLPs have no CIFAR-100 reference count")
   assert count(name, num_classes, input_shape(name)) == (expected, tensors, 0)
 
 
 @pytest.mark.parametrize("name", list(DEEP))
-def test_deep_layer_kinds_match_spec(name):
-  """#conv (with bias), #BN and #Linear from the params tree, as in the spec's table."""
+def test_deep_layer_kinds_match_the_reference(name):
+  """#conv (with bias), #BN and #Linear from the params tree, as in the reference's table."""
   *_, n_conv, n_conv_bias, n_bn, n_linear = DEEP[name]
   _, variables = abstract_variables(name)
   kinds = {"conv": 0, "conv_bias": 0, "bn": 0, "linear": 0}

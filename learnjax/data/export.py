@@ -51,13 +51,51 @@ def export(data_config, out: str) -> dict[str, np.ndarray]:
   """Writes D2's and D3's images (see the module's docstring) to ``out``; returns the arrays."""
   if not out or not out.endswith(".npz"):
     raise LearnjaxError(f"--out must name an .npz file, got {out!r}")
+  check_out(out, inputs_of(data_config))
+  arrays = export_arrays(data_config)
+  from learnjax.store import atomic_write_npz
+  try:
+    atomic_write_npz(out, arrays)
+  except OSError as e:
+    raise LearnjaxError(f"cannot write --out {out}: {e.strerror or e}") from None
+  return arrays
+
+
+def inputs_of(data_config) -> list[str]:
+  """The files a config's data block reads, which --out must never overwrite."""
+  path = data_config.get("npz_path") or ""
+  return [path] if path and data_config.get("name") == "npz" else []
+
+
+def check_out(out: str, inputs: list[str]) -> None:
+  """Refuses an --out that is a folder, an input (by any path or link), or not writable."""
+  if os.path.isdir(out):
+    raise LearnjaxError(f"--out {out} is a folder; name the .npz file to write")
+  for path in inputs:
+    if os.path.exists(out) and os.path.exists(path) and os.path.samefile(out, path) \
+        or os.path.realpath(out) == os.path.realpath(path):
+      raise LearnjaxError(f"--out {out} is the file of the data set, {path}; writing there would "
+                          "replace the data: name a new file")
+  if os.path.exists(out) and _is_learnjax_input(out):
+    raise LearnjaxError(f"--out {out} holds learnjax input (a data set, or the predictions of an "
+                        "N1), which the export would replace; name a new file")
   folder = os.path.dirname(os.path.abspath(out))
   if not os.path.isdir(folder):
     raise LearnjaxError(f"no such folder for --out: {folder}")
-  arrays = export_arrays(data_config)
-  from learnjax.store import atomic_write_npz
-  atomic_write_npz(out, arrays)
-  return arrays
+  if not os.access(folder, os.W_OK) or os.path.exists(out) and not os.access(out, os.W_OK):
+    raise LearnjaxError(f"cannot write --out {out}: its folder {folder} or the file itself is "
+                        "read-only")
+
+
+def _is_learnjax_input(path: str) -> bool:
+  """Whether an existing .npz is a data set (x_train...) or a predictions file (d2, d3), not an
+  earlier export (which may be overwritten)."""
+  try:
+    with np.load(path) as data:
+      names = set(data.files)
+  except Exception:  # noqa: BLE001  not an .npz: an input of no learnjax kind
+    return False
+  return {"x_train", "x_test"} <= names or {"d2", "d3"} <= names and "d2_images" not in names
 
 
 def main(argv=None) -> None:
@@ -69,6 +107,8 @@ def main(argv=None) -> None:
   out_flag = flags.DEFINE_string("out", None, "The .npz file to write.")
 
   def run(args):
+    from learnjax.cli_input import tolerant_output
+    tolerant_output()
     if len(args) > 1:
       _fail(f"unexpected arguments: {' '.join(args[1:])}")
     if config_flag.value is None or not out_flag.value:

@@ -50,6 +50,10 @@ def pool_from_arrays(name: str, arrays, source: str, num_classes: int | None = N
   for x, y, split in ((x_train, y_train, "train"), (x_test, y_test, "test")):
     if len(x) != len(y):
       raise LearnjaxError(f"{source}: x_{split} has {len(x)} images but y_{split} {len(y)} labels")
+  for x, split, what in ((x_train, "train", "D1 and D2 are"), (x_test, "test", "D3 is")):
+    if not len(x):
+      raise LearnjaxError(f"{source}: x_{split} holds no images; {what} cut from the {split} "
+                          f"split, so x_{split} and y_{split} need at least one example each")
   if x_train.shape[1:] != x_test.shape[1:]:
     raise LearnjaxError(f"{source}: train images {x_train.shape[1:]} and test images "
                         f"{x_test.shape[1:]} differ in shape")

@@ -20,33 +20,11 @@ import numpy as np
 from learnjax.data.pool import NPZ_KEYS, TFDS_NAMES, Pool, pool_from_arrays  # noqa: F401
 from learnjax.errors import LearnjaxError
 
-# The last pool loaded, with what identifies its files: the command line checks the data before it
-# imports JAX, and the run then trains on the same pool without reading the files again.
-_last: tuple[tuple, Pool] | None = None
-
-
 def load_pool(data_config) -> Pool:
-  """The pool named by ``data_config.name``: 'digits', 'npz' (with ``npz_path``) or a tfds name."""
-  global _last
-  key = _cache_key(data_config)
-  if _last is not None and _last[0] == key:
-    return _last[1]
-  pool = _load_pool(data_config)
-  _last = (key, pool)
-  return pool
+  """The pool named by ``data_config.name``: 'digits', 'npz' (with ``npz_path``) or a tfds name.
 
-
-def _cache_key(data_config) -> tuple:
-  name, path = data_config.name, data_config.get("npz_path") or ""
-  try:
-    stat = os.stat(path) if name == "npz" else None
-  except OSError:
-    return (name, path, None)
-  where = (stat.st_ino, stat.st_size, stat.st_mtime_ns) if stat else None
-  return (name, os.path.abspath(path) if path else "", where, data_config.get("data_dir") or "")
-
-
-def _load_pool(data_config) -> Pool:
+  Every call reads the files again: a caller that needs the pool twice keeps it (the command line
+  checks the data, then hands that pool to the run)."""
   name = data_config.name
   if name == "digits":
     with importlib.resources.files("learnjax.data").joinpath("digits.npz").open("rb") as f:

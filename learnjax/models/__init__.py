@@ -7,5 +7,5 @@ from learnjax.models import dpn  # noqa: F401  (registers dpn: dpn26)
 from learnjax.models import densenet  # noqa: F401  (registers densenet: densenet121)
 from learnjax.models import googlenet  # noqa: F401  (registers googlenet)
 from learnjax.models.registry import (UnknownModelError, build, canonical_name,  # noqa: F401
-                                      family_names, preset_names, resolve, size,
+                                      family_names, hparams_of, preset_names, resolve, size,
                                       uses_convolution)

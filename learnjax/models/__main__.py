@@ -24,24 +24,43 @@ def count(name: str, num_classes: int, input_shape: tuple[int, ...],
 
 
 def main(argv=None) -> None:
-  parser = argparse.ArgumentParser(prog="python -m learnjax.models",
-                                   description=__doc__.split("\n")[0])
-  parser.add_argument("--num_classes", type=int, default=10)
+  parser = _Parser(prog="python -m learnjax.models", description=__doc__.split("\n")[0])
+  parser.add_argument("--num_classes", default="10", help="classes of the head (default 10)")
   parser.add_argument("--input_shape", default=None,
                       help="H,W,C of one image (default: 28,28,1 for mnist_*, else 32,32,3)")
   args = parser.parse_args(argv)
   try:
     shape = _input_shape(args.input_shape)
-    if args.num_classes < 2:
-      raise LearnjaxError(f"--num_classes must be at least 2, got {args.num_classes}")
+    num_classes = _num_classes(args.num_classes)
   except LearnjaxError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+    _fail(str(e))
   print(f"{'model':<18} {'params':>12} {'tensors':>8} {'bn_stats':>9}  input")
   for name in models.preset_names():
     shape_of = shape or ((28, 28, 1) if name.startswith("mnist_") else (32, 32, 3))
-    n, tensors, stats = count(name, args.num_classes, shape_of)
+    n, tensors, stats = count(name, num_classes, shape_of)
     print(f"{name:<18} {n:>12,} {tensors:>8} {stats:>9,}  {'x'.join(map(str, shape_of))}")
+
+
+class _Parser(argparse.ArgumentParser):
+  """argparse, with a bad argument answered in one ``error:`` line (exit 2), not its usage."""
+
+  def error(self, message):
+    _fail(f"{message} (python -m learnjax.models --help lists the arguments)")
+
+
+def _fail(message: str) -> None:
+  print(f"error: {message}", file=sys.stderr, flush=True)
+  sys.exit(2)
+
+
+def _num_classes(spec: str) -> int:
+  try:
+    value = int(spec)
+  except ValueError:
+    raise LearnjaxError(f"--num_classes must be an integer, got {spec!r}") from None
+  if value < 2:
+    raise LearnjaxError(f"--num_classes must be at least 2, got {value}")
+  return value
 
 
 def _input_shape(spec: str | None) -> tuple[int, int, int] | None:

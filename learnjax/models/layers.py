@@ -454,8 +454,8 @@ def avg_pool(x, window: int, stride: int | None = None):
 
 
 def head_pool(x, window: int):
-  """The spec's unpadded ``window`` x ``window`` average pool when the map is exactly that
-  size (the CIFAR case: 1x1 output), otherwise a global average over the remaining map.
+  """The reference head's unpadded ``window`` x ``window`` average pool when the map is exactly
+  that size (the CIFAR case: 1x1 output), otherwise a global average over the remaining map.
 
   Always returns an (N, 1, 1, C) map, so the Linear head has C inputs for any input size.
   """

@@ -52,6 +52,17 @@ def family_names() -> list[str]:
   return list(_FAMILIES)
 
 
+def hparams_of(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+  """(the hyper-parameters model ``name`` takes, those that must be given): a preset takes only
+  those it fixes (and needs none), a family needs every one it declares."""
+  if name in _PRESETS:
+    return tuple(_PRESETS[name][1]), ()
+  if name in _FAMILIES:
+    return _FAMILIES[name].hparams, _FAMILIES[name].hparams
+  resolve(name)  # raises: unknown model
+  return (), ()
+
+
 def resolve(name: str, **hparams) -> tuple[str, dict[str, Any]]:
   """(family, hyper-parameters) for a preset name, or a family name plus its hyper-parameters.
 

@@ -15,7 +15,7 @@ so that ported weights map by name.
 
 Head: "avgpool 4" -> Linear(512, C). Convolutions never use 'SAME' padding (see layers.Conv).
 Input sizes other than 32x32: :func:`layers.head_pool` averages the final map globally whenever it is
-not exactly the spec's window (4x4 here), so the head stays Linear(512, C) and the parameter
+not exactly the reference head's window (4x4 here), so the head stays Linear(512, C) and the parameter
 counts never depend on the input size. MNIST's 28x28 happens to reach 4x4 as well
 (28 -> 14 -> 7 -> 4 with stride-2, pad-1 3x3 convs), where the two pools coincide anyway.
 """

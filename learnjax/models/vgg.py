@@ -4,7 +4,7 @@ Each number in the config is conv 3x3 (pad 1, bias) -> BN -> ReLU; ``M`` is a 2x
 stride 2. On 32x32 input the five pools give a 1x1x512 map, flattened into Linear(512, C)
 (the repo's trailing AvgPool(1, 1) is a no-op and is left out).
 
-Other input sizes (a documented extension; the spec covers 32x32 only):
+Other input sizes (an extension: the reference architecture is defined on 32x32 only):
   * a max-pool whose input is already 1 pixel high or wide is skipped (identity), so MNIST's
     28x28 goes 28 -> 14 -> 7 -> 3 -> 1 -> (skipped) 1 instead of collapsing to an empty map;
   * a final map larger than 1x1 (e.g. 64x64 input) is averaged globally before the head.

@@ -33,6 +33,9 @@ def parse_flags(argv):
 
 def main(argv):
   from absl import logging
+
+  from learnjax.cli_input import tolerant_output
+  tolerant_output()   # a path or message an ASCII console cannot show is printed with replacements
   if not _flags()["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # keeps matplotlib's font cache notices off the screen
   if len(argv) > 1:
