@@ -92,9 +92,9 @@ def stored_config(path: str) -> ml_collections.ConfigDict:
   (written before the field existed) gets its :data:`NEUTRAL` value, else its default."""
   import json
   with open(path) as f:
-    stored = dict(_flat(json.load(f)))
+    stored = flatten(json.load(f))
   config = base_config()
-  known = dict(_flat(config.to_dict()))
+  known = flatten(config.to_dict())
   unknown = sorted(set(stored) - set(known))
   if unknown:
     raise ValueError(f"{path} holds fields this learnjax does not know ({', '.join(unknown[:5])})"

@@ -82,6 +82,8 @@ class Experiment:
     self.guard = guard.Workdir(workdir, config, self.data_fingerprint, self._planned_fields())
     self.guard.check_records()
     self.guard.check_units()
+    for kind in ("n1", "cells"):   # every finished record readable, before anything trains
+      self.store.results(kind)
     for job, cells in self.rows:
       if not job.n1.predictions:
         self.trainer(job.n1, job.batch_size)
