@@ -1,9 +1,9 @@
 """A trained network as stored in a workdir: its summary numbers, its arrays, and back.
 
-``result.json`` holds the summary (:func:`net_summary`, per-seed statistics with
-:func:`seed_stats`); ``arrays.npz`` the predictions and histories (:func:`net_arrays`);
-:func:`net_from_store` rebuilds the :class:`~learnjax.protocol.TrainedNet`. N1 snapshot predictions
-are kept one small file per (epoch, seed) while N1 trains (:class:`SnapshotCache`).
+``result.json`` holds the summary (:func:`net_summary`); ``arrays.npz`` the predictions and
+histories (:func:`net_arrays`); :func:`net_from_store` rebuilds the
+:class:`~learnjax.protocol.TrainedNet`. N1 snapshot predictions are kept one small file per
+(epoch, seed) while N1 trains (:class:`SnapshotCache`).
 """
 
 from __future__ import annotations
@@ -13,11 +13,6 @@ import os
 import numpy as np
 
 from learnjax import protocol, store as store_lib
-
-
-def seed_stats(values) -> dict:
-  mean, std = protocol.mean_std(values)
-  return {"mean": mean, "std": std, "per_seed": np.asarray(values).tolist()}
 
 
 def net_summary(net: protocol.TrainedNet) -> dict:

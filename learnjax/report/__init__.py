@@ -44,10 +44,12 @@ Reference numbers (``--reference``) are a JSON file::
       "learnability": 78.0, "n1_test_accuracy": 55.0, "n2_test_accuracy": 54.0,
       "note": "free text"}]}
 
-Only ``cells`` and each entry's ``n1_model`` are required; other keys are refused (to catch typos).
-An entry matches a stored cell when every key it gives among ``variant``, ``n1_model``,
+Only ``cells`` and each entry's ``n1_model`` are required; besides the keys above, an entry may
+give any metric of :data:`learnjax.metrics.REGISTRY` by its name; other keys are refused (to catch
+typos). An entry matches a stored cell when every key it gives among ``variant``, ``n1_model``,
 ``n2_model``, ``n1_batch_size``, ``n2_batch_size`` equals the cell's (an absent key matches any
-value), and its ``n1_epoch`` (absent: null, the final N1) equals the cell's. A number is a plain number or
+value), and its ``n1_epoch`` (absent: null, the final N1) equals the cell's. A number is a plain
+number or ``{"mean": m, "std": s}``.
 
 Every report with cells also gets the rank correlation between learnability and N1's test
 accuracy and generalisation gap across its cells (:mod:`learnjax.report.correlation`,

@@ -6,9 +6,10 @@ import dataclasses
 import json
 import os
 
+from learnjax import metrics
 from learnjax.errors import LearnjaxError
 from learnjax.report import degenerate
-from learnjax.report.formatting import METRICS, fmt
+from learnjax.report.formatting import METRICS
 from learnjax.report.status import DEFAULT_STOP_ERROR, is_oom
 from learnjax.store import Store, read_json
 
@@ -85,7 +86,7 @@ class Context:
       return "–"
     if is_oom(cell):
       return "OOM"
-    text = fmt(cell.get(key))
+    text = metrics.fmt_metric(key, cell.get(key))
     ref = self.reference_for(cell, key)
     text = text if ref is None else f"{text} (ref {ref[0]:.1f})"
     if key == "learnability" and self.degenerate(cell):
@@ -119,9 +120,29 @@ def load(workdir: str, reference_path: str | None = None) -> Context:
         raise LearnjaxError(f"a {kind}/*/result.json in {workdir} is not a learnjax result "
                             f"(no {key!r} field); delete its folder to recompute it")
   context = Context(workdir, config, cells, n1s)
+  context.cells = [_with_metrics(context, c) for c in cells]
   if reference_path:
     context.reference, context.reference_source = load_reference(reference_path)
   return context
+
+
+def _with_metrics(ctx: Context, cell: dict) -> dict:
+  """The cell with every metric computed from its stored arrays (a workdir stored before a metric
+  existed gains it); a stored number that its arrays contradict is kept and noted."""
+  if is_oom(cell):
+    return cell
+  try:
+    arrays = ctx.arrays("cells", cell["cell"])
+  except LearnjaxError:
+    ctx.notes.append(f"cell {cell['cell']}: its arrays cannot be read; only its stored numbers "
+                     "are shown")
+    return cell
+  completed, disagree = metrics.complete(cell, arrays)
+  if disagree:
+    ctx.notes.append(f"cell {cell['cell']}: the stored {', '.join(disagree)} disagree(s) with its "
+                     "stored predictions; the stored numbers are shown (delete its folder to "
+                     "recompute it)")
+  return completed
 
 
 def load_reference(path: str) -> tuple[list[dict], str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from learnjax import metrics
 from learnjax.report.context import MATCH_KEYS, Context, as_mean_std, reference_matches
 from learnjax.report.formatting import (METRICS, TITLES, cell_label, epochs_text, fmt, md_table,
                                         natural_key, sort_models, variant_rank)
@@ -62,7 +63,7 @@ def section_cells(ctx: Context) -> str:
       -1 if c.get("n1_epoch") is None else c["n1_epoch"]))
   with_epoch = any(c.get("n1_epoch") is not None for c in cells)
   header_ = ["variant", "N1", "N1 batch", "N2", "N2 batch"] + (["N1 epoch"] if with_epoch else []) + [
-      "learnability %", "N1 test acc %", "N2 test acc %", "N1 epochs", "N2 epochs", "status"]
+      metrics.REGISTRY[k].header for k in METRICS] + ["N1 epochs", "N2 epochs", "status"]
   rows = []
   for c in cells:
     row = [c.get("variant"), c.get("n1_model"), c.get("n1_batch_size"), c.get("n2_model"),
@@ -70,7 +71,7 @@ def section_cells(ctx: Context) -> str:
     if with_epoch:
       row.append("final" if c.get("n1_epoch") is None else c["n1_epoch"])
     if is_oom(c):
-      row += ["OOM", "OOM", "OOM", "–", "–"]
+      row += ["OOM"] * len(METRICS) + ["–", "–"]
     else:
       row += [ctx.num(c, k) for k in METRICS]
       row += [epochs_text((c.get(net) or {}).get("epochs", [])) for net in ("n1", "n2")]
@@ -104,8 +105,8 @@ def section_reference(ctx: Context) -> str:
           rows.append([cell_label(c), key, "OOM" if is_oom(c) else "–", ref_text, "", entry.get("note", "")])
           continue
         ours = c[key]
-        rows.append([cell_label(c), key, fmt(ours), ref_text, f"{ours['mean'] - ref_mean:+.1f}",
-                     entry.get("note", "")])
+        diff = "–" if ours.get("mean") is None else f"{ours['mean'] - ref_mean:+.1f}"
+        rows.append([cell_label(c), key, fmt(ours), ref_text, diff, entry.get("note", "")])
   source = f" ({ctx.reference_source})" if ctx.reference_source else ""
   return (f"Reference numbers{source}; difference = ours − reference.\n\n"
           + md_table(["cell", "metric", "ours", "reference", "difference", "note"], rows))
