@@ -9,12 +9,10 @@ import os
 from learnjax import metrics
 from learnjax.errors import LearnjaxError
 from learnjax.report import degenerate
-from learnjax.report.formatting import METRICS
 from learnjax.report.status import DEFAULT_STOP_ERROR, is_oom
 from learnjax.store import Store, read_json
 
 MATCH_KEYS = ("variant", "n1_model", "n2_model", "n1_batch_size", "n2_batch_size")
-REFERENCE_KEYS = MATCH_KEYS + ("n1_epoch", "note") + METRICS
 DEGENERATE_MARK = "⚠"
 
 
@@ -160,15 +158,21 @@ def load_reference(path: str) -> tuple[list[dict], str]:
     where = f"reference file {path}, cells[{i}]"
     if not isinstance(entry, dict) or "n1_model" not in entry:
       raise LearnjaxError(f"{where}: each entry must be an object with at least n1_model")
-    unknown = sorted(set(entry) - set(REFERENCE_KEYS))
+    known = reference_keys()
+    unknown = sorted(set(entry) - set(known))
     if unknown:
       raise LearnjaxError(f"{where}: unknown key(s) {', '.join(unknown)}; "
-                          f"known: {', '.join(REFERENCE_KEYS)}")
-    for key in METRICS:
+                          f"known: {', '.join(known)}")
+    for key in metrics.names():
       if key in entry and as_mean_std(entry[key]) is None:
         raise LearnjaxError(f"{where}: {key} must be a number or {{\"mean\": m, \"std\": s}}")
   source = data.get("source", "")
   return entries, str(source) if source else ""
+
+
+def reference_keys() -> tuple[str, ...]:
+  """The keys a reference entry may give: what it matches, a note, and every metric's name."""
+  return MATCH_KEYS + ("n1_epoch", "note") + metrics.names()
 
 
 def reference_matches(entry: dict, cell: dict) -> bool:

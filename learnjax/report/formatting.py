@@ -10,7 +10,6 @@ from learnjax import metrics
 
 VARIANT_ORDER = ("random_labels", "random_images", "true")
 VARIANT_TITLE = {"random_labels": "random labels", "random_images": "random images", "true": "true data"}
-METRICS = metrics.names()   # the cell metrics, in table order (learnjax.metrics)
 
 TITLES = {
     "T1": "T1: deep networks, learnability per data variant",
