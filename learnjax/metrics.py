@@ -185,3 +185,13 @@ def n1_test_accuracy(a):
 def n2_test_accuracy(a):
   """100 × mean over D3 of [N2(x) = y]."""
   return _agreement(a["n2_preds_d3"], a["y_d3"])
+
+
+@register("agreement_n1_wrong", title="agree | N1 wrong")
+def agreement_n1_wrong(a):
+  """100 × P(N2(x) = N1(x) | N1(x) ≠ y) on D3: does N2 copy N1's mistakes; undefined where N1 is
+  never wrong."""
+  n1, n2 = np.atleast_2d(a["n1_preds_d3"]), np.atleast_2d(a["n2_preds_d3"])
+  wrong = n1 != np.asarray(a["y_d3"])[None]
+  with np.errstate(invalid="ignore", divide="ignore"):
+    return 100.0 * (wrong & (n1 == n2)).sum(-1) / wrong.sum(-1)

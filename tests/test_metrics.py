@@ -88,3 +88,11 @@ def test_a_registered_metric_reaches_every_table_and_the_reference(registry, tmp
   text = console.format_table([cell], workdir=workdir)
   assert "N1 says 1 %" in text.splitlines()[0] and "25.0 ± 0.0" in text.splitlines()[2]
   assert "n1_says_one" in context.reference_keys()
+
+
+def test_agreement_on_the_examples_n1_gets_wrong():
+  # seed 0: N1 wrong on x2, x3; N2 copies the mistake on x2 only. seed 1: N1 never wrong.
+  y = [0, 1, 2, 3]
+  out = metrics.compute(arrays([[0, 1, 0, 0], y], [[0, 0, 0, 1], y], y))
+  assert out["agreement_n1_wrong"]["per_seed"] == [50.0, None]
+  assert metrics.fmt(out["agreement_n1_wrong"]) == "50.0 ± 0.0 (1 undefined)"
