@@ -30,7 +30,8 @@ class Learnability:
   """One measurement over S seeds: every metric of :mod:`learnjax.metrics`, per seed.
 
   Each metric is an attribute, a (S,) array in its unit (``r.learnability``, ``r.kappa``...; NaN
-  where undefined for a seed); ``r.metrics`` maps every name to its array. The predictions it was
+  where undefined for a seed; a (1,) array for a metric of the seed ensemble); ``r.metrics`` maps
+  every name to its array. The predictions it was
   computed from are kept, seed axis first.
   """
   metrics: dict                   # metric name -> (S,) per-seed values
@@ -64,6 +65,8 @@ class Learnability:
 
   def _stats(self, name: str) -> dict:
     from learnjax import metrics
+    if metrics.REGISTRY[name].ensemble:   # one number over the seeds: no spread
+      return {"mean": metrics.seed_stats(self.metrics[name])["mean"], "std": None}
     return metrics.seed_stats(self.metrics[name])
 
   def __str__(self) -> str:
@@ -128,14 +131,19 @@ def learnability(n1: N1, data: Any = "digits", n2: str = "mlp_1", seeds: int | S
     net = protocol.train_n1(splits, trainer(n1, int(cfg.n1.batch_size)), variant, seed,
                             seed_indices, **run_kw)
     preds_d2, preds_d3, n1_name = net.preds_d2, net.preds_d3, n1
+    n1_log_probs = net.log_probs_d3
   else:
     d2, d3, n1_name = _given(n1, splits)
     preds_d2, preds_d3 = (np.tile(p, (len(seed_indices), 1)) for p in (d2, d3))
+    n1_log_probs = None   # an N1 given as labels has no probabilities
   n2_net = protocol.train_n2(splits, n2_trainer, preds_d2, seed, seed_indices, **run_kw)
   from learnjax import metrics
   y3 = splits.d3.y
   arrays = {"n1_preds_d3": np.asarray(preds_d3), "n2_preds_d3": np.asarray(n2_net.preds_d3),
-            "n1_preds_d2": np.asarray(preds_d2), "y_d3": y3}
+            "n1_preds_d2": np.asarray(preds_d2), "y_d3": y3,
+            # rounded as the command line stores them, so both give the same numbers
+            **{f"{k}_log_probs_d3": np.asarray(v, np.float16)
+               for k, v in (("n1", n1_log_probs), ("n2", n2_net.log_probs_d3)) if v is not None}}
   record = {} if isinstance(n1, str) else {"n1_source": "predictions"}
   values = {m.name: v for m in metrics.REGISTRY.values()
             if (v := m.per_seed(arrays, record)) is not None}

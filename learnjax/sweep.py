@@ -180,6 +180,8 @@ class Experiment:
     n1_result, _ = self.store.load("n1", job.id, with_arrays=False)
     arrays = {"n1_preds_d3": n1_preds_d3, "n1_preds_d2": n1_preds_d2, **records.net_arrays("n2", n2),
               "y_d3": y3}
+    if cell.n1_epoch is None and n1.log_probs_d3 is not None:   # the final N1's probabilities
+      arrays["n1_log_probs_d3"] = np.asarray(n1.log_probs_d3, np.float16)
     result = {
         "cell": cell.id, "dataset": self.pool.name, "variant": job.variant,
         "n1_model": job.n1.name, "n1_batch_size": job.batch_size,

@@ -83,7 +83,7 @@ def format_n1_table(workdir: str, stop_error: float | None = DEFAULT_STOP_ERROR)
     return "(no trained N1 stored)"
   # The metrics an N1's own record allows (its D3 predictions and labels, no N2).
   columns = [m for m in metrics.REGISTRY.values()
-             if set(m.needs) <= {"n1_preds_d3", "y_d3", "n1_preds_d2", "n1_probs_d3"}]
+             if set(m.needs) <= {"n1_preds_d3", "y_d3", "n1_preds_d2", "n1_log_probs_d3"}]
   header = ["variant", "N1", "N1 batch", "seeds"] + [m.header for m in columns] + [
       "N1 epochs", "status"]
   rows = []
