@@ -29,7 +29,7 @@ def summary(seeds, epochs=10, train_error=0.0):
 
 def save_cell(store, variant="true", n1="mlp_1", n2=None, n1_batch=64, n1_epoch=None,
               n1_preds=None, n2_preds=None, y=None, learn=None, acc=None, params=100,
-              status="ok", num_classes=10):
+              status="ok", num_classes=10, tensors=4):
   """A cell as sweep.Experiment.cell stores it; numbers from the predictions when given."""
   n2 = n2 or n1
   if n1_preds is None:
@@ -48,7 +48,7 @@ def save_cell(store, variant="true", n1="mlp_1", n2=None, n1_batch=64, n1_epoch=
   result = {"cell": cell_id, "dataset": "digits", "variant": variant, "n1_model": n1,
             "n1_batch_size": n1_batch, "n2_model": n2, "n2_batch_size": 64, "n1_epoch": n1_epoch,
             "seeds": seeds, "d1": 8, "d2": 8, "d3": len(y), "num_classes": num_classes,
-            "n1_params": params, "n1_param_tensors": 4, "learnability": stats(learn),
+            "n1_params": params, "n1_param_tensors": tensors, "learnability": stats(learn),
             "n1_test_accuracy": stats(acc), "n2_test_accuracy": stats(acc),
             "n1": summary(seeds), "n2": summary(seeds), "status": status}
   store.save("cells", cell_id, result, {"n1_preds_d3": n1_preds, "n2_preds_d3": n2_preds,
@@ -82,15 +82,27 @@ def save_n1(store, model, preds_d3, preds_d2=None, y_d2=None, variant="true", nu
                            **summary(seeds)}, arrays)
 
 
+# The config file of each experiment (the report finds its analyses from the stored config).
+CONFIGS = {"T1": "t1_deep_variants.py", "T2": "t2_shallow_width_grid.py",
+           "T3": "t3_cross_architecture.py", "T4": "t4_shallow_variants.py",
+           "T5": "t5_mlp_variants.py", "T7": "t7_class_distribution.py",
+           "T10": "t8_t11_correct_vs_agree.py:t10", "T12": "t12_mnist_mlp.py",
+           "T14": "t14_batch_size.py", "F1": "f1_learnability_vs_epochs.py",
+           "D5": "d5_seed_agreement.py"}
+
+
 def workdir_for(tmp_path, experiment, **config):
+  """A workdir whose config.json is the experiment's config as main stores it (small numbers)."""
+  from learnjax.api import load_config
   workdir = str(tmp_path / "w")
   store = Store(workdir)
-  store.write_config(json.dumps({"experiment": experiment, "seeds": 2,
-                                 "data": {"name": "digits"},
-                                 "train": {"stop_error": 0.01, "max_epochs": 10,
-                                           "learning_rate": 0.01, "momentum": 0.0,
-                                           "plateau_factor": 0.75, "plateau_patience": 10},
-                                 **config}))
+  stored = (load_config(os.path.join(ROOT, "configs", CONFIGS[experiment])).to_dict()
+            if experiment in CONFIGS else {"experiment": experiment})
+  stored.update({"seeds": 2, "data": {**stored.get("data", {}), "name": "digits"},
+                 "train": {"stop_error": 0.01, "max_epochs": 10, "learning_rate": 0.01,
+                           "momentum": 0.0, "plateau_factor": 0.75, "plateau_patience": 10}},
+                **config)
+  store.write_config(json.dumps(stored))
   return workdir, store
 
 
@@ -103,7 +115,8 @@ def test_t8_two_by_two_table_from_hand_made_predictions(tmp_path):
   per_seed = report.correct_agree_table([[0, 1, 2, 0], [0, 0, 0, 0]], [[0, 1, 0, 0], [0, 0, 0, 0]], y)
   np.testing.assert_allclose(per_seed, [[[50, 25], [25, 0]], [[25, 0], [75, 0]]])
   markdown, figures = report.build_report(workdir)
-  assert "## T10: N1 correct x N2 agrees (VGG11)" in markdown
+  assert "# Learnability report: T10: N1 correct x N2 agrees (VGG11)" in markdown
+  assert "## N1 correct × N2 agrees" in markdown   # found from the record: one N1, one N2
   assert "| N1 correct | 37.5 ± 12.5 | 12.5 ± 12.5 | 50.0 ± 25.0 |" in markdown
   assert "| N1 wrong | 50.0 ± 25.0 | 0.0 ± 0.0 | 50.0 ± 25.0 |" in markdown
   assert "| total | 87.5 ± 12.5 | 12.5 ± 12.5 | 100 |" in markdown
@@ -122,7 +135,8 @@ def test_d5_agreement_matrix_and_distinct_predictions(tmp_path):
   assert "| seed 2 | 50.0 | 50.0 | 100.0 |" in markdown
   assert "mean over seed pairs 58.3 ± 11.8%" in markdown
   assert "| shallow_cnn_16 (true, batch 64) | 50.0 | 25.0 | 25.0 |" in markdown
-  assert set(figures) == {"seed_agreement.png", "distinct_predictions.png"}
+  # N1 only: every N1 analysis (the class distribution of its D2 labels, too).
+  assert set(figures) == {"seed_agreement.png", "distinct_predictions.png", "class_distribution.png"}
   assert "|D2| = 5, |D3| = 4" in markdown
   assert "No finished cells (only N1s are stored)" in markdown
   assert "none of its cells is finished" not in markdown   # n2.model = none: no cells expected
@@ -142,8 +156,7 @@ def test_t7_class_distribution(tmp_path):
   # random labels come before true data, as in the paper's tables
   assert markdown.index("| mlp_1 | random_labels") < markdown.index("| mlp_1 | true")
   assert "class_distribution.png" in figures
-  assert "N1 true__mlp_1__b64 is trained" not in markdown
-  assert "N1 random_labels__mlp_1__b64 is trained but none of its cells is finished" in markdown
+  assert "is trained but none of its cells is finished" not in markdown   # n2.model = none
 
 
 def test_t14_batch_grid_with_out_of_memory(tmp_path):
@@ -180,8 +193,10 @@ def test_grid_with_params_and_missing_entry(tmp_path):
 def test_t3_grid_has_layers(tmp_path):
   workdir, store = workdir_for(tmp_path, "T3")
   save_cell(store, n1="resnet18", n2="vgg11", params=11_000_000)
+  save_cell(store, n1="vgg11", n2="vgg11", params=9_000_000, tensors=22)
   markdown, _ = report.build_report(workdir)
-  assert "| N1 params | N1 layers | N1 test acc % |" in markdown
+  assert "## Learnability grid (rows N1, columns N2)" in markdown
+  assert "| N1 params | N1 layers | N1 test acc % |" in markdown   # N1s differ in layer count
   assert "| resnet18 | 55.0 ± 5.0 | 11,000,000 | 4 | 45.0 ± 5.0 |" in markdown
 
 
@@ -296,7 +311,8 @@ def test_cli_on_a_real_tiny_f1_run(tmp_path):
   assert proc.returncode == 0, proc.stderr
   assert proc.stdout.strip() == str(out / "report.md")
   markdown = (out / "report.md").read_text()
-  for section in ("# Learnability report: F1", "## F1:", "## Notes", "## All cells",
+  for section in ("# Learnability report: F1", "## Learnability and test error along N1's training",
+                  "## Notes", "## All cells",
                   "| mlp_1 | 1 |", "| mlp_1 | final (≈2) |", "- seeds: 2 per cell"):
     assert section in markdown
   png = out / "learnability_vs_epochs.png"

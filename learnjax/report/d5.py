@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from learnjax.report import analyses
 from learnjax.report.context import Context
 from learnjax.report.figures import colors, new_figure, wrapped
 from learnjax.report.formatting import md_table, sort_models
@@ -27,6 +28,9 @@ def distinct_counts(preds: np.ndarray) -> np.ndarray:
   return 1 + (np.diff(preds, axis=0) != 0).sum(0)
 
 
+@analyses.register("seed_agreement", "Agreement between seeds",
+                   lambda ctx: analyses.n1_only(ctx)
+                   and any((r.get("seeds") or 0) > 1 for r in ctx.n1s), order=80)
 def section_d5(ctx: Context) -> str:
   n1s = sorted(ctx.n1s, key=lambda r: (sort_models({r.get("model") for r in ctx.n1s},
                                                    ctx.config_models()).index(r.get("model")),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from learnjax.report import analyses
 from learnjax.report.context import Context
 from learnjax.report.formatting import cell_label, md_table, natural_key, sort_models, variant_rank
 from learnjax.report.status import is_oom
@@ -22,6 +23,13 @@ def correct_agree_table(n1_preds: np.ndarray, n2_preds: np.ndarray, labels: np.n
   return 100.0 * table.mean(axis=1)
 
 
+def _one_pair(ctx: Context) -> bool:
+  """One N1 architecture and one N2 (per variant): the 2x2 table of each cell is readable."""
+  return (analyses.with_cells(ctx) and analyses.count(ctx, "n1_model") == 1
+          and analyses.count(ctx, "n2_model") <= 1 and not analyses.with_snapshots(ctx))
+
+
+@analyses.register("correct_agree", "N1 correct × N2 agrees", _one_pair, order=60)
 def section_t8(ctx: Context) -> str:
   cells = [c for c in ctx.final_cells if not is_oom(c)]
   if not cells:
