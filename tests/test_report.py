@@ -41,7 +41,7 @@ def save_cell(store, variant="true", n1="mlp_1", n2=None, n1_batch=64, n1_epoch=
   else:
     n1_preds, n2_preds, y = np.asarray(n1_preds), np.asarray(n2_preds), np.asarray(y)
     seeds = n1_preds.shape[0]
-    learn = 100 * (n1_preds == n2_preds).mean(1)
+    learn = 100 * (n1_preds == n2_preds).mean(1)   # the protocol's definitions, written out
     acc = 100 * (n1_preds == y).mean(1)
   epoch = "" if n1_epoch is None else f"__e{n1_epoch}"
   cell_id = f"{variant}__{n1}__b{n1_batch}__{n2}__b64{epoch}"
@@ -306,6 +306,14 @@ def test_cli_on_a_real_tiny_f1_run(tmp_path):
   config.data.n1_size, config.data.n2_size, config.data.test_size = 64, 64, 50
   workdir = str(tmp_path / "run")
   sweep.train_and_evaluate(config, workdir, out=lambda *a: None)
+  # Every metric is in the stored record and agrees with the stored arrays it is computed from;
+  # the final N1's cell has both networks' probabilities, the snapshot's has none.
+  from learnjax import metrics
+  store = Store(workdir)
+  for cell in store.results("cells"):
+    arrays = store.load("cells", cell["cell"])[1]
+    assert metrics.complete(cell, arrays) == (cell, [])
+    assert ("kl_n1_n2" in cell) == (cell["n1_epoch"] is None)
   out = tmp_path / "out"
   proc = run_report([f"--workdir={workdir}", f"--out={out}"])
   assert proc.returncode == 0, proc.stderr
