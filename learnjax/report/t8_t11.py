@@ -52,15 +52,15 @@ def section_t8(ctx: Context) -> str:
     table = [["N1 correct", cell(0, 0), cell(0, 1), total(rows_total, 0)],
              ["N1 wrong", cell(1, 0), cell(1, 1), total(rows_total, 1)],
              ["total", total(cols_total, 0), total(cols_total, 1), "100"]]
-    with np.errstate(invalid="ignore", divide="ignore"):
-      agree_if_correct = 100 * per_seed[:, 0, 0] / rows_total[:, 0]
-      agree_if_wrong = 100 * per_seed[:, 1, 0] / rows_total[:, 1]
+    mean_of = lambda key: (f"{c[key]['mean']:.1f}%" if (c.get(key) or {}).get("mean") is not None
+                           else "an undefined share (no such example)")
     parts.append(
         f"**{cell_label(c)}** (% of D3, mean ± std over {per_seed.shape[0]} seeds; row totals = "
         "N1 test accuracy / error, column totals = learnability / disagreement)\n\n"
         + md_table(["", "N2 agrees with N1", "N2 disagrees", "total"], table)
-        + f"\n\nN2 agrees with N1 on {np.nanmean(agree_if_correct):.1f}% of the examples N1 gets "
-        f"right and on {np.nanmean(agree_if_wrong):.1f}% of those it gets wrong (mean over seeds).")
+        + f"\n\nN2 agrees with N1 on {mean_of('agreement_n1_correct')} of the examples N1 gets "
+        f"right and on {mean_of('agreement_n1_wrong')} of those it gets wrong (mean over the seeds "
+        "where N1 has such examples).")
   return "\n\n".join(parts)
 
 
