@@ -249,7 +249,7 @@ def n2_test_accuracy(a):
 def _seed_pair_agreement(preds) -> np.ndarray:
   """(S,) per seed s, 100 × mean over t ≠ s of P(N1_s(x) = N1_t(x)) on D3."""
   preds = np.atleast_2d(preds)
-  pair = (preds[:, None, :] == preds[None, :, :]).mean(-1)   # (S, S)
+  pair = np.stack([(preds == p).mean(-1) for p in preds])   # (S, S), one row at a time
   s = preds.shape[0]
   return 100.0 * (pair.sum(1) - 1.0) / (s - 1)
 
