@@ -134,6 +134,8 @@ def test_d5_agreement_matrix_and_distinct_predictions(tmp_path):
   assert "| seed 1 | 75.0 | 100.0 | 50.0 |" in markdown
   assert "| seed 2 | 50.0 | 50.0 | 100.0 |" in markdown
   assert "mean over seed pairs 58.3 ± 11.8%" in markdown
+  # Seed disagreement's prediction of the test accuracy (true labels all 0: accuracy 25, 50, 25).
+  assert "| shallow_cnn_16 (true, batch 64) | 33.3 ± 11.8 | 58.3 ± 5.9 | 25.0 ± 10.2 |" in markdown
   assert "| shallow_cnn_16 (true, batch 64) | 50.0 | 25.0 | 25.0 |" in markdown
   # N1 only: every N1 analysis (the class distribution of its D2 labels, too).
   assert set(figures) == {"seed_agreement.png", "distinct_predictions.png", "class_distribution.png"}
