@@ -27,10 +27,14 @@ from learnjax.errors import ArgumentError, LearnjaxError
 
 @dataclasses.dataclass(frozen=True)
 class Learnability:
-  """One measurement over S seeds; the per-seed arrays are percentages, seed axis first."""
-  learnability: np.ndarray        # (S,) 100 * mean over D3 of [N1(x) == N2(x)]
-  n1_test_accuracy: np.ndarray    # (S,)
-  n2_test_accuracy: np.ndarray    # (S,)
+  """One measurement over S seeds: every metric of :mod:`learnjax.metrics`, per seed.
+
+  Each metric is an attribute, a (S,) array in its unit (``r.learnability``, ``r.kappa``...; NaN
+  where undefined for a seed; a (1,) array for a metric of the seed ensemble); ``r.metrics`` maps
+  every name to its array. The predictions it was
+  computed from are kept, seed axis first.
+  """
+  metrics: dict                   # metric name -> (S,) per-seed values
   seeds: np.ndarray               # (S,) the seed indices
   n1: str
   n2: str
@@ -39,20 +43,37 @@ class Learnability:
   n2_preds_d3: np.ndarray         # (S, |D3|)
   y_d3: np.ndarray                # (|D3|,)
 
-  _FIELDS = ("learnability", "n1_test_accuracy", "n2_test_accuracy")
+  def __getattr__(self, name):
+    values = self.__dict__.get("metrics", {})
+    if name in values:
+      return values[name]
+    raise AttributeError(f"{type(self).__name__} has no attribute or metric {name!r}")
 
   @property
-  def mean(self) -> dict[str, float]:
-    return {k: float(np.mean(getattr(self, k))) for k in self._FIELDS}
+  def _FIELDS(self) -> tuple[str, ...]:
+    return tuple(self.metrics)
 
   @property
-  def std(self) -> dict[str, float]:
+  def mean(self) -> dict[str, float | None]:
+    """Mean over the seeds where a metric is defined; None where no seed defines it."""
+    return {k: self._stats(k)["mean"] for k in self._FIELDS}
+
+  @property
+  def std(self) -> dict[str, float | None]:
     """Population standard deviation over seeds, as in the command line's tables."""
-    return {k: float(np.std(getattr(self, k))) for k in self._FIELDS}
+    return {k: self._stats(k)["std"] for k in self._FIELDS}
+
+  def _stats(self, name: str) -> dict:
+    from learnjax import metrics
+    if metrics.REGISTRY[name].ensemble:   # one number over the seeds: no spread
+      return {"mean": metrics.seed_stats(self.metrics[name])["mean"], "std": None}
+    return metrics.seed_stats(self.metrics[name])
 
   def __str__(self) -> str:
-    parts = [f"{k.replace('_', ' ')} {self.mean[k]:.1f} ± {self.std[k]:.1f} %"
-             for k in self._FIELDS]
+    from learnjax import metrics
+    parts = [f"{metrics.REGISTRY[k].title} {metrics.fmt_metric(k, self._stats(k))} "
+             f"{metrics.REGISTRY[k].unit}".rstrip() for k in metrics.console_names()
+             if k in self.metrics]
     return (f"{self.n1} -> {self.n2} on {self.dataset}, {len(self.seeds)} seeds: "
             + ", ".join(parts))
 
@@ -134,17 +155,25 @@ def learnability(n1: N1, data: Any = "digits", n2: str = "mlp_1", seeds: int | S
     net = protocol.train_n1(splits, trainer(n1, cfg.n1.batch_size, **n1_hparams), variant, seed,
                             seed_indices, **run_kw)
     preds_d2, preds_d3, n1_name = net.preds_d2, net.preds_d3, n1
+    n1_log_probs = net.log_probs_d3
   else:
     d2, d3, n1_name = _given(n1, splits)
     preds_d2, preds_d3 = (np.tile(p, (len(seed_indices), 1)) for p in (d2, d3))
+    n1_log_probs = None   # an N1 given as labels has no probabilities
   n2_net = protocol.train_n2(splits, n2_trainer, preds_d2, seed, seed_indices, **run_kw)
+  from learnjax import metrics
   y3 = splits.d3.y
-  return Learnability(
-      learnability=protocol.learnability(preds_d3, n2_net.preds_d3),
-      n1_test_accuracy=protocol.test_accuracy(preds_d3, y3),
-      n2_test_accuracy=protocol.test_accuracy(n2_net.preds_d3, y3),
-      seeds=seed_indices, n1=n1_name, n2=n2_name, dataset=pool.name,
-      n1_preds_d3=np.asarray(preds_d3), n2_preds_d3=np.asarray(n2_net.preds_d3), y_d3=y3)
+  arrays = {"n1_preds_d3": np.asarray(preds_d3), "n2_preds_d3": np.asarray(n2_net.preds_d3),
+            "n1_preds_d2": np.asarray(preds_d2), "y_d3": y3,
+            # rounded as the command line stores them, so both give the same numbers
+            **{f"{k}_log_probs_d3": np.asarray(v, np.float16)
+               for k, v in (("n1", n1_log_probs), ("n2", n2_net.log_probs_d3)) if v is not None}}
+  record = {} if isinstance(n1, str) else {"n1_source": "predictions"}
+  values = {m.name: v for m in metrics.REGISTRY.values()
+            if (v := m.per_seed(arrays, record)) is not None}
+  return Learnability(metrics=values, seeds=seed_indices, n1=n1_name, n2=n2_name,
+                      dataset=pool.name, n1_preds_d3=arrays["n1_preds_d3"],
+                      n2_preds_d3=arrays["n2_preds_d3"], y_d3=y3)
 
 
 def run(config, workdir: str, overrides: dict | None = None, task_index: int = 0,

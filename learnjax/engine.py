@@ -207,15 +207,26 @@ def end_epoch(old: TrainState, new: TrainState, mistakes, finite, x, y, *, cfg: 
   return jax.tree.map(lambda o, u: jnp.where(old.done, o, u), old, updated)
 
 
-def predict(variables, x, *, model, batch_size: int):
-  """Argmax predictions of one seed's variables on ``x``, in evaluation mode, in chunks."""
+def logits(variables, x, *, model, batch_size: int):
+  """(N, K) logits of one seed's variables on ``x``, in evaluation mode, in chunks."""
   n = x.shape[0]
   chunks = -(-n // batch_size)
   pad = chunks * batch_size - n
   xp = jnp.concatenate([x, jnp.zeros((pad,) + x.shape[1:], x.dtype)]) if pad else x
-  logits = jax.lax.map(lambda xb: model.apply(variables, xb, train=False),
-                       xp.reshape((chunks, batch_size) + x.shape[1:]))
-  return jnp.argmax(logits.reshape((chunks * batch_size, -1))[:n], -1)
+  out = jax.lax.map(lambda xb: model.apply(variables, xb, train=False),
+                    xp.reshape((chunks, batch_size) + x.shape[1:]))
+  return out.reshape((chunks * batch_size, -1))[:n]
+
+
+def predict(variables, x, *, model, batch_size: int):
+  """Argmax predictions of one seed's variables on ``x``, in evaluation mode, in chunks."""
+  return jnp.argmax(logits(variables, x, model=model, batch_size=batch_size), -1)
+
+
+def predict_with_log_probs(variables, x, *, model, batch_size: int):
+  """(argmax predictions (N,), float32 log-softmax probabilities (N, K)) from one pass."""
+  z = logits(variables, x, model=model, batch_size=batch_size)
+  return jnp.argmax(z, -1), jax.nn.log_softmax(z.astype(jnp.float32), -1)
 
 
 def choose_loop(cfg: TrainConfig, model, variables, x_example) -> str:
@@ -361,6 +372,13 @@ class Trainer:
   def predict(self, variables, x):
     """(S, N) argmax predictions of each seed's variables on shared images ``x`` (N, ...)."""
     fn = self._compiled("predict", lambda: jax.jit(jax.vmap(self._predict_one, in_axes=(0, None))))
+    return fn(variables, x)
+
+  def predict_with_log_probs(self, variables, x):
+    """(S, N) argmax predictions and (S, N, K) log-probabilities of each seed on ``x``."""
+    one = functools.partial(predict_with_log_probs, model=self.model,
+                            batch_size=self.cfg.eval_batch_size)
+    fn = self._compiled("predict_log_probs", lambda: jax.jit(jax.vmap(one, in_axes=(0, None))))
     return fn(variables, x)
 
   # ---- the host loop over epochs -----------------------------------------------------------

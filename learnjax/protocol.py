@@ -55,14 +55,17 @@ class TrainedNet:
   variables: dict | None = None   # the trained variables (device arrays), when kept
   # epoch -> (preds_d2, preds_d3) of N1 after that many epochs (its final state if it stopped sooner)
   snapshots: dict = dataclasses.field(default_factory=dict)
+  log_probs_d3: np.ndarray | None = None   # (S, |D3|, K) log-softmax; None for an N1 given as labels
 
 
 def _trained(trainer, result: engine.TrainResult, splits: Splits, with_d2: bool,
              keep_variables: bool) -> TrainedNet:
-  preds_d3 = np.asarray(trainer.predict(result.variables, jnp.asarray(splits.d3.x)))
+  preds_d3, log_probs_d3 = (np.asarray(a) for a in trainer.predict_with_log_probs(
+      result.variables, jnp.asarray(splits.d3.x)))
   preds_d2 = (np.asarray(trainer.predict(result.variables, jnp.asarray(splits.d2.x)))
               if with_d2 else None)
-  return TrainedNet(preds_d3=preds_d3, preds_d2=preds_d2, epochs=result.epochs,
+  return TrainedNet(preds_d3=preds_d3, preds_d2=preds_d2, log_probs_d3=log_probs_d3,
+                    epochs=result.epochs,
                     train_error=result.train_error, learning_rate=result.learning_rate,
                     diverged=result.diverged, diverged_epoch=result.diverged_epoch,
                     history=result.history, seconds=result.seconds,

@@ -1,9 +1,9 @@
 """A trained network as stored in a workdir: its summary numbers, its arrays, and back.
 
-``result.json`` holds the summary (:func:`net_summary`, per-seed statistics with
-:func:`seed_stats`); ``arrays.npz`` the predictions and histories (:func:`net_arrays`);
-:func:`net_from_store` rebuilds the :class:`~learnjax.protocol.TrainedNet`. N1 snapshot predictions
-are kept one small file per (epoch, seed) while N1 trains (:class:`SnapshotCache`).
+``result.json`` holds the summary (:func:`net_summary`); ``arrays.npz`` the predictions and
+histories (:func:`net_arrays`); :func:`net_from_store` rebuilds the
+:class:`~learnjax.protocol.TrainedNet`. N1 snapshot predictions are kept one small file per
+(epoch, seed) while N1 trains (:class:`SnapshotCache`).
 """
 
 from __future__ import annotations
@@ -15,11 +15,6 @@ import numpy as np
 from learnjax import protocol, store as store_lib
 
 
-def seed_stats(values) -> dict:
-  mean, std = protocol.mean_std(values)
-  return {"mean": mean, "std": std, "per_seed": np.asarray(values).tolist()}
-
-
 def net_summary(net: protocol.TrainedNet) -> dict:
   return {"epochs": net.epochs, "train_error": net.train_error,
           "final_learning_rate": net.learning_rate, "diverged": net.diverged,
@@ -28,6 +23,8 @@ def net_summary(net: protocol.TrainedNet) -> dict:
 
 def net_arrays(prefix: str, net: protocol.TrainedNet) -> dict:
   arrays = {f"{prefix}_preds_d3": net.preds_d3}
+  if net.log_probs_d3 is not None:   # float16: enough for a KL divergence, a quarter of float64
+    arrays[f"{prefix}_log_probs_d3"] = np.asarray(net.log_probs_d3, np.float16)
   if net.preds_d2 is not None:
     arrays[f"{prefix}_preds_d2"] = net.preds_d2
   for epoch, (preds_d2, preds_d3) in net.snapshots.items():
@@ -46,6 +43,7 @@ def net_from_store(result: dict, arrays: dict, prefix: str) -> protocol.TrainedN
   return protocol.TrainedNet(
       snapshots=snapshots,
       preds_d3=arrays[f"{prefix}_preds_d3"], preds_d2=arrays.get(f"{prefix}_preds_d2"),
+      log_probs_d3=arrays.get(f"{prefix}_log_probs_d3"),
       epochs=np.asarray(result["epochs"]), train_error=np.asarray(result["train_error"]),
       learning_rate=np.asarray(result["final_learning_rate"]),
       diverged=np.asarray(result["diverged"]), diverged_epoch=np.asarray(result["diverged_epoch"]),

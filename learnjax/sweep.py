@@ -17,13 +17,13 @@ import time
 
 import numpy as np
 
-from learnjax import checkpoint, engine, guard, models, predictions, protocol, records, validation
+from learnjax import (checkpoint, engine, guard, metrics, models, predictions, protocol,
+                      records, validation)
 from learnjax.data import fingerprint as fingerprint_lib, sources, splits as splits_lib
 from learnjax.grid import Cell, ModelChoice, N1Job, plan, snapshot_epochs
 from learnjax.errors import LearnjaxError
 from learnjax import progress
 from learnjax.progress import EpochPrinter
-from learnjax.report import console
 from learnjax import store as store_lib
 from learnjax.store import Store
 
@@ -208,6 +208,10 @@ class Experiment:
                            concurrent_seeds=self.config.train.get("concurrent_seeds", 0))
     y3 = self.splits.d3.y
     n1_result, _ = self._load("n1", job.id, with_arrays=False)
+    arrays = {"n1_preds_d3": n1_preds_d3, "n1_preds_d2": n1_preds_d2, **records.net_arrays("n2", n2),
+              "y_d3": y3}
+    if cell.n1_epoch is None and n1.log_probs_d3 is not None:   # the final N1's probabilities
+      arrays["n1_log_probs_d3"] = np.asarray(n1.log_probs_d3, np.float16)
     result = {
         "cell": cell.id, "dataset": self.pool.name, "variant": job.variant,
         "n1_model": job.n1.name, "n1_batch_size": job.batch_size,
@@ -216,14 +220,11 @@ class Experiment:
         "d3": len(self.splits.d3), "num_classes": self.splits.num_classes,
         **({"n1_params": n1_result["params"], "n1_param_tensors": n1_result["param_tensors"]}
            if "params" in n1_result else {}),
-        "learnability": records.seed_stats(protocol.learnability(n1_preds_d3, n2.preds_d3)),
-        "n1_test_accuracy": records.seed_stats(protocol.test_accuracy(n1_preds_d3, y3)),
-        "n2_test_accuracy": records.seed_stats(protocol.test_accuracy(n2.preds_d3, y3)),
+        **({"n1_source": n1_result["source"]} if "source" in n1_result else {}),
         "n1": records.net_summary(n1), "n2": records.net_summary(n2),
         "status": "diverged" if (n1.diverged.any() or n2.diverged.any()) else "ok",
     }
-    arrays = {"n1_preds_d3": n1_preds_d3, "n1_preds_d2": n1_preds_d2, **records.net_arrays("n2", n2),
-              "y_d3": y3}
+    result.update(metrics.compute(arrays, result))
     self.store.save("cells", cell.id, result, arrays, fingerprint=fingerprint)
     return result
 
@@ -263,9 +264,10 @@ class Experiment:
         finished += 1
         continue
       finished += 1
-      self.out(f"cell {done + finished}/{total} {cell.id}: learnability "
-               f"{console.fmt(result['learnability'])}, N1 test accuracy "
-               f"{console.fmt(result['n1_test_accuracy'])} ({time.time() - start:.0f}s so far)")
+      shown = ", ".join(f"{metrics.REGISTRY[k].title} {metrics.fmt_metric(k, result.get(k))}"
+                        for k in metrics.console_names())
+      self.out(f"cell {done + finished}/{total} {cell.id}: {shown} "
+               f"({time.time() - start:.0f}s so far)")
     return finished
 
   def run(self, task_index: int = 0, num_tasks: int = 1, lock_rows: bool = True) -> list[dict]:
@@ -277,7 +279,7 @@ class Experiment:
     mine = self.rows[task_index::num_tasks]
     total = sum(len(cells) for _, cells in mine)
     done = sum(self.store.has("cells", c.id) for _, cells in mine for c in cells)
-    if console.is_n1_only(self.config):
+    if is_n1_only(self.config):
       done_n1 = sum(self.store.has("n1", job.id) for job, _ in mine)
       what = (f"N1 only (n2.model = none): {len(mine)} N1 trainings in this task, "
               f"{done_n1} already done")
@@ -303,6 +305,11 @@ class Experiment:
     self.store.write_summary(self.cell_ids)
     by_id = {r["cell"]: r for r in self.store.results("cells")}
     return [by_id[c.id] for _, cells in mine for c in cells if c.id in by_id]
+
+
+def is_n1_only(config) -> bool:
+  """Whether the experiment trains N1 only (``n2.model = none``): it has no cells."""
+  return str(config.n2.model).strip() == "none"
 
 
 def is_out_of_memory(error: Exception) -> bool:

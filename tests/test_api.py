@@ -39,6 +39,15 @@ def test_run_returns_what_the_command_line_stores_and_learnability_agrees(tmp_pa
   np.testing.assert_array_equal(r.n2_test_accuracy, cell["n2_test_accuracy"]["per_seed"])
   assert r.mean["learnability"] == pytest.approx(cell["learnability"]["mean"])
   assert r.std["learnability"] == pytest.approx(cell["learnability"]["std"])
+  # Every metric of the schema, from N1's and N2's stored predictions and probabilities.
+  from learnjax import metrics
+  assert set(r.metrics) == set(metrics.names()) and set(metrics.names()) <= set(cell)
+  for name in metrics.names():
+    if metrics.REGISTRY[name].ensemble:
+      assert r.mean[name] == pytest.approx(cell[name]["mean"])
+    else:
+      np.testing.assert_allclose(getattr(r, name), metrics.per_seed_values(cell[name]))
+  assert all(v >= 0 for v in cell["kl_n1_n2"]["per_seed"])
 
 
 def test_a_predict_function_that_knows_the_truth(digits_pool):

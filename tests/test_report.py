@@ -29,7 +29,7 @@ def summary(seeds, epochs=10, train_error=0.0):
 
 def save_cell(store, variant="true", n1="mlp_1", n2=None, n1_batch=64, n1_epoch=None,
               n1_preds=None, n2_preds=None, y=None, learn=None, acc=None, params=100,
-              status="ok", num_classes=10):
+              status="ok", num_classes=10, tensors=4):
   """A cell as sweep.Experiment.cell stores it; numbers from the predictions when given."""
   n2 = n2 or n1
   if n1_preds is None:
@@ -41,14 +41,14 @@ def save_cell(store, variant="true", n1="mlp_1", n2=None, n1_batch=64, n1_epoch=
   else:
     n1_preds, n2_preds, y = np.asarray(n1_preds), np.asarray(n2_preds), np.asarray(y)
     seeds = n1_preds.shape[0]
-    learn = 100 * (n1_preds == n2_preds).mean(1)
+    learn = 100 * (n1_preds == n2_preds).mean(1)   # the protocol's definitions, written out
     acc = 100 * (n1_preds == y).mean(1)
   epoch = "" if n1_epoch is None else f"__e{n1_epoch}"
   cell_id = f"{variant}__{n1}__b{n1_batch}__{n2}__b64{epoch}"
   result = {"cell": cell_id, "dataset": "digits", "variant": variant, "n1_model": n1,
             "n1_batch_size": n1_batch, "n2_model": n2, "n2_batch_size": 64, "n1_epoch": n1_epoch,
             "seeds": seeds, "d1": 8, "d2": 8, "d3": len(y), "num_classes": num_classes,
-            "n1_params": params, "n1_param_tensors": 4, "learnability": stats(learn),
+            "n1_params": params, "n1_param_tensors": tensors, "learnability": stats(learn),
             "n1_test_accuracy": stats(acc), "n2_test_accuracy": stats(acc),
             "n1": summary(seeds), "n2": summary(seeds), "status": status}
   store.save("cells", cell_id, result, {"n1_preds_d3": n1_preds, "n2_preds_d3": n2_preds,
@@ -82,15 +82,27 @@ def save_n1(store, model, preds_d3, preds_d2=None, y_d2=None, variant="true", nu
                            **summary(seeds)}, arrays)
 
 
+# The config file of each experiment (the report finds its analyses from the stored config).
+CONFIGS = {"T1": "t1_deep_variants.py", "T2": "t2_shallow_width_grid.py",
+           "T3": "t3_cross_architecture.py", "T4": "t4_shallow_variants.py",
+           "T5": "t5_mlp_variants.py", "T7": "t7_class_distribution.py",
+           "T10": "t8_t11_correct_vs_agree.py:t10", "T12": "t12_mnist_mlp.py",
+           "T14": "t14_batch_size.py", "F1": "f1_learnability_vs_epochs.py",
+           "D5": "d5_seed_agreement.py"}
+
+
 def workdir_for(tmp_path, experiment, **config):
+  """A workdir whose config.json is the experiment's config as main stores it (small numbers)."""
+  from learnjax.api import load_config
   workdir = str(tmp_path / "w")
   store = Store(workdir)
-  store.write_config(json.dumps({"experiment": experiment, "seeds": 2,
-                                 "data": {"name": "digits"},
-                                 "train": {"stop_error": 0.01, "max_epochs": 10,
-                                           "learning_rate": 0.01, "momentum": 0.0,
-                                           "plateau_factor": 0.75, "plateau_patience": 10},
-                                 **config}))
+  stored = (load_config(os.path.join(ROOT, "configs", CONFIGS[experiment])).to_dict()
+            if experiment in CONFIGS else {"experiment": experiment})
+  stored.update({"seeds": 2, "data": {**stored.get("data", {}), "name": "digits"},
+                 "train": {"stop_error": 0.01, "max_epochs": 10, "learning_rate": 0.01,
+                           "momentum": 0.0, "plateau_factor": 0.75, "plateau_patience": 10}},
+                **config)
+  store.write_config(json.dumps(stored))
   return workdir, store
 
 
@@ -103,7 +115,8 @@ def test_t8_two_by_two_table_from_hand_made_predictions(tmp_path):
   per_seed = report.correct_agree_table([[0, 1, 2, 0], [0, 0, 0, 0]], [[0, 1, 0, 0], [0, 0, 0, 0]], y)
   np.testing.assert_allclose(per_seed, [[[50, 25], [25, 0]], [[25, 0], [75, 0]]])
   markdown, figures = report.build_report(workdir)
-  assert "## T10: N1 correct x N2 agrees (VGG11)" in markdown
+  assert "# Learnability report: T10: N1 correct x N2 agrees (VGG11)" in markdown
+  assert "## N1 correct × N2 agrees" in markdown   # found from the record: one N1, one N2
   assert "| N1 correct | 37.5 ± 12.5 | 12.5 ± 12.5 | 50.0 ± 25.0 |" in markdown
   assert "| N1 wrong | 50.0 ± 25.0 | 0.0 ± 0.0 | 50.0 ± 25.0 |" in markdown
   assert "| total | 87.5 ± 12.5 | 12.5 ± 12.5 | 100 |" in markdown
@@ -121,8 +134,11 @@ def test_d5_agreement_matrix_and_distinct_predictions(tmp_path):
   assert "| seed 1 | 75.0 | 100.0 | 50.0 |" in markdown
   assert "| seed 2 | 50.0 | 50.0 | 100.0 |" in markdown
   assert "mean over seed pairs 58.3 ± 11.8%" in markdown
+  # Seed disagreement's prediction of the test accuracy (true labels all 0: accuracy 25, 50, 25).
+  assert "| shallow_cnn_16 (true, batch 64) | 33.3 ± 11.8 | 58.3 ± 5.9 | 25.0 ± 10.2 |" in markdown
   assert "| shallow_cnn_16 (true, batch 64) | 50.0 | 25.0 | 25.0 |" in markdown
-  assert set(figures) == {"seed_agreement.png", "distinct_predictions.png"}
+  # N1 only: every N1 analysis (the class distribution of its D2 labels, too).
+  assert set(figures) == {"seed_agreement.png", "distinct_predictions.png", "class_distribution.png"}
   assert "|D2| = 5, |D3| = 4" in markdown
   assert "No finished cells (only N1s are stored)" in markdown
   assert "none of its cells is finished" not in markdown   # n2.model = none: no cells expected
@@ -142,8 +158,7 @@ def test_t7_class_distribution(tmp_path):
   # random labels come before true data, as in the paper's tables
   assert markdown.index("| mlp_1 | random_labels") < markdown.index("| mlp_1 | true")
   assert "class_distribution.png" in figures
-  assert "N1 true__mlp_1__b64 is trained" not in markdown
-  assert "N1 random_labels__mlp_1__b64 is trained but none of its cells is finished" in markdown
+  assert "is trained but none of its cells is finished" not in markdown   # n2.model = none
 
 
 def test_t14_batch_grid_with_out_of_memory(tmp_path):
@@ -157,7 +172,9 @@ def test_t14_batch_grid_with_out_of_memory(tmp_path):
   assert "| vgg11 | 81.0 ± 1.0 | 71.0 ± 1.0 |" in markdown
   assert "| densenet121 | 60.0 ± 0.0 | OOM |" in markdown
   assert "- out of memory: densenet121 → vgg11 (true, N1 batch 64): RESOURCE_EXHAUSTED" in markdown
-  assert "| true | densenet121 | 64 | vgg11 | 64 | OOM | OOM | OOM | – | – | out of memory |" in markdown
+  from learnjax import metrics
+  oom = " | ".join(["OOM"] * len(metrics.names()))
+  assert f"| true | densenet121 | 64 | vgg11 | 64 | {oom} | – | – | out of memory |" in markdown
   assert "learnability_vs_batch_size.png" in figures
 
 
@@ -178,8 +195,10 @@ def test_grid_with_params_and_missing_entry(tmp_path):
 def test_t3_grid_has_layers(tmp_path):
   workdir, store = workdir_for(tmp_path, "T3")
   save_cell(store, n1="resnet18", n2="vgg11", params=11_000_000)
+  save_cell(store, n1="vgg11", n2="vgg11", params=9_000_000, tensors=22)
   markdown, _ = report.build_report(workdir)
-  assert "| N1 params | N1 layers | N1 test acc % |" in markdown
+  assert "## Learnability grid (rows N1, columns N2)" in markdown
+  assert "| N1 params | N1 layers | N1 test acc % |" in markdown   # N1s differ in layer count
   assert "| resnet18 | 55.0 ± 5.0 | 11,000,000 | 4 | 45.0 ± 5.0 |" in markdown
 
 
@@ -289,12 +308,21 @@ def test_cli_on_a_real_tiny_f1_run(tmp_path):
   config.data.n1_size, config.data.n2_size, config.data.test_size = 64, 64, 50
   workdir = str(tmp_path / "run")
   sweep.train_and_evaluate(config, workdir, out=lambda *a: None)
+  # Every metric is in the stored record and agrees with the stored arrays it is computed from;
+  # the final N1's cell has both networks' probabilities, the snapshot's has none.
+  from learnjax import metrics
+  store = Store(workdir)
+  for cell in store.results("cells"):
+    arrays = store.load("cells", cell["cell"])[1]
+    assert metrics.complete(cell, arrays) == (cell, [])
+    assert ("kl_n1_n2" in cell) == (cell["n1_epoch"] is None)
   out = tmp_path / "out"
   proc = run_report([f"--workdir={workdir}", f"--out={out}"])
   assert proc.returncode == 0, proc.stderr
   assert proc.stdout.strip() == str(out / "report.md")
   markdown = (out / "report.md").read_text()
-  for section in ("# Learnability report: F1", "## F1:", "## Notes", "## All cells",
+  for section in ("# Learnability report: F1", "## Learnability and test error along N1's training",
+                  "## Notes", "## All cells",
                   "| mlp_1 | 1 |", "| mlp_1 | final (≈2) |", "- seeds: 2 per cell"):
     assert section in markdown
   png = out / "learnability_vs_epochs.png"
@@ -344,9 +372,14 @@ def test_kendall_tau_hand_computed_and_in_the_report(tmp_path):
     save_cell(store, n1=n1, learn=learn, acc=acc)
   markdown, figures = report.build_report(workdir)
   # Seeds agree exactly, so every bootstrap resample gives the same tau: the interval is a point.
-  assert "| learnability vs N1 test accuracy (all cells) | 3 | +0.33 | [+0.33, +0.33] |" in markdown
+  # Kappa and GDE accuracy come from the stored predictions (identical for every cell here):
+  # constant across cells, so their tau is undefined.
+  assert "| N1 test accuracy (all cells) | 3 | +0.33 [+0.33, +0.33] | – | – |" in markdown
   # N1's training error is 0: gap = 100 - accuracy = 70, 50, 60 -> tau = (1 - 2) / 3.
-  assert "| learnability vs N1 generalisation gap (all cells) | 3 | -0.33 | [-0.33, -0.33] |" in markdown
+  assert "| N1 generalisation gap (all cells) | 3 | -0.33 [-0.33, -0.33] | – | – |" in markdown
+  assert ("- **learnability**: on this sweep it ranks the cells as N1's test accuracy does "
+          "(τ = +0.33 [+0.33, +0.33], interval above 0); it is higher where the generalisation "
+          "gap is smaller (τ = -0.33 [-0.33, -0.33], interval below 0).") in markdown
   assert "learnability_vs_generalisation.png" in figures
 
 
@@ -489,7 +522,12 @@ def test_console_summary_of_an_n1_only_experiment(tmp_path):
   config = ml_collections.ConfigDict({"n2": {"model": "none"}, "train": {"stop_error": 0.01}})
   text = console.summary(config, workdir, [])
   assert "(no finished cells)" not in text
-  assert "true     shallow_cnn_16  64        2      100.0 ± 0.0    10         ok" in text
+  header, _, row = text.splitlines()[:3]
+  import re
+  assert re.split(r"\s{2,}", header)[:5] == ["variant", "N1", "N1 batch", "seeds", "N1 test acc %"]
+  # Two identical seeds, both right everywhere: GDE accuracy 100, its error 0, CACE 0.
+  assert row.split() == ["true", "shallow_cnn_16", "64", "2", "100.0", "±", "0.0", "100.0", "±",
+                         "0.0", "0.0", "±", "0.0", "0.0", "10", "ok"]
   assert "N1 only (n2.model = none)" in text and "Epochs: mean over seeds." in text
 
 

@@ -9,19 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from learnjax import metrics
 from learnjax.errors import LearnjaxError
+from learnjax.metrics import fmt
 from learnjax.report import degenerate
 from learnjax.report.status import DEFAULT_STOP_ERROR, is_oom, status_text
 from learnjax.store import Store
 
 EPOCHS_NOTE = "Epochs: mean over seeds."
-
-
-def fmt(stats: dict | None) -> str:
-  """'mean ± std' of a stored statistic, '-' where there is none."""
-  if not stats or "mean" not in stats:
-    return "-"
-  return f"{stats['mean']:.1f} ± {stats['std']:.1f}"
 
 
 def _text_table(header: list[str], rows: list[list[str]]) -> str:
@@ -32,7 +27,7 @@ def _text_table(header: list[str], rows: list[list[str]]) -> str:
 
 def _mean_epochs(summary: dict | None) -> str:
   epochs = (summary or {}).get("epochs") or []
-  return f"{np.mean(epochs):.0f}" if len(epochs) else "-"
+  return f"{np.mean(epochs):.0f}" if len(epochs) else "–"
 
 
 def _arrays(store: Store | None, kind: str, unit_id: str) -> dict:
@@ -45,10 +40,12 @@ def _arrays(store: Store | None, kind: str, unit_id: str) -> dict:
 
 
 def format_table(results: list[dict], stop_error: float | None = DEFAULT_STOP_ERROR,
-                 workdir: str | None = None) -> str:
+                 workdir: str | None = None, columns=None) -> str:
   """A plain-text table of cells: the axes that vary, the numbers, each cell's status.
 
-  ``workdir`` (optional) lets the degenerate-N1 check read the stored D3 predictions.
+  ``workdir`` (optional) lets the degenerate-N1 check read the stored D3 predictions, and fills
+  in the metrics a cell's record lacks from its stored arrays. ``columns``: the metric names shown
+  (default: those :mod:`learnjax.metrics` marks for the console).
   """
   if not results:
     return "(no finished cells)"
@@ -57,18 +54,21 @@ def format_table(results: list[dict], stop_error: float | None = DEFAULT_STOP_ER
           ("n2_model", "N2"), ("n2_batch_size", "N2 batch"), ("n1_epoch", "N1 epoch")]
   shown = [(k, h) for k, h in axes if k in ("variant", "n1_model", "n2_model")
            or len({r.get(k) for r in results}) > 1]
-  header = [h for _, h in shown] + ["learnability %", "N1 test acc %", "N2 test acc %",
-                                    "N1 epochs", "N2 epochs", "status"]
+  columns = metrics.console_names() if columns is None else tuple(columns)
+  header = [h for _, h in shown] + [metrics.REGISTRY[k].header for k in columns] + [
+      "N1 epochs", "N2 epochs", "status"]
   value = lambda r, k: "final" if r.get(k, "") is None else str(r.get(k, ""))
   rows = []
   for r in results:
+    arrays = {} if is_oom(r) else _arrays(store, "cells", r.get("cell", ""))
     if is_oom(r):
-      numbers = ["-"] * 5
+      numbers = ["OOM"] * len(columns) + ["–", "–"]
     else:
-      numbers = [fmt(r.get("learnability")), fmt(r.get("n1_test_accuracy")),
-                 fmt(r.get("n2_test_accuracy")), _mean_epochs(r.get("n1")), _mean_epochs(r.get("n2"))]
+      r = metrics.complete(r, arrays)[0]
+      numbers = [metrics.fmt_metric(k, r.get(k)) for k in columns]
+      numbers += [_mean_epochs(r.get("n1")), _mean_epochs(r.get("n2"))]
     status = status_text(r, stop_error)
-    why = None if is_oom(r) else degenerate.cell_reason(r, _arrays(store, "cells", r.get("cell", "")))
+    why = None if is_oom(r) else degenerate.cell_reason(r, arrays)
     if why:
       status += f"; degenerate N1 ({why}): learnability measures nothing"
     rows.append([value(r, k) for k, _ in shown] + numbers + [status])
@@ -81,33 +81,30 @@ def format_n1_table(workdir: str, stop_error: float | None = DEFAULT_STOP_ERROR)
   results = sorted(store.results("n1"), key=lambda r: str(r.get("n1")))
   if not results:
     return "(no trained N1 stored)"
-  header = ["variant", "N1", "N1 batch", "seeds", "N1 test acc %", "N1 epochs", "status"]
+  # The metrics an N1's own record allows (its D3 predictions and labels, no N2).
+  columns = [m for m in metrics.REGISTRY.values()
+             if set(m.needs) <= {"n1_preds_d3", "y_d3", "n1_preds_d2", "n1_log_probs_d3"}]
+  header = ["variant", "N1", "N1 batch", "seeds"] + [m.header for m in columns] + [
+      "N1 epochs", "status"]
   rows = []
   for r in results:
     arrays = _arrays(store, "n1", r["n1"])
-    acc = "-"
-    if "n1_preds_d3" in arrays and "y_d3" in arrays:
-      per_seed = 100.0 * (np.atleast_2d(arrays["n1_preds_d3"]) == arrays["y_d3"][None]).mean(1)
-      acc = fmt({"mean": per_seed.mean(), "std": per_seed.std()})
+    numbers = [metrics.fmt_metric(m.name, metrics.compute(arrays, r).get(m.name)) for m in columns]
     cell = {"status": "diverged" if any(r.get("diverged", [])) else "ok", "n1": r}
     status = status_text(cell, stop_error)
     why = degenerate.n1_reason(r, arrays)
     if why:
       status += f"; degenerate N1 ({why})"
     rows.append([str(r.get("variant")), str(r.get("model")), str(r.get("batch_size")),
-                 str(r.get("seeds")), acc, _mean_epochs(r), status])
+                 str(r.get("seeds"))] + numbers + [_mean_epochs(r), status])
   return (_text_table(header, rows) + f"\n{EPOCHS_NOTE} N1 only (n2.model = none): no "
           f"learnability is measured; python -m learnjax.report --workdir={workdir} shows "
           "the experiment's tables.")
 
 
-def is_n1_only(config) -> bool:
-  return str(config.n2.model).strip() == "none"
-
-
 def summary(config, workdir: str, results: list[dict]) -> str:
   """What main prints at the end: the cells of this task, or the N1s of an N1-only experiment."""
   stop_error = float(config.train.stop_error)
-  if is_n1_only(config):
+  if str(config.n2.model).strip() == "none":   # N1 only
     return format_n1_table(workdir, stop_error)
   return format_table(results, stop_error, workdir)

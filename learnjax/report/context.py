@@ -6,14 +6,13 @@ import dataclasses
 import json
 import os
 
+from learnjax import metrics
 from learnjax.errors import LearnjaxError
 from learnjax.report import degenerate
-from learnjax.report.formatting import METRICS, fmt
 from learnjax.report.status import DEFAULT_STOP_ERROR, is_oom
 from learnjax.store import Store, read_json
 
 MATCH_KEYS = ("variant", "n1_model", "n2_model", "n1_batch_size", "n2_batch_size")
-REFERENCE_KEYS = MATCH_KEYS + ("n1_epoch", "note") + METRICS
 DEGENERATE_MARK = "⚠"
 
 
@@ -85,7 +84,7 @@ class Context:
       return "–"
     if is_oom(cell):
       return "OOM"
-    text = fmt(cell.get(key))
+    text = metrics.fmt_metric(key, cell.get(key))
     ref = self.reference_for(cell, key)
     text = text if ref is None else f"{text} (ref {ref[0]:.1f})"
     if key == "learnability" and self.degenerate(cell):
@@ -119,9 +118,29 @@ def load(workdir: str, reference_path: str | None = None) -> Context:
         raise LearnjaxError(f"a {kind}/*/result.json in {workdir} is not a learnjax result "
                             f"(no {key!r} field); delete its folder to recompute it")
   context = Context(workdir, config, cells, n1s)
+  context.cells = [_with_metrics(context, c) for c in cells]
   if reference_path:
     context.reference, context.reference_source = load_reference(reference_path)
   return context
+
+
+def _with_metrics(ctx: Context, cell: dict) -> dict:
+  """The cell with every metric computed from its stored arrays (a workdir stored before a metric
+  existed gains it); a stored number that its arrays contradict is kept and noted."""
+  if is_oom(cell):
+    return cell
+  try:
+    arrays = ctx.arrays("cells", cell["cell"])
+  except LearnjaxError:
+    ctx.notes.append(f"cell {cell['cell']}: its arrays cannot be read; only its stored numbers "
+                     "are shown")
+    return cell
+  completed, disagree = metrics.complete(cell, arrays)
+  if disagree:
+    ctx.notes.append(f"cell {cell['cell']}: the stored {', '.join(disagree)} disagree(s) with its "
+                     "stored predictions; the stored numbers are shown (delete its folder to "
+                     "recompute it)")
+  return completed
 
 
 def load_reference(path: str) -> tuple[list[dict], str]:
@@ -139,15 +158,21 @@ def load_reference(path: str) -> tuple[list[dict], str]:
     where = f"reference file {path}, cells[{i}]"
     if not isinstance(entry, dict) or "n1_model" not in entry:
       raise LearnjaxError(f"{where}: each entry must be an object with at least n1_model")
-    unknown = sorted(set(entry) - set(REFERENCE_KEYS))
+    known = reference_keys()
+    unknown = sorted(set(entry) - set(known))
     if unknown:
       raise LearnjaxError(f"{where}: unknown key(s) {', '.join(unknown)}; "
-                          f"known: {', '.join(REFERENCE_KEYS)}")
-    for key in METRICS:
+                          f"known: {', '.join(known)}")
+    for key in metrics.names():
       if key in entry and as_mean_std(entry[key]) is None:
         raise LearnjaxError(f"{where}: {key} must be a number or {{\"mean\": m, \"std\": s}}")
   source = data.get("source", "")
   return entries, str(source) if source else ""
+
+
+def reference_keys() -> tuple[str, ...]:
+  """The keys a reference entry may give: what it matches, a note, and every metric's name."""
+  return MATCH_KEYS + ("n1_epoch", "note") + metrics.names()
 
 
 def reference_matches(entry: dict, cell: dict) -> bool:

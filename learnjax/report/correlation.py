@@ -1,14 +1,17 @@
 """Learnability against generalisation: the paper's main claim as a number, for any sweep.
 
-Across the cells, Kendall's tau (tau-b, ties allowed) between the mean learnability and N1's mean
-test accuracy, and between the mean learnability and N1's generalisation gap (training accuracy
-- test accuracy, for cells whose N1 is the final one: its training error is stored). The interval
-is a percentile bootstrap over seeds: resample the seeds with replacement, recompute each cell's
-means, recompute tau. The seeds of a grid are paired (a seed's random keys do not depend on the
-cell), so one resample of seed indices serves every cell; cells with other seed counts are
+Three measures that need no labels beyond N1's own (learnability, Cohen's kappa of N1 and N2, and
+the GDE accuracy of N1's seeds; learnjax.metrics) are ranked across the cells against N1's test
+accuracy and N1's generalisation gap (training accuracy - test accuracy, for cells whose N1 is the
+final one: its training error is stored) with Kendall's tau-b (ties allowed), side by side. The
+interval is a percentile bootstrap over seeds: resample the seeds with replacement, recompute each
+cell's means, recompute tau. The seeds of a grid are paired (a seed's random keys do not depend on
+the cell), so one resample of seed indices serves every cell; cells with other seed counts are
 resampled on their own. The bootstrap's random generator is fixed, so a report is reproducible.
+Along each grid axis alone, the granulated coefficient psi (:mod:`learnjax.report.granulated`).
 
-Cells out of memory, diverged, or with a degenerate N1 are left out (their numbers measure nothing).
+Cells out of memory, diverged, or with a degenerate N1 are left out (their numbers measure
+nothing); a cell whose measure is undefined for a seed is left out of that measure's tau.
 """
 
 from __future__ import annotations
@@ -17,22 +20,19 @@ import warnings
 
 import numpy as np
 
+from learnjax import metrics
+from learnjax.report import granulated
 from learnjax.report.context import Context
 from learnjax.report.figures import colors, new_figure
 from learnjax.report.formatting import VARIANT_TITLE, md_table, sort_variants
+from learnjax.report.granulated import kendall_tau
 
 BOOTSTRAP_DRAWS = 1000
 BOOTSTRAP_SEED = 0
 MIN_CELLS = 3
-
-
-def kendall_tau(x, y) -> float:
-  """Kendall's tau-b of two sequences; NaN where it is undefined (a constant sequence)."""
-  from scipy import stats
-  with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    tau = stats.kendalltau(np.asarray(x, float), np.asarray(y, float)).statistic
-  return float(tau)
+# The measures ranked against generalisation: metric name -> how the section names it.
+MEASURES = {"learnability": "learnability", "kappa": "kappa", "gde_accuracy": "GDE accuracy"}
+TARGETS = {"acc": "N1 test accuracy", "gap": "N1 generalisation gap"}
 
 
 def bootstrap_tau(xs: list, ys: list, draws: int = BOOTSTRAP_DRAWS, seed: int = BOOTSTRAP_SEED,
@@ -57,17 +57,17 @@ def bootstrap_tau(xs: list, ys: list, draws: int = BOOTSTRAP_DRAWS, seed: int = 
 
 
 def _per_seed(stats: dict | None):
+  """Per-seed values, or None where absent or undefined for some seed."""
   if not stats:
     return None
-  values = stats.get("per_seed")
+  values = metrics.per_seed_values(stats)
   if values is None:
-    return np.asarray([stats["mean"]], float) if "mean" in stats else None
-  values = np.asarray(values, float)
+    return np.asarray([stats["mean"]], float) if stats.get("mean") is not None else None
   return values if values.size and np.all(np.isfinite(values)) else None
 
 
 def points(ctx: Context) -> list[dict]:
-  """Per usable cell: its per-seed learnability, N1 test accuracy and (final N1) gap, in percent."""
+  """Per usable cell: its per-seed measures, N1 test accuracy and (final N1) gap, in percent."""
   out = []
   for c in ctx.cells:
     if c.get("status") != "ok" or ctx.degenerate(c):
@@ -79,22 +79,111 @@ def points(ctx: Context) -> list[dict]:
     errors = np.asarray((c.get("n1") or {}).get("train_error", []), float)
     if c.get("n1_epoch") is None and errors.shape == acc.shape and np.all(np.isfinite(errors)):
       gap = 100.0 * (1.0 - errors) - acc
-    out.append({"cell": c, "learn": learn, "acc": acc, "gap": gap})
+    measures = {}
+    for name in MEASURES:
+      values = _per_seed(c.get(name))
+      measures[name] = values if values is not None and len(values) == len(acc) else None
+    out.append({"cell": c, "learn": learn, "acc": acc, "gap": gap, **measures})
   return out
 
 
-def _row(name: str, pts: list[dict], key: str) -> list[str] | None:
-  pts = [p for p in pts if p[key] is not None]
+def _tau(pts: list[dict], measure: str, target: str) -> dict | None:
+  pts = [p for p in pts if p[target] is not None and p[measure] is not None]
   if len(pts) < MIN_CELLS:
     return None
-  tau = kendall_tau([p["learn"].mean() for p in pts], [p[key].mean() for p in pts])
-  lo, hi = bootstrap_tau([p["learn"] for p in pts], [p[key] for p in pts])
-  interval = "–" if not np.isfinite(lo) else f"[{lo:+.2f}, {hi:+.2f}]"
-  return [name, str(len(pts)), "–" if not np.isfinite(tau) else f"{tau:+.2f}", interval]
+  tau = kendall_tau([p[measure].mean() for p in pts], [p[target].mean() for p in pts])
+  lo, hi = bootstrap_tau([p[measure] for p in pts], [p[target] for p in pts])
+  return {"tau": tau, "lo": lo, "hi": hi, "cells": len(pts)}
+
+
+def _tau_text(t: dict | None, cells: int | None = None) -> str:
+  if t is None:
+    return "–"
+  text = "–" if not np.isfinite(t["tau"]) else f"{t['tau']:+.2f}"
+  if np.isfinite(t["lo"]):
+    text += f" [{t['lo']:+.2f}, {t['hi']:+.2f}]"
+  if cells is not None and t["cells"] != cells:
+    text += f" ({t['cells']} cells)"
+  return text
+
+
+def _row(name: str, pts: list[dict], key: str) -> list[str] | None:
+  """One row of the side-by-side table: each measure's tau against ``key`` in ``pts``."""
+  base = [p for p in pts if p[key] is not None]
+  if len(base) < MIN_CELLS:
+    return None
+  taus = [_tau(pts, m, key) for m in MEASURES]
+  return [name, str(len(base))] + [_tau_text(t, len(base)) for t in taus]
+
+
+def _plain_words(pts: list[dict]) -> list[str]:
+  """One sentence per measure: on this sweep, does it rank cells as their generalisation does."""
+  lines = []
+  for measure, title in MEASURES.items():
+    acc, gap = _tau(pts, measure, "acc"), _tau(pts, measure, "gap")
+    if acc is None:
+      lines.append(f"- **{title}**: not enough cells with it ({MIN_CELLS} needed).")
+      continue
+    parts = [_verdict(acc, "ranks the cells as N1's test accuracy does",
+                      "ranks them opposite to N1's test accuracy",
+                      "does not rank them clearly by N1's test accuracy")]
+    if gap is not None:
+      parts.append(_verdict(gap, "is higher where the generalisation gap is larger",
+                            "is higher where the generalisation gap is smaller",
+                            "does not order them clearly by the generalisation gap"))
+    lines.append(f"- **{title}**: on this sweep it " + "; it ".join(parts) + ".")
+  return lines
+
+
+def _verdict(t: dict, up: str, down: str, unclear: str) -> str:
+  interval = f"τ = {_tau_text(t)}"
+  if np.isfinite(t["lo"]) and t["lo"] > 0:
+    return f"{up} ({interval}, interval above 0)"
+  if np.isfinite(t["hi"]) and t["hi"] < 0:
+    return f"{down} ({interval}, interval below 0)"
+  return f"{unclear} ({interval}, interval includes 0)"
+
+
+def section_granulated(pts: list[dict]) -> str:
+  """psi per varying axis and Psi, for each measure against each target."""
+  cells = [p["cell"] for p in pts]
+  axes = granulated.varying_axes(cells)
+  if not axes:
+    return ""
+  names = dict(granulated.AXES)
+  parts = []
+  for target, what in TARGETS.items():
+    columns, total = [], []
+    for measure in MEASURES:
+      mean = lambda key: np.asarray([np.nan if p[key] is None else p[key].mean() for p in pts])
+      per_axis, big_psi = granulated.granulated(cells, mean(measure), mean(target))
+      columns.append({a.axis: a for a in per_axis})
+      total.append(big_psi)
+    if all(not np.isfinite(t) for t in total):
+      continue
+    rows = []
+    for axis in axes:
+      row = [names[axis]]
+      for col in columns:
+        a = col.get(axis)
+        row.append("–" if a is None or not np.isfinite(a.psi) else
+                   f"{a.psi:+.2f} ({a.groups} group{'s' * (a.groups != 1)}"
+                   + (f", {a.skipped} skipped)" if a.skipped else ")"))
+      rows.append(row)
+    rows.append(["Ψ (mean over axes)"] + ["–" if not np.isfinite(t) else f"{t:+.2f}" for t in total])
+    parts.append(f"Against {what}:\n\n" + md_table(
+        ["axis"] + [f"{title} ψ" for title in MEASURES.values()], rows))
+  if not parts:
+    return ""
+  return ("**Granulated coefficient** (Jiang et al., 2020): for each grid axis that varies, the "
+          "mean over groups of cells that differ in that axis alone of Kendall's τ-b in the "
+          "group; a group whose measure or target takes fewer than two distinct values is "
+          "skipped (counted). Ψ is the mean of ψ over the axes.\n\n" + "\n\n".join(parts))
 
 
 def section_correlation(ctx: Context) -> str:
-  """Kendall's tau table and a scatter plot; one sentence when there are too few cells."""
+  """Kendall's tau of the three measures side by side, the granulated coefficient, a plain-words
+  line per measure and a scatter plot; one sentence when there are too few cells."""
   pts = points(ctx)
   left_out = len(ctx.cells) - len(pts)
   if len(pts) < MIN_CELLS:
@@ -107,22 +196,29 @@ def section_correlation(ctx: Context) -> str:
   groups = [("all cells", pts)] + ([(VARIANT_TITLE.get(v, v), [p for p in pts
                                                                if p["cell"].get("variant") == v])
                                     for v in variants] if len(variants) > 1 else [])
-  for key, what in (("acc", "N1 test accuracy"), ("gap", "N1 generalisation gap")):
+  for key, what in TARGETS.items():
     for name, group in groups:
-      row = _row(f"learnability vs {what} ({name})", group, key)
+      row = _row(f"{what} ({name})", group, key)
       if row:
         rows.append(row)
   measure = ctx.block("train").get("error_measure", "running")
-  text = (f"Kendall's τ (tau-b) across cells between the mean learnability and N1's mean test "
-          f"accuracy, and N1's generalisation gap (training accuracy − test accuracy; final N1 "
-          f"only, training error as measured by train.error_measure = {measure}). Interval: 95% "
-          f"percentile bootstrap over seeds ({BOOTSTRAP_DRAWS} resamples, the same seed "
-          f"indices for every cell, generator seed {BOOTSTRAP_SEED}). The paper's claim predicts "
-          "τ > 0 against test accuracy and τ < 0 against the gap.")
+  text = (f"Kendall's τ (tau-b) across cells between each measure's mean (learnability, Cohen's "
+          f"kappa of N1 and N2, GDE accuracy of N1's seeds) and N1's mean test accuracy, and "
+          f"N1's generalisation gap (training accuracy − test accuracy; final N1 only, training "
+          f"error as measured by train.error_measure = {measure}). Interval: 95% percentile "
+          f"bootstrap over seeds ({BOOTSTRAP_DRAWS} resamples, the same seed indices for every "
+          f"cell, generator seed {BOOTSTRAP_SEED}). The paper's claim predicts τ > 0 against test "
+          "accuracy and τ < 0 against the gap. A measure undefined for a cell (kappa with chance "
+          "agreement 1, GDE with one seed) leaves that cell out of its τ (its count is shown).")
   if left_out:
     text += (f" {left_out} cell(s) left out: out of memory, diverged, degenerate N1, or no "
              "per-seed numbers.")
-  text += "\n\n" + md_table(["pair (which cells)", "cells", "τ", "95% interval"], rows)
+  text += "\n\n" + md_table(["against (which cells)", "cells"]
+                             + [f"{title} τ [95%]" for title in MEASURES.values()], rows)
+  text += "\n\n" + "\n".join(_plain_words(pts))
+  granular = section_granulated(pts)
+  if granular:
+    text += "\n\n" + granular
   ctx.figures["learnability_vs_generalisation.png"] = figure_correlation(pts, variants)
   return text + ("\n\n![Learnability against N1's test accuracy and generalisation gap]"
                  "(learnability_vs_generalisation.png)")

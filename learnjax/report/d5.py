@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 
+from learnjax import metrics
+from learnjax.report import analyses
 from learnjax.report.context import Context
 from learnjax.report.figures import colors, new_figure, wrapped
 from learnjax.report.formatting import md_table, sort_models
@@ -27,6 +29,9 @@ def distinct_counts(preds: np.ndarray) -> np.ndarray:
   return 1 + (np.diff(preds, axis=0) != 0).sum(0)
 
 
+@analyses.register("seed_agreement", "Agreement between seeds",
+                   lambda ctx: analyses.n1_only(ctx)
+                   and any((r.get("seeds") or 0) > 1 for r in ctx.n1s), order=80)
 def section_d5(ctx: Context) -> str:
   n1s = sorted(ctx.n1s, key=lambda r: (sort_models({r.get("model") for r in ctx.n1s},
                                                    ctx.config_models()).index(r.get("model")),
@@ -71,11 +76,30 @@ def section_d5(ctx: Context) -> str:
   parts.append("**Number of distinct predictions the seeds make per D3 example** (% of D3; at "
                "most the number of seeds or of classes)\n\n"
                + md_table(["N1"] + [str(i + 1) for i in range(k_max)], table))
+  gde = _gde_table(ctx, n1s)
+  if gde:
+    parts.append(gde)
   ctx.figures["seed_agreement.png"] = figure_d5_matrices(matrices)
   ctx.figures["distinct_predictions.png"] = figure_d5_histogram(histograms, max(seed_counts.values()))
   parts.append("![Seed agreement matrices](seed_agreement.png)\n\n"
                "![Distinct predictions per D3 example](distinct_predictions.png)")
   return "\n\n".join(parts)
+
+
+def _gde_table(ctx: Context, n1s: list[dict]) -> str:
+  """Per N1, its test accuracy beside the one its seeds' disagreement predicts (learnjax.metrics)."""
+  names = ("n1_test_accuracy", "gde_accuracy", "gde_error", "n1_calibration_error")
+  rows = []
+  for r in n1s:
+    values = metrics.compute(ctx.arrays("n1", r["n1"]), r)
+    if "gde_accuracy" in values:
+      rows.append([f"{r.get('model')} ({r.get('variant')}, batch {r.get('batch_size')})"]
+                  + [metrics.fmt_metric(k, values.get(k)) for k in names])
+  if not rows:
+    return ""
+  return ("**Test accuracy predicted from seed disagreement** (GDE, Jiang et al. 2022; "
+          "docs/protocol.md section 7)\n\n"
+          + md_table(["N1"] + [metrics.REGISTRY[k].header for k in names], rows))
 
 
 def figure_d5_matrices(matrices: dict):

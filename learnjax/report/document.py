@@ -1,28 +1,16 @@
-"""The report as a whole: which sections an experiment gets, in which order, and writing it out."""
+"""The report as a whole: the analyses found for the experiment, in order, and writing it out."""
 
 from __future__ import annotations
 
 import os
 
 from learnjax.errors import LearnjaxError
-from learnjax.report import (correlation, d5, f1, grids, notes, sections, t7, t8_t11, t12, t14,
-                             variants)
+# The families of analyses register themselves (learnjax.report.analyses) when imported.
+from learnjax.report import (analyses, correlation, d5, f1, grids, notes, sections, t7,  # noqa: F401
+                             t8_t11, t12, t14, variants)
 from learnjax.report.context import DEGENERATE_MARK, Context, load
 from learnjax.report.figures import DPI
-from learnjax.report.formatting import TITLES
 from learnjax.store import atomic_write_bytes
-
-LAYOUTS = {
-    "T1": variants.section_variants, "T4": variants.section_variants,
-    "T5": variants.section_variants, "T6": variants.section_variants,
-    "quickstart": variants.section_variants,
-    "T2": grids.section_grid, "T13": grids.section_grid,
-    "T3": lambda ctx: grids.section_grid(ctx, layers=True),
-    "T7": t7.section_t7,
-    "T8": t8_t11.section_t8, "T9": t8_t11.section_t8, "T10": t8_t11.section_t8,
-    "T11": t8_t11.section_t8, "T8-T11": t8_t11.section_t8,
-    "T12": t12.section_t12, "T14": t14.section_t14, "F1": f1.section_f1, "D5": d5.section_d5,
-}
 
 
 def build_report(workdir: str, reference: str | None = None) -> tuple[str, dict]:
@@ -36,15 +24,15 @@ def render(ctx: Context) -> str:
   warning = notes.degenerate_warning(ctx)
   if warning:
     parts.append(warning)
-  layout = LAYOUTS.get(ctx.experiment)
-  if layout is not None:
-    parts.append(f"## {TITLES.get(ctx.experiment, ctx.experiment)}\n\n{layout(ctx)}")
-  elif ctx.experiment:
+  found = analyses.found(ctx)
+  for analysis in found:
+    parts.append(f"## {analysis.title}\n\n{analysis.section(ctx)}")
+  if not found and ctx.experiment:
     parts.append(f"Experiment {ctx.experiment!r} has no special layout; all cells are below.")
   if ctx.cells:
     parts.append("## Learnability against generalisation\n\n" + correlation.section_correlation(ctx))
-  found = notes.collect_notes(ctx)
-  text = "\n".join(f"- {n}" for n in dict.fromkeys(found)) if found else (
+  collected = notes.collect_notes(ctx)
+  text = "\n".join(f"- {n}" for n in dict.fromkeys(collected)) if collected else (
       "None: every stored cell finished normally.")
   if any(ctx.degenerate(c) for c in ctx.cells):
     text += (f"\n\n{DEGENERATE_MARK} marks a learnability whose N1 is degenerate (it predicts "

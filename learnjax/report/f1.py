@@ -6,12 +6,16 @@ import warnings
 
 import numpy as np
 
+from learnjax.report import analyses
 from learnjax.report.context import Context
 from learnjax.report.figures import colors, log_axis, new_figure
 from learnjax.report.formatting import md_table, n1_row_label, sort_models, varies
 from learnjax.report.status import is_oom
 
 
+@analyses.register("epochs", "Learnability and test error along N1's training",
+                   lambda ctx: analyses.with_cells(ctx) and analyses.with_snapshots(ctx),
+                   order=10)
 def section_f1(ctx: Context) -> str:
   cells = [c for c in ctx.cells if not is_oom(c) and "learnability" in c]
   if not cells:

@@ -6,9 +6,10 @@ import re
 
 import numpy as np
 
+from learnjax import metrics
+
 VARIANT_ORDER = ("random_labels", "random_images", "true")
 VARIANT_TITLE = {"random_labels": "random labels", "random_images": "random images", "true": "true data"}
-METRICS = ("learnability", "n1_test_accuracy", "n2_test_accuracy")
 
 TITLES = {
     "T1": "T1: deep networks, learnability per data variant",
@@ -32,11 +33,7 @@ TITLES = {
 }
 
 
-def fmt(stats: dict | None, digits: int = 1) -> str:
-  """'mean ± std' of a stored statistic; '–' where there is none."""
-  if not stats or "mean" not in stats:
-    return "–"
-  return f"{stats['mean']:.{digits}f} ± {stats['std']:.{digits}f}"
+fmt = metrics.fmt   # 'mean ± std'; 'undefined' where no seed defines it; '–' where absent
 
 
 def md_table(header: list[str], rows: list[list]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from learnjax.report import analyses
 from learnjax.report.context import Context
 from learnjax.report.figures import new_figure, wrapped
 from learnjax.report.formatting import (VARIANT_TITLE, md_table, n1_row_label, sort_models,
@@ -11,11 +12,17 @@ from learnjax.report.formatting import (VARIANT_TITLE, md_table, n1_row_label, s
 from learnjax.report.status import first_done, is_oom
 
 
-def section_grid(ctx: Context, layers: bool = False) -> str:
-  """T2, T13 (and T3 with ``layers``): learnability grid, rows N1, columns N2."""
+@analyses.register("grid", "Learnability grid (rows N1, columns N2)",
+                   lambda ctx: analyses.with_cells(ctx) and analyses.count(ctx, "n2_model") > 1,
+                   order=30)
+def section_grid(ctx: Context, layers: bool | None = None) -> str:
+  """T2, T13, T3: learnability grid, rows N1, columns N2; with ``layers`` (default: where the N1s
+  differ in their number of parameter tensors) N1's layer count too."""
   cells = ctx.final_cells
   if not cells:
     return "No finished cells with the final N1."
+  if layers is None:
+    layers = len({c.get("n1_param_tensors") for c in cells if "n1_param_tensors" in c}) > 1
   parts = []
   variants = sort_variants(c.get("variant") for c in cells)
   for variant in variants:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from learnjax import metrics
 from learnjax.report.context import MATCH_KEYS, Context, as_mean_std, reference_matches
-from learnjax.report.formatting import (METRICS, TITLES, cell_label, epochs_text, fmt, md_table,
+from learnjax.report.formatting import (TITLES, cell_label, epochs_text, fmt, md_table,
                                         natural_key, sort_models, variant_rank)
 from learnjax.report.status import is_oom, status_text
 
@@ -62,7 +63,7 @@ def section_cells(ctx: Context) -> str:
       -1 if c.get("n1_epoch") is None else c["n1_epoch"]))
   with_epoch = any(c.get("n1_epoch") is not None for c in cells)
   header_ = ["variant", "N1", "N1 batch", "N2", "N2 batch"] + (["N1 epoch"] if with_epoch else []) + [
-      "learnability %", "N1 test acc %", "N2 test acc %", "N1 epochs", "N2 epochs", "status"]
+      metrics.REGISTRY[k].header for k in metrics.names()] + ["N1 epochs", "N2 epochs", "status"]
   rows = []
   for c in cells:
     row = [c.get("variant"), c.get("n1_model"), c.get("n1_batch_size"), c.get("n2_model"),
@@ -70,9 +71,9 @@ def section_cells(ctx: Context) -> str:
     if with_epoch:
       row.append("final" if c.get("n1_epoch") is None else c["n1_epoch"])
     if is_oom(c):
-      row += ["OOM", "OOM", "OOM", "–", "–"]
+      row += ["OOM"] * len(metrics.names()) + ["–", "–"]
     else:
-      row += [ctx.num(c, k) for k in METRICS]
+      row += [ctx.num(c, k) for k in metrics.names()]
       row += [epochs_text((c.get(net) or {}).get("epochs", [])) for net in ("n1", "n2")]
     status = status_text(c, ctx.stop_error)
     if ctx.degenerate(c):
@@ -95,7 +96,7 @@ def section_reference(ctx: Context) -> str:
       rows.append([what, "–", "no finished cell", "", "", entry.get("note", "")])
       continue
     for c in matches:
-      for key in METRICS:
+      for key in metrics.names():
         if key not in entry:
           continue
         ref_mean, ref_std = as_mean_std(entry[key])
@@ -104,8 +105,8 @@ def section_reference(ctx: Context) -> str:
           rows.append([cell_label(c), key, "OOM" if is_oom(c) else "–", ref_text, "", entry.get("note", "")])
           continue
         ours = c[key]
-        rows.append([cell_label(c), key, fmt(ours), ref_text, f"{ours['mean'] - ref_mean:+.1f}",
-                     entry.get("note", "")])
+        diff = "–" if ours.get("mean") is None else f"{ours['mean'] - ref_mean:+.1f}"
+        rows.append([cell_label(c), key, fmt(ours), ref_text, diff, entry.get("note", "")])
   source = f" ({ctx.reference_source})" if ctx.reference_source else ""
   return (f"Reference numbers{source}; difference = ours − reference.\n\n"
           + md_table(["cell", "metric", "ours", "reference", "difference", "note"], rows))

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from learnjax.report import analyses
 from learnjax.report.context import Context
 from learnjax.report.formatting import md_table, n1_row_label, sort_models, sort_variants, varies
 
 
+def _n1_sizes(ctx: Context) -> bool:
+  """N1 varies alone: one N2, one variant, one batch size, final N1s."""
+  return (analyses.with_cells(ctx) and analyses.count(ctx, "n1_model") > 1
+          and analyses.count(ctx, "n2_model") <= 1 and analyses.count(ctx, "variant") <= 1
+          and analyses.count(ctx, "n1_batch_size") <= 1 and not analyses.with_snapshots(ctx))
+
+
+@analyses.register("n1_sizes", "Learnability per N1 (N2 fixed)", _n1_sizes, order=40)
 def section_t12(ctx: Context) -> str:
   cells = ctx.final_cells
   if not cells:

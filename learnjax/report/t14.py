@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from learnjax.report import analyses
 from learnjax.report.context import Context
 from learnjax.report.figures import colors, new_figure
 from learnjax.report.formatting import md_table, sort_models, varies
 from learnjax.report.status import is_oom
 
 
+@analyses.register("batch_size", "Learnability against N1's batch size",
+                   lambda ctx: analyses.with_cells(ctx)
+                   and analyses.count(ctx, "n1_batch_size") > 1, order=20)
 def section_t14(ctx: Context) -> str:
   cells = ctx.final_cells
   if not cells:

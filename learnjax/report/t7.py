@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 
+from learnjax.report import analyses
 from learnjax.report.context import Context
 from learnjax.report.figures import colors, log_axis, new_figure
 from learnjax.report.formatting import (VARIANT_TITLE, md_table, sort_models, sort_variants,
@@ -22,6 +23,8 @@ def class_distribution(preds: np.ndarray, num_classes: int) -> np.ndarray:
   return 100.0 * (counts / preds.shape[1]).mean(axis=0)
 
 
+@analyses.register("class_distribution", "Class distribution of N1's predictions on D2",
+                   analyses.n1_only, order=70)
 def section_t7(ctx: Context) -> str:
   n1s = ctx.n1s
   if not n1s:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from learnjax.report import analyses
 from learnjax.report.context import Context
 from learnjax.report.formatting import cell_label, md_table, natural_key, sort_models, variant_rank
 from learnjax.report.status import is_oom
@@ -22,6 +23,13 @@ def correct_agree_table(n1_preds: np.ndarray, n2_preds: np.ndarray, labels: np.n
   return 100.0 * table.mean(axis=1)
 
 
+def _one_pair(ctx: Context) -> bool:
+  """One N1 architecture and one N2 (per variant): the 2x2 table of each cell is readable."""
+  return (analyses.with_cells(ctx) and analyses.count(ctx, "n1_model") == 1
+          and analyses.count(ctx, "n2_model") <= 1 and not analyses.with_snapshots(ctx))
+
+
+@analyses.register("correct_agree", "N1 correct × N2 agrees", _one_pair, order=60)
 def section_t8(ctx: Context) -> str:
   cells = [c for c in ctx.final_cells if not is_oom(c)]
   if not cells:
@@ -44,15 +52,15 @@ def section_t8(ctx: Context) -> str:
     table = [["N1 correct", cell(0, 0), cell(0, 1), total(rows_total, 0)],
              ["N1 wrong", cell(1, 0), cell(1, 1), total(rows_total, 1)],
              ["total", total(cols_total, 0), total(cols_total, 1), "100"]]
-    with np.errstate(invalid="ignore", divide="ignore"):
-      agree_if_correct = 100 * per_seed[:, 0, 0] / rows_total[:, 0]
-      agree_if_wrong = 100 * per_seed[:, 1, 0] / rows_total[:, 1]
+    mean_of = lambda key: (f"{c[key]['mean']:.1f}%" if (c.get(key) or {}).get("mean") is not None
+                           else "an undefined share (no such example)")
     parts.append(
         f"**{cell_label(c)}** (% of D3, mean ± std over {per_seed.shape[0]} seeds; row totals = "
         "N1 test accuracy / error, column totals = learnability / disagreement)\n\n"
         + md_table(["", "N2 agrees with N1", "N2 disagrees", "total"], table)
-        + f"\n\nN2 agrees with N1 on {np.nanmean(agree_if_correct):.1f}% of the examples N1 gets "
-        f"right and on {np.nanmean(agree_if_wrong):.1f}% of those it gets wrong (mean over seeds).")
+        + f"\n\nN2 agrees with N1 on {mean_of('agreement_n1_correct')} of the examples N1 gets "
+        f"right and on {mean_of('agreement_n1_wrong')} of those it gets wrong (mean over the seeds "
+        "where N1 has such examples).")
   return "\n\n".join(parts)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from learnjax.report import analyses
 from learnjax.report.context import Context
 from learnjax.report.figures import colors, new_figure
 from learnjax.report.formatting import (VARIANT_TITLE, md_table, n1_row_label, sort_models,
@@ -11,6 +12,9 @@ from learnjax.report.formatting import (VARIANT_TITLE, md_table, n1_row_label, s
 from learnjax.report.status import is_oom
 
 
+@analyses.register("variants", "Learnability per data variant",
+                   lambda ctx: analyses.with_cells(ctx) and analyses.count(ctx, "variant") > 1,
+                   order=50)
 def section_variants(ctx: Context) -> str:
   """T1, T4, T5, T6: rows N1, columns learnability per variant, N1 test accuracy on true data."""
   cells = ctx.final_cells

@@ -1,0 +1,295 @@
+"""The metrics of a cell, each defined once: its name, how it is computed, how it is shown.
+
+A metric is computed per seed from a cell's stored arrays (``n1_preds_d3``, ``n2_preds_d3``,
+``y_d3``, ``n1_preds_d2``, ``n1_log_probs_d3``, ``n2_log_probs_d3``; seed axis first) and, where
+it needs it, the cell's record. The cell record (:mod:`learnjax.sweep`), the result of
+:func:`learnjax.learnability`, the report's tables, the console table and the reference format all
+follow from :data:`REGISTRY`, and the report computes every metric from the stored arrays when it
+loads a workdir, so a workdir written before a metric existed shows it without retraining.
+
+A new metric is one :func:`register` call::
+
+  @register("my_metric", title="my metric", unit="%")
+  def my_metric(a):
+    return 100.0 * ...          # (S,) per seed; NaN where undefined for a seed
+
+A metric whose arrays are missing is absent (its function is not called). A per-seed value that is
+undefined is NaN in memory and ``None`` in the record; it is shown as "undefined", never a number.
+numpy only: the report and the API import this module without JAX.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable, Mapping
+
+import numpy as np
+
+UNDEFINED = "undefined"
+# Stored and recomputed numbers must agree to this many percentage points (float32 arrays).
+AGREEMENT_TOLERANCE = 1e-6
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+  """One number of a cell, per seed."""
+  name: str
+  compute: Callable[..., np.ndarray | None]   # (arrays[, record]) -> (S,) or None: absent
+  title: str                # the column header, without the unit
+  unit: str = "%"
+  digits: int = 1
+  console: bool = False     # shown in the console table by default
+  needs: tuple = ("n1_preds_d3", "n2_preds_d3", "y_d3")
+  with_record: bool = False
+  ensemble: bool = False    # one number over all seeds (stored as its mean alone), not per seed
+  doc: str = ""
+
+  @property
+  def header(self) -> str:
+    return f"{self.title} {self.unit}".strip()
+
+  def per_seed(self, arrays: Mapping, record: Mapping | None = None) -> np.ndarray | None:
+    """(S,) float64 values (NaN: undefined for that seed), or None where the metric is absent."""
+    if not all(k in arrays and arrays[k] is not None for k in self.needs):
+      return None
+    values = (self.compute(arrays, record or {}) if self.with_record else self.compute(arrays))
+    return None if values is None else np.asarray(values, np.float64).reshape(-1)
+
+
+REGISTRY: dict[str, Metric] = {}
+
+
+def register(name: str, *, title: str, unit: str = "%", digits: int = 1, console: bool = False,
+             needs=("n1_preds_d3", "n2_preds_d3", "y_d3"), with_record: bool = False,
+             ensemble: bool = False):
+  """Decorator: registers ``fn(arrays)`` (or ``fn(arrays, record)``) as the metric ``name``.
+
+  Registration order is the column order of the tables. ``needs``: the arrays it reads (absent
+  without them); ``with_record``: ``fn`` also gets the cell's record; ``ensemble``: ``fn``
+  returns one number for all seeds.
+  """
+  def decorate(fn):
+    if name in REGISTRY:
+      raise ValueError(f"metric {name!r} is registered twice")
+    REGISTRY[name] = Metric(name, fn, title, unit, digits, console, tuple(needs), with_record,
+                            ensemble, (fn.__doc__ or "").strip())
+    return fn
+  return decorate
+
+
+def names() -> tuple[str, ...]:
+  return tuple(REGISTRY)
+
+
+def console_names() -> tuple[str, ...]:
+  return tuple(m.name for m in REGISTRY.values() if m.console)
+
+
+# ---- statistics as stored -------------------------------------------------------------------
+
+def _number(x) -> float | None:
+  x = float(x)
+  return x if math.isfinite(x) else None
+
+
+def seed_stats(values) -> dict:
+  """{'mean', 'std', 'per_seed'} over the seeds where the value is defined; None where undefined.
+
+  ``std`` is the population standard deviation (``numpy.std``), as every table states.
+  """
+  values = np.asarray(values, np.float64).reshape(-1)
+  defined = values[np.isfinite(values)]
+  stats = {"mean": _number(defined.mean()) if defined.size else None,
+           "std": _number(defined.std()) if defined.size else None,
+           "per_seed": [_number(v) for v in values]}
+  if defined.size < values.size:
+    stats["undefined_seeds"] = int(values.size - defined.size)
+  return stats
+
+
+def per_seed_values(stats: Mapping | None) -> np.ndarray | None:
+  """The per-seed values of stored statistics as floats (NaN where undefined), or None."""
+  if not stats or stats.get("per_seed") is None:
+    return None
+  return np.asarray([np.nan if v is None else v for v in stats["per_seed"]], np.float64)
+
+
+def fmt(stats: Mapping | None, digits: int = 1) -> str:
+  """'mean ± std' of stored statistics; 'undefined' where no seed defines it; '–' where absent."""
+  if not stats or "mean" not in stats:
+    return "–"
+  if stats["mean"] is None:
+    return UNDEFINED
+  text = f"{stats['mean']:.{digits}f}"
+  if stats.get("std") is not None:
+    text += f" ± {stats['std']:.{digits}f}"
+  if stats.get("undefined_seeds"):
+    text += f" ({stats['undefined_seeds']} undefined)"
+  return text
+
+
+def fmt_metric(name: str, stats: Mapping | None) -> str:
+  metric = REGISTRY.get(name)
+  return fmt(stats, metric.digits if metric else 1)
+
+
+def compute(arrays: Mapping, record: Mapping | None = None) -> dict:
+  """Every registered metric that ``arrays`` allow, as stored statistics, by name."""
+  out = {}
+  for metric in REGISTRY.values():
+    values = metric.per_seed(arrays, record)
+    if values is not None:
+      out[metric.name] = ({"mean": _number(values[0])} if metric.ensemble else seed_stats(values))
+  return out
+
+
+def agree(stored: Mapping, computed: Mapping) -> bool:
+  """Whether stored and recomputed statistics are the same numbers (undefined where undefined)."""
+  a, b = per_seed_values(stored), per_seed_values(computed)
+  if a is None or b is None:
+    m1, m2 = stored.get("mean"), computed.get("mean")
+    return (m1 is None) == (m2 is None) and (m1 is None or abs(m1 - m2) <= AGREEMENT_TOLERANCE)
+  return a.shape == b.shape and bool(np.all((np.isnan(a) & np.isnan(b))
+                                            | (np.abs(a - b) <= AGREEMENT_TOLERANCE)))
+
+
+def complete(record: dict, arrays: Mapping) -> tuple[dict, list[str]]:
+  """``record`` with every metric its arrays allow filled in; and the metrics whose stored numbers
+  disagree with the arrays (those keep the stored numbers)."""
+  out, disagree = dict(record), []
+  for name, stats in compute(arrays, record).items():
+    if name not in record:
+      out[name] = stats
+    elif not agree(record[name], stats):
+      disagree.append(name)
+  return out, disagree
+
+
+# ---- the metrics (docs/protocol.md section 7 writes each formula out with its source) ---------
+# Notation on D3, per seed: a = N1's prediction, b = N2's, y = the true label.
+
+def _agreement(a, b) -> np.ndarray:
+  a, b = np.atleast_2d(a), np.atleast_2d(np.broadcast_to(b, np.shape(a)))
+  return 100.0 * np.mean(a == b, axis=-1)
+
+
+def _given_n1(record: Mapping) -> bool:
+  """An N1 given as labels: the same predictions for every seed, no probabilities."""
+  return "predictions" in (record.get("n1_source"), record.get("source"))
+
+
+@register("learnability", title="learnability", console=True)
+def learnability(a):
+  """100 × P(a = b)."""
+  return _agreement(a["n1_preds_d3"], a["n2_preds_d3"])
+
+
+@register("kappa", title="kappa", unit="", digits=2, console=True)
+def kappa(a):
+  """Cohen's kappa of a and b, (L - p_e) / (1 - p_e) with L = P(a = b) and
+  p_e = sum_k P(a = k) P(b = k); undefined (NaN) when p_e = 1 (a and b one and the same class)."""
+  n1, n2 = np.atleast_2d(a["n1_preds_d3"]), np.atleast_2d(a["n2_preds_d3"])
+  k = int(max(n1.max(), n2.max())) + 1
+  out = np.full(n1.shape[0], np.nan)
+  for s in range(n1.shape[0]):
+    n = n1.shape[1]
+    expected = int(np.dot(np.bincount(n1[s], minlength=k), np.bincount(n2[s], minlength=k)))
+    if expected == n * n:   # p_e = 1, decided on integer counts
+      continue
+    p_e, observed = expected / (n * n), float(np.mean(n1[s] == n2[s]))
+    out[s] = (observed - p_e) / (1.0 - p_e)
+  return out
+
+
+def _conditional_agreement(a, n1_correct: bool) -> np.ndarray:
+  n1, n2 = np.atleast_2d(a["n1_preds_d3"]), np.atleast_2d(a["n2_preds_d3"])
+  given = (n1 == np.asarray(a["y_d3"])[None]) == n1_correct
+  with np.errstate(invalid="ignore", divide="ignore"):
+    return 100.0 * (given & (n1 == n2)).sum(-1) / given.sum(-1)
+
+
+@register("agreement_n1_correct", title="agree | N1 right")
+def agreement_n1_correct(a):
+  """100 × P(b = a | a = y): does N2 copy N1's correct answers; undefined where N1 is never
+  right."""
+  return _conditional_agreement(a, True)
+
+
+@register("agreement_n1_wrong", title="agree | N1 wrong")
+def agreement_n1_wrong(a):
+  """100 × P(b = a | a ≠ y): does N2 copy N1's mistakes; undefined where N1 is never wrong."""
+  return _conditional_agreement(a, False)
+
+
+@register("kl_n1_n2", title="KL(N1‖N2)", unit="nats", digits=3,
+          needs=("n1_log_probs_d3", "n2_log_probs_d3"))
+def kl_n1_n2(a):
+  """Mean over D3 of KL(p_N1(x) ‖ p_N2(x)) = sum_k p_N1,k (log p_N1,k - log p_N2,k), in nats,
+  from the stored float16 log-probabilities."""
+  l1 = np.asarray(a["n1_log_probs_d3"], np.float64)
+  l2 = np.asarray(a["n2_log_probs_d3"], np.float64)
+  l1 = l1 - np.logaddexp.reduce(l1, axis=-1, keepdims=True)   # renormalise after rounding
+  l2 = l2 - np.logaddexp.reduce(l2, axis=-1, keepdims=True)
+  return np.maximum(0.0, (np.exp(l1) * (l1 - l2)).sum(-1)).mean(-1)
+
+
+@register("n1_test_accuracy", title="N1 test acc", console=True, needs=("n1_preds_d3", "y_d3"))
+def n1_test_accuracy(a):
+  """100 × P(a = y)."""
+  return _agreement(a["n1_preds_d3"], a["y_d3"])
+
+
+@register("n2_test_accuracy", title="N2 test acc", console=True, needs=("n2_preds_d3", "y_d3"))
+def n2_test_accuracy(a):
+  """100 × P(b = y)."""
+  return _agreement(a["n2_preds_d3"], a["y_d3"])
+
+
+def _seed_pair_agreement(preds) -> np.ndarray:
+  """(S,) per seed s, 100 × mean over t ≠ s of P(N1_s(x) = N1_t(x)) on D3."""
+  preds = np.atleast_2d(preds)
+  pair = np.stack([(preds == p).mean(-1) for p in preds])   # (S, S), one row at a time
+  s = preds.shape[0]
+  return 100.0 * (pair.sum(1) - 1.0) / (s - 1)
+
+
+@register("gde_accuracy", title="GDE acc", needs=("n1_preds_d3",), with_record=True)
+def gde_accuracy(a, record):
+  """N1's test accuracy predicted without labels from seed disagreement (Jiang et al., 2022):
+  per seed s, 100 × (1 - mean over t ≠ s of P(N1_s(x) ≠ N1_t(x))); the mean over seeds is
+  100 × (1 - mean over pairs s ≠ t). Absent with one seed or an N1 given as labels."""
+  if np.atleast_2d(a["n1_preds_d3"]).shape[0] < 2 or _given_n1(record):
+    return None
+  return _seed_pair_agreement(a["n1_preds_d3"])
+
+
+@register("gde_error", title="GDE error", unit="points",
+          needs=("n1_preds_d3", "y_d3"), with_record=True)
+def gde_error(a, record):
+  """GDE accuracy minus N1's measured test accuracy, per seed (points of percent)."""
+  gde = gde_accuracy(a, record)
+  return None if gde is None else gde - n1_test_accuracy(a)
+
+
+@register("n1_calibration_error", title="N1 ensemble CACE", needs=("n1_preds_d3", "y_d3"),
+          with_record=True, ensemble=True)
+def n1_calibration_error(a, record):
+  """Class-aggregated calibration error of N1's seed ensemble (Jiang et al., 2022, def. 4.2), in %:
+  100 × sum_k sum_q P(p̃_k(x) = q) |P(y = k | p̃_k(x) = q) - q|, where p̃_k(x) is the fraction of
+  seeds that predict k and q runs over 0, 1/S, ..., 1 (exact: no binning)."""
+  preds = np.atleast_2d(a["n1_preds_d3"])
+  if preds.shape[0] < 2 or _given_n1(record):
+    return None
+  y = np.asarray(a["y_d3"])
+  seeds, n = preds.shape
+  k = int(max(preds.max(), y.max())) + 1
+  votes = np.zeros((n, k), np.int64)               # votes[x, k] = #seeds predicting k
+  np.add.at(votes, (np.tile(np.arange(n), seeds), preds.reshape(-1)), 1)
+  total = 0.0
+  for c in range(k):
+    hit = y == c
+    for v in np.unique(votes[:, c]):
+      where = votes[:, c] == v
+      total += where.mean() * abs(hit[where].mean() - v / seeds)
+  return np.asarray([100.0 * total])

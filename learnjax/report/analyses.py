@@ -1,0 +1,90 @@
+"""Which analyses a report shows, found from what the experiment stored, not from its name.
+
+Each family of report sections registers itself with a predicate on the stored record: which grid
+axes the experiment varies (from its ``config.json`` and its stored cells), whether it trains N1
+only (``n2.model = none``), whether N1 snapshots were kept. A report shows every analysis whose
+predicate holds, in the order it registers with; the config's ``experiment`` only names the report (its
+title). A new analysis is one :func:`register` call in its own module, imported by
+:mod:`learnjax.report.document`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+from learnjax.report.context import Context
+
+# A grid axis as a cell record names it -> where the config lists its values.
+_CONFIG_AXES = {"variant": ("data", "variant"), "n1_model": ("n1", "model"),
+                "n2_model": ("n2", "model"), "n1_batch_size": ("n1", "batch_size"),
+                "n1_epoch": ("n1", "snapshot_epochs")}
+
+
+@dataclasses.dataclass(frozen=True)
+class Analysis:
+  name: str
+  title: str                          # the section's heading
+  applies: Callable[[Context], bool]  # from the stored record
+  section: Callable[[Context], str]
+  order: int                          # place in the report, smallest first
+
+
+REGISTRY: list[Analysis] = []
+
+
+def register(name: str, title: str, applies: Callable[[Context], bool], order: int = 100):
+  """Decorator: ``section(ctx) -> markdown`` is shown in every report where ``applies(ctx)``."""
+  def decorate(section):
+    if any(a.name == name for a in REGISTRY):
+      raise ValueError(f"analysis {name!r} is registered twice")
+    REGISTRY.append(Analysis(name, title, applies, section, order))
+    return section
+  return decorate
+
+
+def found(ctx: Context) -> list[Analysis]:
+  return sorted((a for a in REGISTRY if a.applies(ctx)), key=lambda a: a.order)
+
+
+# ---- what the record says about the experiment -------------------------------------------------
+
+def _listed(value) -> list:
+  if value is None:
+    return []
+  if isinstance(value, (list, tuple)):
+    return list(value)
+  if isinstance(value, str):
+    return [v.strip() for v in value.split(",") if v.strip()]
+  return [value]
+
+
+def values(ctx: Context, axis: str) -> set:
+  """The values an axis takes: those the config lists and those of the stored cells."""
+  block, field = _CONFIG_AXES[axis]
+  listed = {str(v) for v in _listed(ctx.block(block).get(field))}
+  stored = {str(c.get(axis)) for c in ctx.cells if c.get(axis) is not None}
+  if axis == "n2_model":
+    listed.discard("same")      # N2 = N1: one N2 per N1, not an axis of its own
+    listed.discard("none")
+    if listed or not stored:
+      return listed
+    stored = stored if any(c.get("n2_model") != c.get("n1_model") for c in ctx.cells) else set()
+  return listed | stored
+
+
+def count(ctx: Context, axis: str) -> int:
+  return len(values(ctx, axis))
+
+
+def n1_only(ctx: Context) -> bool:
+  """N1 is trained alone (``n2.model = none``), or only N1s are stored."""
+  return str(ctx.block("n2").get("model", "")).strip() == "none" or (not ctx.cells and bool(ctx.n1s))
+
+
+def with_snapshots(ctx: Context) -> bool:
+  return count(ctx, "n1_epoch") > 0 or any(c.get("n1_epoch") is not None for c in ctx.cells)
+
+
+def with_cells(ctx: Context) -> bool:
+  return bool(ctx.cells) and not n1_only(ctx)
