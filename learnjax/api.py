@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import os
+import sys
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -148,11 +149,14 @@ def load_config(spec: str):
     raise LearnjaxError(f"no such config file: {path}")
   module_spec = importlib.util.spec_from_file_location("learnjax_user_config", path)
   module = importlib.util.module_from_spec(module_spec)
+  sys.modules[module_spec.name] = module   # a class defined in the file looks its module up here
   try:
     module_spec.loader.exec_module(module)
     return module.get_config(arg) if arg else module.get_config()
   except (ValueError, AttributeError) as e:
     raise LearnjaxError(f"cannot load config {spec}: {e}") from None
+  finally:
+    sys.modules.pop(module_spec.name, None)
 
 
 def apply_overrides(config, overrides: dict) -> None:

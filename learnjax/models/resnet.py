@@ -26,7 +26,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from learnjax.models import layers
-from learnjax.models.registry import UnknownModelError, register
+from learnjax.models.registry import UnknownModelError, register_native
 
 WIDTHS = (64, 128, 256, 512)
 STRIDES = (1, 2, 2, 2)
@@ -126,7 +126,7 @@ class PreActResNet(nn.Module):
     return layers.Dense(self.num_classes, dtype=self.dtype, name="linear")(x)
 
 
-register("resnet", ResNet, hparams=("depth",),
+register_native("resnet", ResNet, hparams=("depth",),
          presets={"resnet18": {"depth": 18}, "resnet34": {"depth": 34}})
-register("preact_resnet", PreActResNet, hparams=("depth",),
+register_native("preact_resnet", PreActResNet, hparams=("depth",),
          presets={"preact_resnet18": {"depth": 18}})
