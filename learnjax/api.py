@@ -106,22 +106,37 @@ def learnability(n1: N1, data: Any = "digits", n2: str = "mlp_1", seeds: int | S
     raise LearnjaxError("n2='same' needs N1's architecture: give n1 as a model name, or name N2")
   n2_name = n1 if n2 == "same" else n2
   n2_trainer = trainer(n2_name, int(cfg.n2.batch_size))   # a bad N2 stops before N1 is trained
+  variant = "true"
   if isinstance(n1, str):
-    variant = cfg.data.variant
+    (variant, fraction), = _variant_units(cfg)
     net = protocol.train_n1(splits, trainer(n1, int(cfg.n1.batch_size)), variant, seed,
-                            seed_indices, **run_kw)
-    preds_d2, preds_d3, n1_name = net.preds_d2, net.preds_d3, n1
+                            seed_indices, corrupt_fraction=fraction, **run_kw)
+    preds_d2, preds_d3, test_preds, n1_name = net.preds_d2, net.preds_d3, net.test_preds, n1
   else:
     d2, d3, n1_name = _given(n1, splits)
     preds_d2, preds_d3 = (np.tile(p, (len(seed_indices), 1)) for p in (d2, d3))
-  n2_net = protocol.train_n2(splits, n2_trainer, preds_d2, seed, seed_indices, **run_kw)
+    test_preds = preds_d3
+  n2_net = protocol.train_n2(splits, n2_trainer, preds_d2, seed, seed_indices, variant=variant,
+                             **run_kw)
   y3 = splits.d3.y
   return Learnability(
       learnability=protocol.learnability(preds_d3, n2_net.preds_d3),
-      n1_test_accuracy=protocol.test_accuracy(preds_d3, y3),
-      n2_test_accuracy=protocol.test_accuracy(n2_net.preds_d3, y3),
+      n1_test_accuracy=protocol.test_accuracy(test_preds, y3),
+      n2_test_accuracy=protocol.test_accuracy(n2_net.test_preds, y3),
       seeds=seed_indices, n1=n1_name, n2=n2_name, dataset=pool.name,
       n1_preds_d3=np.asarray(preds_d3), n2_preds_d3=np.asarray(n2_net.preds_d3), y_d3=y3)
+
+
+def _variant_units(cfg) -> list[tuple[str, float | None]]:
+  """The one (variant, corrupt fraction) of a measurement's config."""
+  from learnjax import validation
+  chosen = validation.check_variants(cfg)
+  fractions = validation.corrupt_fractions(cfg)
+  units = [(v.name, f) for v in chosen for f in (fractions if v.uses_fraction else [None])]
+  if len(units) != 1:
+    raise LearnjaxError(f"one measurement takes one data variant (and one corrupt fraction), "
+                        f"got {len(units)}; sweep several with learnjax.run")
+  return units
 
 
 def run(config, workdir: str, overrides: dict | None = None, task_index: int = 0,

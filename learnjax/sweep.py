@@ -113,21 +113,22 @@ class Experiment:
       return records.net_from_store(*self.store.load("n1", job.id), prefix="n1")
     if job.n1.predictions:
       return self._given_n1(job)
-    self.out(f"N1 {job.id}: training {job.n1.name} on D1 ({job.variant}), "
+    self.out(f"N1 {job.id}: training {job.n1.name} on D1 ({job.variant_id}), "
              f"{len(self.splits.d1)} examples, {self.config.seeds} seeds")
     net = protocol.train_n1(self.splits, self.trainer(job.n1, job.batch_size), job.variant,
                             self.config.seed, self.seed_indices,
                             seed_layout=self.config.train.seed_layout,
-                            on_epoch=self._printer(f"N1 {job.n1.name} {job.variant}",
+                            on_epoch=self._printer(f"N1 {job.n1.name} {job.variant_id}",
                                                    len(self.splits.d1), job.batch_size),
                             snapshot_epochs=snapshot_epochs(self.config),
                             snapshot_cache=records.SnapshotCache(os.path.join(
                                 self.store.checkpoint_dir("n1", job.id), "snapshots")),
                             checkpoints=self._checkpoints("n1", job.id),
                             devices=self.config.train.get("devices", 0),
-                            concurrent_seeds=self.config.train.get("concurrent_seeds", 0))
+                            concurrent_seeds=self.config.train.get("concurrent_seeds", 0),
+                            corrupt_fraction=job.corrupt_fraction)
     size = models.size(self.trainer(job.n1, job.batch_size).model, self.pool.image_shape)
-    result = {"n1": job.id, "dataset": self.pool.name, "variant": job.variant,
+    result = {"n1": job.id, "dataset": self.pool.name, **job.variant_record,
               "model": job.n1.name, "batch_size": job.batch_size, "seeds": int(self.config.seeds),
               "num_classes": self.splits.num_classes, "d1": len(self.splits.d1),
               "d2": len(self.splits.d2), "d3": len(self.splits.d3), "params": size.params,
@@ -146,7 +147,7 @@ class Experiment:
     d2, d3, sha256 = self.given[job.n1]
     self.out(f"N1 {job.id}: given as predictions ({job.n1.predictions})")
     net = records.given_net(d2, d3, self.config.seeds)
-    result = {"n1": job.id, "dataset": self.pool.name, "variant": job.variant,
+    result = {"n1": job.id, "dataset": self.pool.name, **job.variant_record,
               "model": job.n1.name, "batch_size": job.batch_size, "seeds": int(self.config.seeds),
               "num_classes": self.splits.num_classes, "d1": len(self.splits.d1),
               "d2": len(self.splits.d2), "d3": len(self.splits.d3), "snapshot_epochs": [],
@@ -158,7 +159,7 @@ class Experiment:
 
   def cell(self, cell: Cell, n1: protocol.TrainedNet) -> dict:
     job = cell.n1_job
-    n1_preds_d2, n1_preds_d3 = n1.preds_d2, n1.preds_d3
+    n1_preds_d2, n1_preds_d3, n1_test_preds = n1.preds_d2, n1.preds_d3, n1.test_preds
     if cell.n1_epoch is not None:
       if cell.n1_epoch not in n1.snapshots:
         raise LearnjaxError(
@@ -166,20 +167,22 @@ class Experiment:
             f"{sorted(n1.snapshots) or 'none'}); delete {self.store.workdir}/n1/{job.id} to "
             "retrain it with the new n1.snapshot_epochs")
       n1_preds_d2, n1_preds_d3 = n1.snapshots[cell.n1_epoch]
+      n1_test_preds = n1_preds_d3
     when = "" if cell.n1_epoch is None else f" after epoch {cell.n1_epoch}"
     self.out(f"N2 {cell.id}: training {cell.n2.name} on N1's labels of D2{when}")
     n2 = protocol.train_n2(self.splits, self.trainer(cell.n2, cell.n2_batch_size), n1_preds_d2,
                            self.config.seed, self.seed_indices,
                            seed_layout=self.config.train.seed_layout,
-                           on_epoch=self._printer(f"N2 {cell.n2.name} <- {job.n1.name} {job.variant}",
+                           on_epoch=self._printer(f"N2 {cell.n2.name} <- {job.n1.name} {job.variant_id}",
                                                   len(self.splits.d2), cell.n2_batch_size),
                            checkpoints=self._checkpoints("cells", cell.id),
                            devices=self.config.train.get("devices", 0),
-                           concurrent_seeds=self.config.train.get("concurrent_seeds", 0))
+                           concurrent_seeds=self.config.train.get("concurrent_seeds", 0),
+                           variant=job.variant)
     y3 = self.splits.d3.y
     n1_result, _ = self.store.load("n1", job.id, with_arrays=False)
     result = {
-        "cell": cell.id, "dataset": self.pool.name, "variant": job.variant,
+        "cell": cell.id, "dataset": self.pool.name, **job.variant_record,
         "n1_model": job.n1.name, "n1_batch_size": job.batch_size,
         "n2_model": cell.n2.name, "n2_batch_size": cell.n2_batch_size, "n1_epoch": cell.n1_epoch,
         "seeds": int(self.config.seeds), "d1": len(self.splits.d1), "d2": len(self.splits.d2),
@@ -187,20 +190,22 @@ class Experiment:
         **({"n1_params": n1_result["params"], "n1_param_tensors": n1_result["param_tensors"]}
            if "params" in n1_result else {}),
         "learnability": records.seed_stats(protocol.learnability(n1_preds_d3, n2.preds_d3)),
-        "n1_test_accuracy": records.seed_stats(protocol.test_accuracy(n1_preds_d3, y3)),
-        "n2_test_accuracy": records.seed_stats(protocol.test_accuracy(n2.preds_d3, y3)),
+        "n1_test_accuracy": records.seed_stats(protocol.test_accuracy(n1_test_preds, y3)),
+        "n2_test_accuracy": records.seed_stats(protocol.test_accuracy(n2.test_preds, y3)),
         "n1": records.net_summary(n1), "n2": records.net_summary(n2),
         "status": "diverged" if (n1.diverged.any() or n2.diverged.any()) else "ok",
     }
     arrays = {"n1_preds_d3": n1_preds_d3, "n1_preds_d2": n1_preds_d2, **records.net_arrays("n2", n2),
               "y_d3": y3}
+    if n1_test_preds is not n1_preds_d3:   # N1 on the real D3, its D3 being the variant's
+      arrays["n1_preds_test"] = n1_test_preds
     self.store.save("cells", cell.id, result, arrays)
     return result
 
   def _save_failed(self, cell: Cell, status: str, error: Exception) -> None:
     job = cell.n1_job
     result = {"cell": cell.id, "status": status, "error": str(error).splitlines()[0][:500],
-              "dataset": self.pool.name, "variant": job.variant, "n1_model": job.n1.name,
+              "dataset": self.pool.name, **job.variant_record, "n1_model": job.n1.name,
               "n1_batch_size": job.batch_size, "n2_model": cell.n2.name,
               "n2_batch_size": cell.n2_batch_size, "n1_epoch": cell.n1_epoch,
               "seeds": int(self.config.seeds)}
@@ -286,6 +291,8 @@ _FREE_FIELDS = ("experiment", "data.variant", "n1.model", "n1.width", "n1.depth"
                 "checkpoint_every_epochs", "progress_seconds")
 # The files of N1s given as predictions are an axis too; their content is checked by hash.
 _FREE_FIELDS += ("n1.predictions", "n1.name")
+# The fractions of partial_labels are an axis of the variants that read one (in their ids).
+_FREE_FIELDS += ("data.corrupt_fraction",)
 
 
 def _protocol_fields(config_dict: dict) -> dict:
@@ -330,11 +337,31 @@ def check_given_predictions(experiment: Experiment) -> None:
           f"--workdir, or --config.n1.name=NEW_NAME to measure the new file beside the old one")
 
 
+def check_variant_constructions(experiment: Experiment) -> None:
+  """Refuses a workdir whose stored units of a variant were computed by another construction of
+  it (random_images before its D2 and D3 were noise, say)."""
+  from learnjax.data import variants
+  for job, cells in experiment.rows:
+    expected = variants.get(job.variant).construction
+    units = [("n1", job.id)] + [("cells", c.id) for c in cells]
+    for kind, unit in units:
+      if not experiment.store.has(kind, unit):
+        continue
+      stored, _ = experiment.store.load(kind, unit, with_arrays=False)
+      found = stored.get("variant_construction", variants.LEGACY_CONSTRUCTION)
+      if found != expected:
+        raise LearnjaxError(
+            f"{experiment.store.workdir} holds {kind} {unit} computed by construction {found!r} "
+            f"of {job.variant}, which is now {expected!r} (docs/protocol.md section 2); use a "
+            f"new --workdir, or delete {experiment.store.workdir}/{kind}/{unit} to recompute it")
+
+
 def train_and_evaluate(config, workdir: str, task_index: int = 0, num_tasks: int = 1,
                        out=print) -> list[dict]:
   """Runs (or resumes) the experiment of ``config`` in ``workdir``; returns this task's cells."""
   experiment = Experiment(config, workdir, out=out)
   check_given_predictions(experiment)
+  check_variant_constructions(experiment)
   experiment.store.write_config(config.to_json_best_effort(indent=1))
   validation.write_workdir_data(experiment.store, experiment.data_fingerprint)
   store_lib.atomic_write_json(os.path.join(workdir, "plan.json"), {

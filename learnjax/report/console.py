@@ -11,6 +11,7 @@ import numpy as np
 
 from learnjax.errors import LearnjaxError
 from learnjax.report import degenerate
+from learnjax.report.formatting import variant_of
 from learnjax.report.status import DEFAULT_STOP_ERROR, is_oom, status_text
 from learnjax.store import Store
 
@@ -59,7 +60,8 @@ def format_table(results: list[dict], stop_error: float | None = DEFAULT_STOP_ER
            or len({r.get(k) for r in results}) > 1]
   header = [h for _, h in shown] + ["learnability %", "N1 test acc %", "N2 test acc %",
                                     "N1 epochs", "N2 epochs", "status"]
-  value = lambda r, k: "final" if r.get(k, "") is None else str(r.get(k, ""))
+  value = lambda r, k: ("final" if r.get(k, "") is None else
+                        str(variant_of(r) if k == "variant" else r.get(k, "")))
   rows = []
   for r in results:
     if is_oom(r):
@@ -87,14 +89,15 @@ def format_n1_table(workdir: str, stop_error: float | None = DEFAULT_STOP_ERROR)
     arrays = _arrays(store, "n1", r["n1"])
     acc = "-"
     if "n1_preds_d3" in arrays and "y_d3" in arrays:
-      per_seed = 100.0 * (np.atleast_2d(arrays["n1_preds_d3"]) == arrays["y_d3"][None]).mean(1)
+      test_preds = arrays.get("n1_preds_test", arrays["n1_preds_d3"])  # real D3 (random_images)
+      per_seed = 100.0 * (np.atleast_2d(test_preds) == arrays["y_d3"][None]).mean(1)
       acc = fmt({"mean": per_seed.mean(), "std": per_seed.std()})
     cell = {"status": "diverged" if any(r.get("diverged", [])) else "ok", "n1": r}
     status = status_text(cell, stop_error)
     why = degenerate.n1_reason(r, arrays)
     if why:
       status += f"; degenerate N1 ({why})"
-    rows.append([str(r.get("variant")), str(r.get("model")), str(r.get("batch_size")),
+    rows.append([str(variant_of(r)), str(r.get("model")), str(r.get("batch_size")),
                  str(r.get("seeds")), acc, _mean_epochs(r), status])
   return (_text_table(header, rows) + f"\n{EPOCHS_NOTE} N1 only (n2.model = none): no "
           f"learnability is measured; python -m learnjax.report --workdir={workdir} shows "
