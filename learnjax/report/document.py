@@ -15,7 +15,7 @@ from learnjax.store import atomic_write_bytes
 LAYOUTS = {
     "T1": variants.section_variants, "T4": variants.section_variants,
     "T5": variants.section_variants, "T6": variants.section_variants,
-    "quickstart": variants.section_variants,
+    "quickstart": variants.section_variants, "zhang_corruptions": variants.section_variants,
     "T2": grids.section_grid, "T13": grids.section_grid,
     "T3": lambda ctx: grids.section_grid(ctx, layers=True),
     "T7": t7.section_t7,

@@ -29,6 +29,7 @@ TITLES = {
     "F1": "F1: learnability and test error along N1's training",
     "D5": "D5: agreement between seeds",
     "quickstart": "quickstart: learnability per data variant",
+    "zhang_corruptions": "Zhang et al. corruptions: learnability per data variant",
 }
 
 
