@@ -129,6 +129,26 @@ def test_shuffled_pixels_permute_pixel_positions_the_same_way_in_d1_d2_d3_per_se
   assert entry.per_seed_images and not entry.real_test_accuracy
 
 
+def test_random_pixels_permute_each_image_on_its_own():
+  x1, x2, x3 = _pixel_ids(6), _pixel_ids(5, offset=10), _pixel_ids(4, offset=20)
+  s, keys = _splits(x1, x2, x3, y1=np.arange(6) % 3), _keys(2)
+  entry = variants.get("random_pixels")
+  images, labels = (np.asarray(a) for a in entry.n1_data(s.d1.x, s.d1.y, keys, 10, None))
+  np.testing.assert_array_equal(labels, np.broadcast_to(s.d1.y, (2, 6)))
+  e2, e3 = (np.asarray(a) for a in entry.eval_images(s, keys))
+  for original, permuted in ((x1, images), (x2, e2), (x3, e3)):
+    assert permuted.shape == (2,) + original.shape
+    for seed in range(2):
+      perms = set()
+      for i in range(len(original)):
+        perm = permuted[seed, i, :, :, 0].ravel().astype(int) % 1000
+        assert sorted(perm) == list(range(20))
+        np.testing.assert_array_equal(permuted[seed, i], zhang.permute(original[i:i + 1], perm)[0])
+        perms.add(tuple(perm))
+      assert len(perms) == len(original)        # each image its own permutation
+  assert not np.array_equal(images[0], images[1])
+
+
 def test_gaussian_images_match_d1s_channel_statistics_and_keep_its_labels():
   rng = np.random.default_rng(0)
   x1 = rng.normal([2.0, -1.0, 0.0], [0.5, 3.0, 1.0], size=(400, 6, 6, 3))

@@ -1,5 +1,5 @@
 """The corruptions of Zhang et al. (2017), "Understanding deep learning requires rethinking
-generalization": partial labels, shuffled pixels and Gaussian images.
+generalization": partial labels, shuffled pixels, random pixels and Gaussian images.
 
 - ``partial_labels``: exactly round(f * |D1|) of D1's labels, at positions drawn per seed, are
   replaced by labels uniform over the classes (``data.corrupt_fraction`` = f, a grid axis). The
@@ -8,6 +8,8 @@ generalization": partial labels, shuffled pixels and Gaussian images.
 - ``shuffled_pixels``: one permutation of the H x W pixel positions per seed (a pixel's channels
   move together), applied to every image of D1, D2 and D3: N1 and N2 both live in the permuted
   input space, where N1's test accuracy is measured too.
+- ``random_pixels``: every image of D1, D2 and D3 its own permutation of pixel positions (per
+  seed), labels kept: only each image's pixel values survive, not their arrangement.
 - ``gaussian``: D1, D2 and D3 images drawn per seed (own keys) from a Gaussian with D1's
   per-channel mean and standard deviation (normalised units); each D1 image keeps its label, as
   Zhang et al. did; N1's test accuracy is that on the real test images.
@@ -21,6 +23,7 @@ from learnjax.data.variants.registry import (Variant, register, shared_labels, u
 
 # Purposes of fold_in(variant key of a seed, purpose), beside paper.py's 0..3.
 CORRUPTED_POSITIONS, PERMUTATION, GAUSSIAN_D1, GAUSSIAN_D2, GAUSSIAN_D3 = 4, 5, 6, 7, 8
+RANDOM_PIXELS_D1, RANDOM_PIXELS_D2, RANDOM_PIXELS_D3 = 9, 10, 11
 
 
 def corrupted_count(fraction: float, n: int) -> int:
@@ -71,6 +74,29 @@ def _shuffled_d2_d3(splits, keys):
   return _permuted(splits.d2.x, keys), _permuted(splits.d3.x, keys)
 
 
+def _each_permuted(x, keys, purpose):
+  """(S, N, H, W, C): every image permuted by its own permutation of pixel positions, per seed."""
+  import jax
+  import jax.numpy as jnp
+  x = jnp.asarray(x)
+  n, h, w, c = x.shape
+
+  def one(key):
+    order = jnp.argsort(jax.random.uniform(jax.random.fold_in(key, purpose), (n, h * w)), axis=1)
+    return jnp.take_along_axis(x.reshape(n, h * w, c), order[..., None], axis=1).reshape(x.shape)
+
+  return jax.vmap(one)(keys)
+
+
+def _random_pixels(x, y, keys, num_classes, fraction=None):
+  return _each_permuted(x, keys, RANDOM_PIXELS_D1), shared_labels(y, keys)
+
+
+def _random_pixels_d2_d3(splits, keys):
+  return (_each_permuted(splits.d2.x, keys, RANDOM_PIXELS_D2),
+          _each_permuted(splits.d3.x, keys, RANDOM_PIXELS_D3))
+
+
 def channel_stats(x):
   """Per-channel mean and standard deviation of images (N, H, W, C), in float64."""
   import numpy as np
@@ -106,6 +132,11 @@ register(Variant(
     per_seed_images=True, construction="1", order=40, eval_images=_shuffled_d2_d3,
     real_test_accuracy=False,
     description="one permutation of pixel positions per seed, applied to D1, D2 and D3"))
+register(Variant(
+    name="random_pixels", title="random pixels", n1_data=_random_pixels, per_seed_images=True,
+    construction="1", order=45, eval_images=_random_pixels_d2_d3, real_test_accuracy=False,
+    chance=lambda fraction: True,
+    description="every image of D1, D2 and D3 its own permutation of pixel positions, per seed"))
 register(Variant(
     name="gaussian", title="Gaussian images", n1_data=_gaussian, per_seed_images=True,
     construction="1", order=50, eval_images=_gaussian_d2_d3, real_test_accuracy=True,
