@@ -49,10 +49,12 @@ def base_config() -> ml_collections.ConfigDict:
       "npz_path": "",        # for name=npz: x_train, y_train, x_test, y_test
       "data_dir": "",        # tensorflow-datasets data dir ('' = TFDS_DATA_DIR or ~/tensorflow_datasets)
       # true | random_labels | random_images | random_images_real_eval | partial_labels |
-      # shuffled_pixels | gaussian (comma-separated to sweep; docs/protocol.md section 2)
+      # shuffled_pixels | random_pixels | gaussian (comma-separated to sweep; docs/protocol.md
+      # section 2)
       "variant": "true",
-      # partial_labels: the fraction of D1's labels replaced, in [0, 1] (comma-separated to sweep)
-      "corrupt_fraction": "",
+      # partial_labels: the fraction of D1's labels replaced, in [0, 1]; several (0.2,0.4 or a
+      # list) sweep it
+      "corrupt_fraction": config_dict.placeholder(object),
       "n1_size": config_dict.placeholder(int),    # |D1|; default: first half of the train split
       "n2_size": config_dict.placeholder(int),    # |D2|; default: second half
       "test_size": config_dict.placeholder(int),  # |D3|; default: the whole test split

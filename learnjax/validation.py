@@ -172,9 +172,9 @@ def check_variants(config) -> list:
 
 def corrupt_fractions(config) -> list[float]:
   """``data.corrupt_fraction`` as a list of fractions in [0, 1] (empty when unset)."""
-  value = config.data.get("corrupt_fraction", "")
+  value = config.data.get("corrupt_fraction")
   fractions = []
-  for item in grid_list(value, "data.corrupt_fraction", allow_empty=True):
+  for item in grid_list("" if value is None else value, "data.corrupt_fraction", allow_empty=True):
     try:
       fraction = float(item)
     except (TypeError, ValueError):

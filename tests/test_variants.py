@@ -47,8 +47,11 @@ def test_the_registry_is_read_without_jax_and_validation_asks_it():
 
 
 @pytest.mark.parametrize("fractions, variant, message", [
+    (None, "partial_labels", "needs data.corrupt_fraction"),
     ("", "partial_labels", "needs data.corrupt_fraction"),
     ("0.5", "true", "read only by partial_labels"),
+    (0.5, "random_labels", "read only by partial_labels"),
+    ((0.5, True), "partial_labels", r"fractions in \[0, 1\]"),
     ("0.5,1.5", "partial_labels", r"fractions in \[0, 1\]"),
     ("0.5,x", "partial_labels", r"fractions in \[0, 1\]"),
     ("0.5,0.50", "partial_labels", "one fraction twice"),
@@ -66,6 +69,8 @@ def test_corrupt_fraction_is_a_grid_axis_of_the_variants_that_read_it():
   config.data.corrupt_fraction = "0,0.25,1"
   config.n1.model = "mlp_1"
   rows = sweep.plan(config)
+  config.data.corrupt_fraction = (0, 0.25, 1.0)   # what --config.data.corrupt_fraction=0,0.25,1 gives
+  assert [job.id for job, _ in sweep.plan(config)] == [job.id for job, _ in rows]
   assert [job.id for job, _ in rows] == [
       "true__mlp_1__b64", "partial_labels_f0.0__mlp_1__b64", "partial_labels_f0.25__mlp_1__b64",
       "partial_labels_f1.0__mlp_1__b64"]
