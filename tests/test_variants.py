@@ -263,3 +263,20 @@ def test_reports_ask_the_registry_for_titles_order_and_chance():
   assert "at chance" in degenerate.reason("partial_labels", 10, fraction=0.5, **at_chance)
   assert degenerate.reason("partial_labels", 10, fraction=1.0, **at_chance) is None
   assert degenerate.reason("gaussian", 10, **at_chance) is None
+
+
+def test_a_variant_registered_outside_learnjax_runs_through_the_protocol(small_splits):
+  def first_class_only(x, y, keys, num_classes, fraction=None):
+    import jax.numpy as jnp
+    return jnp.asarray(x), jnp.zeros((len(keys), len(y)), jnp.int32)
+
+  variants.register(variants.Variant(
+      name="test_one_label", title="one label", n1_data=first_class_only, per_seed_images=False,
+      construction="1", description="every D1 label 0", chance=lambda fraction: True))
+  config = config_lib.base_config()
+  config.data.variant = "true,test_one_label"
+  validation.check_config(config)
+  assert formatting.variant_title("test_one_label") == "one label"
+  trainer = engine.Trainer(models.build("mlp_1", 10), engine.TrainConfig(max_epochs=2))
+  n1 = protocol.train_n1(small_splits, trainer, "test_one_label", 0, np.arange(2))
+  assert (n1.preds_d2 == 0).all() and n1.preds_test is None
