@@ -150,30 +150,47 @@ def learnability(n1: N1, data: Any = "digits", n2: str = "mlp_1", seeds: int | S
   if n2 == "same":
     hparams("n2", "same")
   n2_trainer = trainer(n2_name, cfg.n2.batch_size, **n2_hparams)  # a bad N2 stops before N1 trains
+  variant, n1_test_preds = "true", None
   if isinstance(n1, str):
-    variant = cfg.data.variant
+    (variant, fraction), = _variant_units(cfg)
     net = protocol.train_n1(splits, trainer(n1, cfg.n1.batch_size, **n1_hparams), variant, seed,
-                            seed_indices, **run_kw)
+                            seed_indices, corrupt_fraction=fraction, **run_kw)
     preds_d2, preds_d3, n1_name = net.preds_d2, net.preds_d3, n1
-    n1_log_probs = net.log_probs_d3
+    n1_log_probs, n1_test_preds = net.log_probs_d3, net.preds_test
   else:
     d2, d3, n1_name = _given(n1, splits)
     preds_d2, preds_d3 = (np.tile(p, (len(seed_indices), 1)) for p in (d2, d3))
     n1_log_probs = None   # an N1 given as labels has no probabilities
-  n2_net = protocol.train_n2(splits, n2_trainer, preds_d2, seed, seed_indices, **run_kw)
+  n2_net = protocol.train_n2(splits, n2_trainer, preds_d2, seed, seed_indices, variant=variant,
+                             **run_kw)
   from learnjax import metrics
   y3 = splits.d3.y
   arrays = {"n1_preds_d3": np.asarray(preds_d3), "n2_preds_d3": np.asarray(n2_net.preds_d3),
             "n1_preds_d2": np.asarray(preds_d2), "y_d3": y3,
             # rounded as the command line stores them, so both give the same numbers
             **{f"{k}_log_probs_d3": np.asarray(v, np.float16)
-               for k, v in (("n1", n1_log_probs), ("n2", n2_net.log_probs_d3)) if v is not None}}
+               for k, v in (("n1", n1_log_probs), ("n2", n2_net.log_probs_d3)) if v is not None},
+            # the real test images' predictions, where the variant's D3 is noise
+            **{f"{k}_preds_test": np.asarray(v)
+               for k, v in (("n1", n1_test_preds), ("n2", n2_net.preds_test)) if v is not None}}
   record = {} if isinstance(n1, str) else {"n1_source": "predictions"}
   values = {m.name: v for m in metrics.REGISTRY.values()
             if (v := m.per_seed(arrays, record)) is not None}
   return Learnability(metrics=values, seeds=seed_indices, n1=n1_name, n2=n2_name,
                       dataset=pool.name, n1_preds_d3=arrays["n1_preds_d3"],
                       n2_preds_d3=arrays["n2_preds_d3"], y_d3=y3)
+
+
+def _variant_units(cfg) -> list[tuple[str, float | None]]:
+  """The one (variant, corrupt fraction) of a measurement's config."""
+  from learnjax import validation
+  chosen = validation.check_variants(cfg)
+  fractions = validation.corrupt_fractions(cfg)
+  units = [(v.name, f) for v in chosen for f in (fractions if v.uses_fraction else [None])]
+  if len(units) != 1:
+    raise LearnjaxError(f"one measurement takes one data variant (and one corrupt fraction), "
+                        f"got {len(units)}; sweep several with learnjax.run")
+  return units
 
 
 def run(config, workdir: str, overrides: dict | None = None, task_index: int = 0,

@@ -73,11 +73,16 @@ def load_config_file(spec: str):
     raise LearnjaxError(f"cannot read config file {path}: {e}") from None
   module = importlib.util.module_from_spec(importlib.util.spec_from_loader("_learnjax_config", None))
   module.__file__ = path
+  # Listed while it runs: a class defined in the file (a Flax module, any dataclass) looks its
+  # module up in sys.modules.
+  sys.modules[module.__name__] = module
   try:
     exec(code, module.__dict__)  # noqa: S102  the user's own config file
   except Exception as e:  # noqa: BLE001
     raise LearnjaxError(f"config file {path} failed while loading: {type(e).__name__}: "
                         f"{one_line(str(e))}") from None
+  finally:
+    sys.modules.pop(module.__name__, None)
   get_config = getattr(module, "get_config", None)
   if not callable(get_config):
     raise LearnjaxError(

@@ -1,8 +1,8 @@
 """The base experiment config every file in configs/ starts from.
 
 An experiment is a grid of *cells*: data variant x N1 model x N1 batch size x N2 model, each measured
-with ``seeds`` seeds. The grid axes are the fields ``data.variant``, ``n1.model``, ``n1.batch_size``
-and ``n2.model``; each takes one value or several separated by commas, so any of them can be swept
+with ``seeds`` seeds. The grid axes are the fields ``data.variant`` (with ``data.corrupt_fraction``
+for the variants that read it), ``n1.model``, ``n1.batch_size`` and ``n2.model``; each takes one value or several separated by commas, so any of them can be swept
 from the command line (``--config.n1.model=shallow_cnn_16,shallow_cnn_32``). ``n2.model='same'``
 trains N2 with N1's architecture; ``n2.model='none'`` trains
 N1 only (for analyses of N1 alone, such as seed agreement).
@@ -48,7 +48,13 @@ def base_config() -> ml_collections.ConfigDict:
       "name": "digits",      # digits (embedded) | npz | a tensorflow-datasets name (mnist, svhn_cropped...)
       "npz_path": "",        # for name=npz: x_train, y_train, x_test, y_test
       "data_dir": "",        # tensorflow-datasets data dir ('' = TFDS_DATA_DIR or ~/tensorflow_datasets)
-      "variant": "true",     # true | random_labels | random_images (comma-separated to sweep)
+      # true | random_labels | random_images | random_images_real_eval | partial_labels |
+      # shuffled_pixels | random_pixels | gaussian (comma-separated to sweep; docs/protocol.md
+      # section 2)
+      "variant": "true",
+      # partial_labels: the fraction of D1's labels replaced, in [0, 1]; several (0.2,0.4 or a
+      # list) sweep it
+      "corrupt_fraction": config_dict.placeholder(object),
       "n1_size": config_dict.placeholder(int),    # |D1|; default: first half of the train split
       "n2_size": config_dict.placeholder(int),    # |D2|; default: second half
       "test_size": config_dict.placeholder(int),  # |D3|; default: the whole test split

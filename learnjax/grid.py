@@ -1,6 +1,7 @@
 """The grid of an experiment: its N1 rows and the cells that reuse each N1, from a config.
 
-The grid is data variant x N1 model x N1 batch size x N2 model (see :mod:`learnjax.config`);
+The grid is data variant (x corrupt fraction, for the variants that read one) x N1 model x N1
+batch size x N2 model (see :mod:`learnjax.config`);
 :func:`plan` validates every axis and names each unit of work, whose ids key the workdir.
 """
 
@@ -33,10 +34,25 @@ class N1Job:
   variant: str
   n1: ModelChoice
   batch_size: int
+  corrupt_fraction: float | None = None   # for the variants that read data.corrupt_fraction
+
+  @property
+  def variant_id(self) -> str:
+    """The variant as ids write it: partial_labels_f0.25 where a fraction applies."""
+    if self.corrupt_fraction is None:
+      return self.variant
+    return f"{self.variant}_f{variants.fraction_id(self.corrupt_fraction)}"
 
   @property
   def id(self) -> str:
-    return f"{self.variant}__{self.n1.name}__b{self.batch_size}"
+    return f"{self.variant_id}__{self.n1.name}__b{self.batch_size}"
+
+  @property
+  def variant_record(self) -> dict:
+    """The variant's fields of a stored record: name, fraction where it applies, construction."""
+    fraction = {} if self.corrupt_fraction is None else {"corrupt_fraction": self.corrupt_fraction}
+    return {"variant": self.variant, **fraction,
+            "variant_construction": variants.get(self.variant).construction}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,8 +94,8 @@ def _model_choices(block, field: str) -> list[ModelChoice]:
 def plan(config) -> list[tuple[N1Job, list[Cell]]]:
   """The experiment's N1 rows, each with the cells that reuse it; validates every setting."""
   validation.check_config(config)
-  variant_list = [variants.check_variant(v)
-                  for v in validation.grid_list(config.data.variant, "data.variant")]
+  variant_list = validation.check_variants(config)
+  fractions = validation.corrupt_fractions(config)
   given = validation.grid_list(config.n1.model, "n1.model") == [predictions.MODEL]
   n1_models = _prediction_choices(config) if given else _model_choices(config.n1, "n1")
   if "same" in n1_models or "none" in n1_models:
@@ -91,8 +107,10 @@ def plan(config) -> list[tuple[N1Job, list[Cell]]]:
   n2_batches = validation.grid_list(config.n2.batch_size, "n2.batch_size", int)
   n1_epochs = [None] + snapshot_epochs(config)
   rows = []
-  for variant, n1, batch in itertools.product(variant_list, n1_models, n1_batches):
-    job = N1Job(variant, n1, batch)
+  variant_units = [(v.name, f) for v in variant_list for f in (fractions if v.uses_fraction
+                                                                 else [None])]
+  for (variant, fraction), n1, batch in itertools.product(variant_units, n1_models, n1_batches):
+    job = N1Job(variant, n1, batch, fraction)
     cells = [Cell(job, n1 if n2 == "same" else n2, b2, e)
              for n2, b2, e in itertools.product(n2_models, n2_batches, n1_epochs)]
     rows.append((job, list(dict.fromkeys(cells))))

@@ -29,6 +29,7 @@ import os
 import tempfile
 
 from learnjax import config as config_lib, store as store_lib
+from learnjax.data.variants.registry import LEGACY_CONSTRUCTION
 from learnjax.errors import LearnjaxError
 
 # How the work is executed: never changes a number.
@@ -41,9 +42,9 @@ PATH_FIELDS = ("data.npz_path", "data.data_dir", "n1.predictions")
 # its own grid point.
 GRID_FIELDS = ("experiment", "data.variant", "n1.model", "n1.width", "n1.depth", "n1.batch_size",
                "n1.snapshot_epochs", "n1.name", "n2.model", "n2.width", "n2.depth",
-               "n2.batch_size")
+               "n2.batch_size", "data.corrupt_fraction")
 # Fingerprint fields naming a unit's own grid point (the rest is the workdir's protocol and data).
-_UNIT_FIELDS = ("data.variant", "n1.", "n2.", "n1_epoch")
+_UNIT_FIELDS = ("data.variant", "data.corrupt_fraction", "n1.", "n2.", "n1_epoch")
 
 FINGERPRINT = "fingerprint.json"
 CONFIG_RECORD = "config.json"
@@ -81,11 +82,18 @@ def data_fields(data_record: dict) -> dict:
 
 
 def n1_fields(protocol: dict, data_record: dict, variant: str, model: str, batch_size: int,
-              snapshot_epochs=(), predictions_sha256: str | None = None) -> dict:
-  """What determines an N1: the protocol, the data, its variant, model and batch size, the epochs
-  whose predictions it keeps, and the content of its predictions file (an N1 given as one)."""
+              snapshot_epochs=(), predictions_sha256: str | None = None,
+              corrupt_fraction: float | None = None, construction: str | None = None) -> dict:
+  """What determines an N1: the protocol, the data, its variant (with its corrupt fraction, and
+  its construction where it is not the first one, see learnjax.data.variants), model and batch
+  size, the epochs whose predictions it keeps, and the content of its predictions file (an N1
+  given as one)."""
   fields = {**protocol, **data_fields(data_record), "data.variant": variant, "n1.model": model,
             "n1.batch_size": int(batch_size)}
+  if corrupt_fraction is not None:
+    fields["data.corrupt_fraction"] = float(corrupt_fraction)
+  if construction is not None and construction != LEGACY_CONSTRUCTION:
+    fields["data.variant_construction"] = construction
   if snapshot_epochs:
     fields["n1.snapshot_epochs"] = sorted(int(e) for e in snapshot_epochs)
   if predictions_sha256:

@@ -202,7 +202,21 @@ def kappa(a):
   return out
 
 
-def _conditional_agreement(a, n1_correct: bool) -> np.ndarray:
+def _real_d3(a) -> bool:
+  """Whether learnability's D3 holds the real test images (not a variant's noise, see
+  docs/protocol.md section 2), so that N1's answers there can be right or wrong."""
+  return "n1_preds_test" not in a
+
+
+def _test_preds(a, net: str = "n1") -> np.ndarray:
+  """A network's predictions on the real test images: its D3 predictions, or, where the
+  variant's D3 is noise, the ones stored for the real D3 (``<net>_preds_test``)."""
+  return a.get(f"{net}_preds_test", a[f"{net}_preds_d3"])
+
+
+def _conditional_agreement(a, n1_correct: bool) -> np.ndarray | None:
+  if not _real_d3(a):   # noise images have no true label
+    return None
   n1, n2 = np.atleast_2d(a["n1_preds_d3"]), np.atleast_2d(a["n2_preds_d3"])
   given = (n1 == np.asarray(a["y_d3"])[None]) == n1_correct
   with np.errstate(invalid="ignore", divide="ignore"):
@@ -236,14 +250,14 @@ def kl_n1_n2(a):
 
 @register("n1_test_accuracy", title="N1 test acc", console=True, needs=("n1_preds_d3", "y_d3"))
 def n1_test_accuracy(a):
-  """100 × P(a = y)."""
-  return _agreement(a["n1_preds_d3"], a["y_d3"])
+  """100 × P(a = y), on the real test images."""
+  return _agreement(_test_preds(a), a["y_d3"])
 
 
 @register("n2_test_accuracy", title="N2 test acc", console=True, needs=("n2_preds_d3", "y_d3"))
 def n2_test_accuracy(a):
-  """100 × P(b = y)."""
-  return _agreement(a["n2_preds_d3"], a["y_d3"])
+  """100 × P(b = y), on the real test images."""
+  return _agreement(_test_preds(a, "n2"), a["y_d3"])
 
 
 def _seed_pair_agreement(preds) -> np.ndarray:
@@ -261,7 +275,7 @@ def gde_accuracy(a, record):
   100 × (1 - mean over pairs s ≠ t). Absent with one seed or an N1 given as labels."""
   if np.atleast_2d(a["n1_preds_d3"]).shape[0] < 2 or _given_n1(record):
     return None
-  return _seed_pair_agreement(a["n1_preds_d3"])
+  return _seed_pair_agreement(_test_preds(a))
 
 
 @register("gde_error", title="GDE error", unit="points",
@@ -278,7 +292,7 @@ def n1_calibration_error(a, record):
   """Class-aggregated calibration error of N1's seed ensemble (Jiang et al., 2022, def. 4.2), in %:
   100 × sum_k sum_q P(p̃_k(x) = q) |P(y = k | p̃_k(x) = q) - q|, where p̃_k(x) is the fraction of
   seeds that predict k and q runs over 0, 1/S, ..., 1 (exact: no binning)."""
-  preds = np.atleast_2d(a["n1_preds_d3"])
+  preds = np.atleast_2d(_test_preds(a))
   if preds.shape[0] < 2 or _given_n1(record):
     return None
   y = np.asarray(a["y_d3"])

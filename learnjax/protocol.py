@@ -6,6 +6,10 @@ argmax predictions, N2 is trained on (D2, N1(D2)), and
   learnability = 100 * mean over D3 of [N1(x) == N2(x)]
   N1 test accuracy = 100 * mean over D3 of [N1(x) == y].
 
+A variant may replace the D2 and D3 images per seed (random_images: noise; shuffled_pixels:
+permuted): N1 labels its D2, N2 learns it, learnability is measured on its D3, and N1's test
+accuracy is taken on the real D3 where the variant says so (:class:`EvalData`).
+
 All randomness of seed s comes from ``fold_in(fold_in(PRNGKey(experiment_seed), s), purpose)``: N1's
 init, N1's data order, the variant's random labels/images, N2's init and N2's data order each
 have their own purpose, so a seed's numbers do not depend on which other seeds run beside it.
@@ -56,27 +60,75 @@ class TrainedNet:
   # epoch -> (preds_d2, preds_d3) of N1 after that many epochs (its final state if it stopped sooner)
   snapshots: dict = dataclasses.field(default_factory=dict)
   log_probs_d3: np.ndarray | None = None   # (S, |D3|, K) log-softmax; None for an N1 given as labels
+  # Where the variant's D3 images are not the real ones but test accuracy is taken on the real
+  # D3 (random_images): the predictions there, (S, |D3|)
+  preds_test: np.ndarray | None = None
+
+  @property
+  def test_preds(self) -> np.ndarray:
+    """The predictions the network's test accuracy is measured on."""
+    return self.preds_d3 if self.preds_test is None else self.preds_test
 
 
-def _trained(trainer, result: engine.TrainResult, splits: Splits, with_d2: bool,
+@dataclasses.dataclass
+class EvalData:
+  """The D2 and D3 images of one measurement: the real ones, or a variant's, one set per seed."""
+  x2: jax.Array                 # (|D2|, ...) shared, or (S, |D2|, ...) with per_seed
+  x3: jax.Array
+  per_seed: bool
+  real_test_accuracy: bool      # per_seed: N1's test accuracy on the real D3 images, not x3
+
+
+def eval_data(splits: Splits, variant: str, experiment_seed: int, seed_indices) -> EvalData:
+  """What N1 labels, N2 learns and learnability is measured on, under ``variant``."""
+  entry = variants.get(variant)
+  if entry.eval_images is None:
+    return EvalData(jnp.asarray(splits.d2.x), jnp.asarray(splits.d3.x), False, True)
+  x2, x3 = entry.eval_images(splits, seed_keys(experiment_seed, seed_indices, Purpose.VARIANT))
+  return EvalData(x2, x3, True, entry.real_test_accuracy)
+
+
+def predict(trainer, variables, x, per_seed: bool) -> np.ndarray:
+  """(S, N) predictions of each seed on shared images (N, ...) or on its own (S, N, ...)."""
+  if not per_seed:
+    return np.asarray(trainer.predict(variables, x))
+  return np.concatenate([np.asarray(trainer.predict(jax.tree.map(lambda a: a[i:i + 1], variables),
+                                                    x[i])) for i in range(x.shape[0])])
+
+
+def predict_with_log_probs(trainer, variables, x, per_seed: bool):
+  """(S, N) predictions and (S, N, K) log-probabilities, as :func:`predict`."""
+  if not per_seed:
+    return tuple(np.asarray(a) for a in trainer.predict_with_log_probs(variables, x))
+  parts = [trainer.predict_with_log_probs(jax.tree.map(lambda a: a[i:i + 1], variables), x[i])
+           for i in range(x.shape[0])]
+  return tuple(np.concatenate([np.asarray(p[k]) for p in parts]) for k in (0, 1))
+
+
+def _trained(trainer, result: engine.TrainResult, splits: Splits, data: EvalData, with_d2: bool,
              keep_variables: bool) -> TrainedNet:
-  preds_d3, log_probs_d3 = (np.asarray(a) for a in trainer.predict_with_log_probs(
-      result.variables, jnp.asarray(splits.d3.x)))
-  preds_d2 = (np.asarray(trainer.predict(result.variables, jnp.asarray(splits.d2.x)))
-              if with_d2 else None)
+  preds_d3, log_probs_d3 = predict_with_log_probs(trainer, result.variables, data.x3,
+                                                  data.per_seed)
+  preds_d2 = predict(trainer, result.variables, data.x2, data.per_seed) if with_d2 else None
+  preds_test = None
+  if data.per_seed and data.real_test_accuracy:
+    preds_test = predict(trainer, result.variables, jnp.asarray(splits.d3.x), False)
   return TrainedNet(preds_d3=preds_d3, preds_d2=preds_d2, log_probs_d3=log_probs_d3,
                     epochs=result.epochs,
                     train_error=result.train_error, learning_rate=result.learning_rate,
                     diverged=result.diverged, diverged_epoch=result.diverged_epoch,
                     history=result.history, seconds=result.seconds,
-                    variables=result.variables if keep_variables else None)
+                    variables=result.variables if keep_variables else None, preds_test=preds_test)
 
 
 def train_n1(splits: Splits, trainer: engine.Trainer, variant: str, experiment_seed: int,
              seed_indices, seed_layout: str = "auto", on_epoch=None,
              keep_variables: bool = False, snapshot_epochs=(), snapshot_cache=None,
-             checkpoints=None, devices: int = 0, concurrent_seeds: int = 0) -> TrainedNet:
-  """Step 1 and 2: N1 on D1 under ``variant``; its predictions on D2 and D3.
+             checkpoints=None, devices: int = 0, concurrent_seeds: int = 0,
+             corrupt_fraction: float | None = None) -> TrainedNet:
+  """Step 1 and 2: N1 on D1 under ``variant``; its predictions on D2 and D3 (the variant's).
+
+  ``corrupt_fraction``: for the variants that read one (partial_labels).
 
   ``snapshot_epochs`` also keeps N1's predictions after each of those epochs, for measuring
   learnability along training (experiment F1). They go into ``snapshot_cache`` (a mapping
@@ -100,15 +152,19 @@ def train_n1(splits: Splits, trainer: engine.Trainer, variant: str, experiment_s
       if user_callback is not None:
         user_callback(log, state, seeds)
 
-  variant_keys = seed_keys(experiment_seed, seed_indices, Purpose.VARIANT)
-  x, y = variants.n1_training_data(splits.d1.x, splits.d1.y, variant, variant_keys,
-                                   splits.num_classes)
+  entry = variants.get(variant)
+  if snapshot_epochs and entry.eval_images is not None:
+    raise ValueError(f"snapshot epochs are not kept under {variant}, whose D2/D3 are per seed")
+  x, y = variants.n1_training_data(splits.d1.x, splits.d1.y, variant,
+                                   seed_keys(experiment_seed, seed_indices, Purpose.VARIANT),
+                                   splits.num_classes, corrupt_fraction)
   result = execution.train_seeds(
       trainer, seed_keys(experiment_seed, seed_indices, Purpose.N1_INIT),
       seed_keys(experiment_seed, seed_indices, Purpose.N1_ORDER), x, y,
-      per_seed_x=(variant == "random_images"), seed_layout=seed_layout, on_epoch=on_epoch,
+      per_seed_x=entry.per_seed_images, seed_layout=seed_layout, on_epoch=on_epoch,
       checkpoints=checkpoints, devices=devices, concurrent_seeds=concurrent_seeds)
-  net = _trained(trainer, result, splits, with_d2=True, keep_variables=keep_variables)
+  data = eval_data(splits, variant, experiment_seed, seed_indices)
+  net = _trained(trainer, result, splits, data, with_d2=True, keep_variables=keep_variables)
   # A seed that stopped before epoch e is, at epoch e, its final self.
   net.snapshots = {
       e: tuple(np.stack([cache[(e, s)][k] if (e, s) in cache else final[s]
@@ -121,15 +177,16 @@ def train_n1(splits: Splits, trainer: engine.Trainer, variant: str, experiment_s
 def train_n2(splits: Splits, trainer: engine.Trainer, n1_labels_d2: np.ndarray,
              experiment_seed: int, seed_indices, seed_layout: str = "auto",
              on_epoch=None, checkpoints=None, devices: int = 0,
-             concurrent_seeds: int = 0) -> TrainedNet:
-  """Step 3: N2 of seed s on (D2, N1_s(D2)); its predictions on D3."""
+             concurrent_seeds: int = 0, variant: str = "true") -> TrainedNet:
+  """Step 3: N2 of seed s on (D2, N1_s(D2)); its predictions on D3 (both the variant's)."""
+  data = eval_data(splits, variant, experiment_seed, seed_indices)
   result = execution.train_seeds(
       trainer, seed_keys(experiment_seed, seed_indices, Purpose.N2_INIT),
       seed_keys(experiment_seed, seed_indices, Purpose.N2_ORDER),
-      jnp.asarray(splits.d2.x), jnp.asarray(n1_labels_d2, jnp.int32),
+      data.x2, jnp.asarray(n1_labels_d2, jnp.int32), per_seed_x=data.per_seed,
       seed_layout=seed_layout, on_epoch=on_epoch, checkpoints=checkpoints, devices=devices,
       concurrent_seeds=concurrent_seeds)
-  return _trained(trainer, result, splits, with_d2=False, keep_variables=False)
+  return _trained(trainer, result, splits, data, with_d2=False, keep_variables=False)
 
 
 def agreement(preds_a, preds_b) -> np.ndarray:

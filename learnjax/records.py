@@ -27,6 +27,8 @@ def net_arrays(prefix: str, net: protocol.TrainedNet) -> dict:
     arrays[f"{prefix}_log_probs_d3"] = np.asarray(net.log_probs_d3, np.float16)
   if net.preds_d2 is not None:
     arrays[f"{prefix}_preds_d2"] = net.preds_d2
+  if net.preds_test is not None:
+    arrays[f"{prefix}_preds_test"] = net.preds_test
   for epoch, (preds_d2, preds_d3) in net.snapshots.items():
     arrays[f"{prefix}_epoch{epoch}_preds_d2"] = preds_d2
     arrays[f"{prefix}_epoch{epoch}_preds_d3"] = preds_d3
@@ -47,7 +49,7 @@ def net_from_store(result: dict, arrays: dict, prefix: str) -> protocol.TrainedN
       epochs=np.asarray(result["epochs"]), train_error=np.asarray(result["train_error"]),
       learning_rate=np.asarray(result["final_learning_rate"]),
       diverged=np.asarray(result["diverged"]), diverged_epoch=np.asarray(result["diverged_epoch"]),
-      history=history, seconds=result["seconds"])
+      history=history, seconds=result["seconds"], preds_test=arrays.get(f"{prefix}_preds_test"))
 
 
 class SnapshotCache:

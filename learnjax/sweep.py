@@ -98,7 +98,9 @@ class Experiment:
       given = job.n1.predictions
       n1 = guard.n1_fields(protocol_settings, self.data_fingerprint, job.variant, job.n1.name,
                            job.batch_size, () if given else snapshot_epochs(self.config),
-                           self.given[job.n1][2] if given else None)
+                           self.given[job.n1][2] if given else None,
+                           corrupt_fraction=job.corrupt_fraction,
+                           construction=job.variant_record["variant_construction"])
       planned[f"n1/{job.id}"] = n1
       for cell in cells:
         planned[f"cells/{cell.id}"] = guard.cell_fields(n1, cell.n2.name, cell.n2_batch_size,
@@ -142,21 +144,22 @@ class Experiment:
     if job.n1.predictions:
       return self._given_n1(job)
     fingerprint = self._bind("n1", job.id)
-    self.out(f"N1 {job.id}: training {job.n1.name} on D1 ({job.variant}), "
+    self.out(f"N1 {job.id}: training {job.n1.name} on D1 ({job.variant_id}), "
              f"{len(self.splits.d1)} examples, {self.config.seeds} seeds")
     net = protocol.train_n1(self.splits, self.trainer(job.n1, job.batch_size), job.variant,
                             self.config.seed, self.seed_indices,
                             seed_layout=self.config.train.seed_layout,
-                            on_epoch=self._printer(f"N1 {job.n1.name} {job.variant}",
+                            on_epoch=self._printer(f"N1 {job.n1.name} {job.variant_id}",
                                                    len(self.splits.d1), job.batch_size),
                             snapshot_epochs=snapshot_epochs(self.config),
                             snapshot_cache=records.SnapshotCache(os.path.join(
                                 self.store.checkpoint_dir("n1", job.id), "snapshots")),
                             checkpoints=self._checkpoints("n1", job.id),
                             devices=self.config.train.get("devices", 0),
-                            concurrent_seeds=self.config.train.get("concurrent_seeds", 0))
+                            concurrent_seeds=self.config.train.get("concurrent_seeds", 0),
+                            corrupt_fraction=job.corrupt_fraction)
     size = models.size(self.trainer(job.n1, job.batch_size).model, self.pool.image_shape)
-    result = {"n1": job.id, "dataset": self.pool.name, "variant": job.variant,
+    result = {"n1": job.id, "dataset": self.pool.name, **job.variant_record,
               "model": job.n1.name, "batch_size": job.batch_size, "seeds": int(self.config.seeds),
               "num_classes": self.splits.num_classes, "d1": len(self.splits.d1),
               "d2": len(self.splits.d2), "d3": len(self.splits.d3), "params": size.params,
@@ -175,7 +178,7 @@ class Experiment:
     d2, d3, sha256 = self.given[job.n1]
     self.out(f"N1 {job.id}: given as predictions ({job.n1.predictions})")
     net = records.given_net(d2, d3, self.config.seeds)
-    result = {"n1": job.id, "dataset": self.pool.name, "variant": job.variant,
+    result = {"n1": job.id, "dataset": self.pool.name, **job.variant_record,
               "model": job.n1.name, "batch_size": job.batch_size, "seeds": int(self.config.seeds),
               "num_classes": self.splits.num_classes, "d1": len(self.splits.d1),
               "d2": len(self.splits.d2), "d3": len(self.splits.d3), "snapshot_epochs": [],
@@ -187,7 +190,7 @@ class Experiment:
 
   def cell(self, cell: Cell, n1: protocol.TrainedNet) -> dict:
     job = cell.n1_job
-    n1_preds_d2, n1_preds_d3 = n1.preds_d2, n1.preds_d3
+    n1_preds_d2, n1_preds_d3, n1_test_preds = n1.preds_d2, n1.preds_d3, n1.test_preds
     if cell.n1_epoch is not None:
       if cell.n1_epoch not in n1.snapshots:
         raise LearnjaxError(
@@ -195,17 +198,19 @@ class Experiment:
             f"{sorted(n1.snapshots) or 'none'}); delete {self.store.workdir}/n1/{job.id} to "
             "retrain it with the new n1.snapshot_epochs")
       n1_preds_d2, n1_preds_d3 = n1.snapshots[cell.n1_epoch]
+      n1_test_preds = n1_preds_d3
     when = "" if cell.n1_epoch is None else f" after epoch {cell.n1_epoch}"
     self.out(f"N2 {cell.id}: training {cell.n2.name} on N1's labels of D2{when}")
     fingerprint = self._bind("cells", cell.id)
     n2 = protocol.train_n2(self.splits, self.trainer(cell.n2, cell.n2_batch_size), n1_preds_d2,
                            self.config.seed, self.seed_indices,
                            seed_layout=self.config.train.seed_layout,
-                           on_epoch=self._printer(f"N2 {cell.n2.name} <- {job.n1.name} {job.variant}",
+                           on_epoch=self._printer(f"N2 {cell.n2.name} <- {job.n1.name} {job.variant_id}",
                                                   len(self.splits.d2), cell.n2_batch_size),
                            checkpoints=self._checkpoints("cells", cell.id),
                            devices=self.config.train.get("devices", 0),
-                           concurrent_seeds=self.config.train.get("concurrent_seeds", 0))
+                           concurrent_seeds=self.config.train.get("concurrent_seeds", 0),
+                           variant=job.variant)
     y3 = self.splits.d3.y
     n1_result, _ = self._load("n1", job.id, with_arrays=False)
     arrays = {"n1_preds_d3": n1_preds_d3, "n1_preds_d2": n1_preds_d2, **records.net_arrays("n2", n2),
@@ -213,7 +218,7 @@ class Experiment:
     if cell.n1_epoch is None and n1.log_probs_d3 is not None:   # the final N1's probabilities
       arrays["n1_log_probs_d3"] = np.asarray(n1.log_probs_d3, np.float16)
     result = {
-        "cell": cell.id, "dataset": self.pool.name, "variant": job.variant,
+        "cell": cell.id, "dataset": self.pool.name, **job.variant_record,
         "n1_model": job.n1.name, "n1_batch_size": job.batch_size,
         "n2_model": cell.n2.name, "n2_batch_size": cell.n2_batch_size, "n1_epoch": cell.n1_epoch,
         "seeds": int(self.config.seeds), "d1": len(self.splits.d1), "d2": len(self.splits.d2),
@@ -224,6 +229,8 @@ class Experiment:
         "n1": records.net_summary(n1), "n2": records.net_summary(n2),
         "status": "diverged" if (n1.diverged.any() or n2.diverged.any()) else "ok",
     }
+    if n1_test_preds is not n1_preds_d3:   # N1 on the real D3, its D3 being the variant's
+      arrays["n1_preds_test"] = n1_test_preds
     result.update(metrics.compute(arrays, result))
     self.store.save("cells", cell.id, result, arrays, fingerprint=fingerprint)
     return result
@@ -231,7 +238,7 @@ class Experiment:
   def _save_failed(self, cell: Cell, status: str, error: Exception) -> None:
     job = cell.n1_job
     result = {"cell": cell.id, "status": status, "error": str(error).splitlines()[0][:500],
-              "dataset": self.pool.name, "variant": job.variant, "n1_model": job.n1.name,
+              "dataset": self.pool.name, **job.variant_record, "n1_model": job.n1.name,
               "n1_batch_size": job.batch_size, "n2_model": cell.n2.name,
               "n2_batch_size": cell.n2_batch_size, "n1_epoch": cell.n1_epoch,
               "seeds": int(self.config.seeds)}
@@ -337,6 +344,25 @@ def check_given_predictions(experiment: Experiment) -> None:
           f"--workdir, or --config.n1.name=NEW_NAME to measure the new file beside the old one")
 
 
+def check_variant_constructions(experiment: Experiment) -> None:
+  """Refuses a workdir whose stored units of a variant were computed by another construction of
+  it (random_images before its D2 and D3 were noise, say)."""
+  from learnjax.data import variants
+  for job, cells in experiment.rows:
+    expected = variants.get(job.variant).construction
+    units = [("n1", job.id)] + [("cells", c.id) for c in cells]
+    for kind, unit in units:
+      if not experiment.store.has(kind, unit):
+        continue
+      stored, _ = experiment.store.load(kind, unit, with_arrays=False)
+      found = stored.get("variant_construction", variants.LEGACY_CONSTRUCTION)
+      if found != expected:
+        raise LearnjaxError(
+            f"{experiment.store.workdir} holds {kind} {unit} computed by construction {found!r} "
+            f"of {job.variant}, which is now {expected!r} (docs/protocol.md section 2); use a "
+            f"new --workdir, or delete {experiment.store.workdir}/{kind}/{unit} to recompute it")
+
+
 def train_and_evaluate(config, workdir: str, task_index: int = 0, num_tasks: int = 1,
                        out=print, distributed: bool = False, pool=None) -> list[dict]:
   """Runs (or resumes) the experiment of ``config`` in ``workdir``; returns this task's cells.
@@ -348,6 +374,7 @@ def train_and_evaluate(config, workdir: str, task_index: int = 0, num_tasks: int
   the caller has loaded it already.
   """
   experiment = Experiment(config, workdir, out=out, pool=pool)
+  check_variant_constructions(experiment)   # units stored before constructions were fingerprinted
   if distributed:
     import jax
     from jax.experimental import multihost_utils

@@ -20,6 +20,7 @@ import ml_collections
 from learnjax import guard
 from learnjax.config import base_config, flatten  # noqa: F401  (flatten: validation.flatten)
 from learnjax.predictions import MODEL as PREDICTIONS_MODEL
+from learnjax.data import variants
 from learnjax.errors import LearnjaxError
 
 # train.precision -> (jax_default_matmul_precision, the models' compute dtype); parameters stay
@@ -120,7 +121,7 @@ def check_config(config) -> None:
     if any(b < 1 for b in sizes):
       raise LearnjaxError(f"config.{block}.batch_size must be positive integers, "
                           f"got {flat[f'{block}.batch_size']!r}")
-  grid_list(flat["data.variant"], "data.variant")
+  check_variants(config)
   check_unused_settings(flat)
   _number(flat, "train.learning_rate", 0, low_open=True, what="a positive finite number")
   _number(flat, "train.momentum", 0, 1, high_open=True, what="in [0, 1)")
@@ -196,6 +197,46 @@ def check_devices(config) -> list:
   """Refuses more ``train.devices`` than this process sees (imports JAX: call it after the rest);
   the local devices."""
   return check_device_count(config.train.devices)
+
+
+def check_variants(config) -> list:
+  """The registered variants of ``data.variant``, with ``data.corrupt_fraction`` given exactly
+  when one of them reads it."""
+  chosen = [variants.get(v) for v in grid_list(config.data.variant, "data.variant")]
+  fractions = corrupt_fractions(config)
+  readers = [v.name for v in chosen if v.uses_fraction]
+  if readers and not fractions:
+    raise LearnjaxError(f"data.variant={readers[0]} needs data.corrupt_fraction: the fraction of "
+                        "D1's labels replaced, in [0, 1] (several separated by commas, e.g. "
+                        "--config.data.corrupt_fraction=0,0.5,1)")
+  if fractions and not readers:
+    users = ", ".join(v for v in variants.names() if variants.get(v).uses_fraction)
+    raise LearnjaxError(f"data.corrupt_fraction={config.data.corrupt_fraction!r} is read only by "
+                        f"{users}, which data.variant does not list; unset it or add the variant")
+  replacing = [v.name for v in chosen if v.eval_images is not None]
+  if replacing and snapshot_epochs(config):
+    raise LearnjaxError(f"n1.snapshot_epochs is not available with data.variant={replacing[0]}, "
+                        "whose D2 and D3 images differ per seed; measure it without snapshots")
+  return chosen
+
+
+def corrupt_fractions(config) -> list[float]:
+  """``data.corrupt_fraction`` as a list of fractions in [0, 1] (empty when unset)."""
+  value = config.data.get("corrupt_fraction")
+  fractions = []
+  for item in grid_list("" if value is None else value, "data.corrupt_fraction", allow_empty=True):
+    try:
+      fraction = float(item)
+    except (TypeError, ValueError):
+      fraction = math.nan
+    if isinstance(item, bool) or not 0.0 <= fraction <= 1.0:
+      raise LearnjaxError(f"config.data.corrupt_fraction must be fractions in [0, 1], got "
+                          f"{value!r}")
+    fractions.append(fraction)
+  ids = [variants.fraction_id(f) for f in fractions]
+  if len(set(ids)) != len(ids):
+    raise LearnjaxError(f"config.data.corrupt_fraction lists one fraction twice ({value!r})")
+  return fractions
 
 
 def check_device_count(devices: int) -> list:

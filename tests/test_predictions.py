@@ -1,7 +1,6 @@
 """An N1 given as predictions (n1.model=predictions) and the D2/D3 export it is made from."""
 
 import dataclasses
-import json
 import os
 import subprocess
 import sys

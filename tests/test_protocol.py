@@ -38,7 +38,8 @@ def test_seeds_in_parallel_equal_seeds_one_at_a_time(small_splits, model, varian
     n1_trainer = engine.Trainer(models.build(model, 10), cfg)
     n2_trainer = engine.Trainer(models.build("mlp_1", 10), cfg)
     n1 = protocol.train_n1(small_splits, n1_trainer, variant, 0, seeds, seed_layout=layout)
-    n2 = protocol.train_n2(small_splits, n2_trainer, n1.preds_d2, 0, seeds, seed_layout=layout)
+    n2 = protocol.train_n2(small_splits, n2_trainer, n1.preds_d2, 0, seeds, seed_layout=layout,
+                           variant=variant)
     out[layout] = (n1, n2, protocol.learnability(n1.preds_d3, n2.preds_d3))
   (n1v, n2v, lv), (n1s, n2s, ls) = out["vmap"], out["sequential"]
   np.testing.assert_array_equal(n1v.preds_d2, n1s.preds_d2)

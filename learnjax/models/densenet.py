@@ -21,7 +21,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from learnjax.models import layers
-from learnjax.models.registry import UnknownModelError, register
+from learnjax.models.registry import UnknownModelError, register_native
 
 GROWTH = 32
 REDUCTION = 0.5
@@ -86,4 +86,4 @@ class DenseNet(nn.Module):
     return layers.Dense(self.num_classes, dtype=self.dtype, name="linear")(x)
 
 
-register("densenet", DenseNet, hparams=("depth",), presets={"densenet121": {"depth": 121}})
+register_native("densenet", DenseNet, hparams=("depth",), presets={"densenet121": {"depth": 121}})

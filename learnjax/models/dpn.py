@@ -20,7 +20,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from learnjax.models import layers
-from learnjax.models.registry import UnknownModelError, register
+from learnjax.models.registry import UnknownModelError, register_native
 
 BOTTLENECK = (96, 192, 384, 768)
 RESIDUAL = (256, 512, 1024, 2048)
@@ -79,4 +79,4 @@ class DPN(nn.Module):
     return layers.Dense(self.num_classes, dtype=self.dtype, name="linear")(x)
 
 
-register("dpn", DPN, hparams=("depth",), presets={"dpn26": {"depth": 26}})
+register_native("dpn", DPN, hparams=("depth",), presets={"dpn26": {"depth": 26}})

@@ -17,7 +17,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from learnjax.models import layers
-from learnjax.models.registry import register
+from learnjax.models.registry import register_native
 
 # name: (n1, r3, n3, r5, n5, pool_proj); "M" = max-pool 3x3, stride 2, pad 1.
 STAGES = (
@@ -79,4 +79,4 @@ class GoogLeNet(nn.Module):
     return layers.Dense(self.num_classes, dtype=self.dtype, name="linear")(x)
 
 
-register("googlenet", GoogLeNet, presets={"googlenet": {}})
+register_native("googlenet", GoogLeNet, presets={"googlenet": {}})

@@ -1,17 +1,25 @@
 """The model registry: families of Flax modules and the named presets users select.
 
-A *family* is a Flax module class with hyper-parameters (``width``, ``depth``...); a *preset* is
-a registry name (``resnet18``, ``shallow_cnn_256``, ``mlp_3``...) bound to a family and fixed
-hyper-parameters. Adding a model is one module that defines the class and calls
-:func:`register`, plus its import in ``learnjax/models/__init__.py``.
+A *family* is a builder of Flax modules with hyper-parameters (``width``, ``depth``...); a
+*preset* is a registry name (``resnet18``, ``shallow_cnn_256``, ``mlp_3``...) bound to a family
+and fixed hyper-parameters. A user's model is one call, from any code the run imports (a config
+file, say)::
 
-Every model is called as ``model.apply(variables, x, train=...)`` on NHWC float images and
-returns logits; models with BatchNorm keep running statistics in the ``batch_stats`` collection.
+    learnjax.models.register("my_net", lambda num_classes: MyNet(num_classes))
+
+``builder(num_classes, **hparams)`` returns any ``flax.linen.Module`` that maps NHWC float images
+to logits; learnjax asks nothing else of it. If its ``__call__`` takes ``train``, it is called
+with ``train=True`` while training (BatchNorm statistics, dropout: running statistics go in the
+``batch_stats`` collection) and ``train=False`` when predicting; otherwise it is called on the
+images alone. learnjax's own families register through :func:`register_native`, whose builders
+also take the compute ``dtype`` and ``forms`` (the CPU's equivalent layer forms, an internal
+choice of learnjax's layers).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -29,18 +37,47 @@ class Family:
   name: str
   builder: Callable[..., nn.Module]
   hparams: tuple[str, ...]   # the hyper-parameters a family name needs from the config
+  native: bool = False       # learnjax's own: the builder also takes dtype and forms
 
 
 _FAMILIES: dict[str, Family] = {}
 _PRESETS: dict[str, tuple[str, dict[str, Any]]] = {}
 
 
-def register(family: str, builder: Callable[..., nn.Module], hparams: tuple[str, ...] = (),
+def register(name: str, builder: Callable[..., nn.Module], hparams: tuple[str, ...] = (),
              presets: dict[str, dict[str, Any]] | None = None) -> None:
-  """Registers a family (buildable as ``family`` with hparams) and its named presets."""
-  _FAMILIES[family] = Family(family, builder, tuple(hparams))
+  """Registers a model: ``builder(num_classes, **hparams)`` returns a Flax module.
+
+  ``name`` is selectable as ``n1.model`` / ``n2.model`` (with ``n1.width`` / ``n1.depth`` for the
+  ``hparams`` it declares, which may only be ``width`` and ``depth``); ``presets`` binds further
+  names to fixed hyper-parameters. Registering a name again replaces it (a config file may be
+  loaded more than once); learnjax's own names cannot be replaced.
+  """
+  for taken in (name, *(presets or {})):
+    native = (_FAMILIES[taken].native if taken in _FAMILIES
+              else taken in _PRESETS and _FAMILIES[_PRESETS[taken][0]].native)
+    if native:
+      raise UnknownModelError(f"model name '{taken}' is one of learnjax's own; choose another")
+  unknown = [h for h in hparams if h not in HPARAMS]
+  if unknown:
+    raise UnknownModelError(f"model '{name}': hyper-parameters can be {', '.join(HPARAMS)} "
+                            f"(config fields n1.width, n1.depth...), got {', '.join(unknown)}")
+  _add(Family(name, builder, tuple(hparams)), presets)
+
+
+def register_native(family: str, builder: Callable[..., nn.Module], hparams: tuple[str, ...] = (),
+                    presets: dict[str, dict[str, Any]] | None = None) -> None:
+  """Registers one of learnjax's own families: ``builder(num_classes, dtype, forms, **hparams)``."""
+  _add(Family(family, builder, tuple(hparams), native=True), presets)
+
+
+HPARAMS = ("width", "depth")   # the hyper-parameters a config can give (n1.width, n1.depth)
+
+
+def _add(family: Family, presets) -> None:
+  _FAMILIES[family.name] = family
   for name, kwargs in (presets or {}).items():
-    _PRESETS[name] = (family, dict(kwargs))
+    _PRESETS[name] = (family.name, dict(kwargs))
 
 
 def preset_names() -> list[str]:
@@ -106,7 +143,44 @@ def build(name: str, num_classes: int, dtype=None, forms: str | None = None,
   forms = layers.default_forms() if forms is None else forms
   if forms not in layers.FORMS:
     raise UnknownModelError(f"forms must be one of {', '.join(layers.FORMS)}, got {forms!r}")
-  return _FAMILIES[family].builder(num_classes=num_classes, dtype=dtype, forms=forms, **kwargs)
+  entry = _FAMILIES[family]
+  if entry.native:
+    return entry.builder(num_classes=num_classes, dtype=dtype, forms=forms, **kwargs)
+  return _user_module(name, entry.builder, num_classes, kwargs)
+
+
+def _user_module(name: str, builder, num_classes: int, kwargs: dict) -> nn.Module:
+  """A user's builder called with the number of classes (by name where it has that parameter)."""
+  try:
+    takes_name = "num_classes" in inspect.signature(builder).parameters
+  except (TypeError, ValueError):   # a builtin or C callable: positional
+    takes_name = False
+  try:
+    module = builder(num_classes=num_classes, **kwargs) if takes_name else builder(num_classes,
+                                                                                 **kwargs)
+  except Exception as e:  # noqa: BLE001  the user's code: one line naming the model
+    raise UnknownModelError(f"model '{name}': its builder failed: {type(e).__name__}: {e}") from None
+  if not isinstance(module, nn.Module):
+    raise UnknownModelError(f"model '{name}': its builder returned {type(module).__name__}, not a "
+                            "flax.linen.Module")
+  return module if _takes_train(module) else _IgnoresTrain(module)
+
+
+def _takes_train(module: nn.Module) -> bool:
+  try:
+    parameters = inspect.signature(module.__call__).parameters
+  except (TypeError, ValueError):
+    return False
+  return "train" in parameters or any(p.kind == p.VAR_KEYWORD for p in parameters.values())
+
+
+class _IgnoresTrain(nn.Module):
+  """A module whose ``__call__`` has no ``train`` flag, called as learnjax calls every model."""
+  inner: nn.Module
+
+  def __call__(self, x, train: bool = False):
+    del train
+    return self.inner(x)
 
 
 def canonical_name(name: str, **hparams) -> str:

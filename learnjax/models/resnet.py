@@ -23,10 +23,9 @@ counts never depend on the input size. MNIST's 28x28 happens to reach 4x4 as wel
 from __future__ import annotations
 
 import flax.linen as nn
-import jax.numpy as jnp
 
 from learnjax.models import layers
-from learnjax.models.registry import UnknownModelError, register
+from learnjax.models.registry import UnknownModelError, register_native
 
 WIDTHS = (64, 128, 256, 512)
 STRIDES = (1, 2, 2, 2)
@@ -126,7 +125,7 @@ class PreActResNet(nn.Module):
     return layers.Dense(self.num_classes, dtype=self.dtype, name="linear")(x)
 
 
-register("resnet", ResNet, hparams=("depth",),
+register_native("resnet", ResNet, hparams=("depth",),
          presets={"resnet18": {"depth": 18}, "resnet34": {"depth": 34}})
-register("preact_resnet", PreActResNet, hparams=("depth",),
+register_native("preact_resnet", PreActResNet, hparams=("depth",),
          presets={"preact_resnet18": {"depth": 18}})

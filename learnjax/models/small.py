@@ -10,7 +10,7 @@ from __future__ import annotations
 import flax.linen as nn
 
 from learnjax.models import layers
-from learnjax.models.registry import register
+from learnjax.models.registry import register_native
 
 SHALLOW_WIDTHS = (16, 32, 64, 128, 256, 512, 1024)
 
@@ -45,8 +45,8 @@ class MLP(nn.Module):
     return layers.Dense(self.num_classes, dtype=self.dtype)(x)
 
 
-register("shallow_cnn", ShallowCNN, hparams=("width",),
+register_native("shallow_cnn", ShallowCNN, hparams=("width",),
          presets={f"shallow_cnn_{k}": {"width": k} for k in SHALLOW_WIDTHS})
-register("mlp", MLP, hparams=("width", "depth"),
+register_native("mlp", MLP, hparams=("width", "depth"),
          presets={**{f"mlp_{d}": {"width": 64, "depth": d} for d in range(1, 6)},
                   **{f"mnist_mlp_{h}": {"width": h, "depth": 1} for h in range(1, 7)}})

@@ -18,7 +18,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from learnjax.models import layers
-from learnjax.models.registry import UnknownModelError, register
+from learnjax.models.registry import UnknownModelError, register_native
 
 CONFIGS = {
     11: (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
@@ -55,5 +55,5 @@ class VGG(nn.Module):
     return layers.Dense(self.num_classes, dtype=self.dtype)(layers.flatten(x))
 
 
-register("vgg", VGG, hparams=("depth",),
+register_native("vgg", VGG, hparams=("depth",),
          presets={f"vgg{d}": {"depth": d} for d in (11, 13, 16, 19)})

@@ -11,8 +11,8 @@ import numpy as np
 
 from learnjax import metrics
 from learnjax.errors import LearnjaxError
-from learnjax.metrics import fmt
 from learnjax.report import degenerate
+from learnjax.report.formatting import variant_of
 from learnjax.report.status import DEFAULT_STOP_ERROR, is_oom, status_text
 from learnjax.store import Store
 
@@ -57,7 +57,8 @@ def format_table(results: list[dict], stop_error: float | None = DEFAULT_STOP_ER
   columns = metrics.console_names() if columns is None else tuple(columns)
   header = [h for _, h in shown] + [metrics.REGISTRY[k].header for k in columns] + [
       "N1 epochs", "N2 epochs", "status"]
-  value = lambda r, k: "final" if r.get(k, "") is None else str(r.get(k, ""))
+  value = lambda r, k: ("final" if r.get(k, "") is None else
+                        str(variant_of(r) if k == "variant" else r.get(k, "")))
   rows = []
   for r in results:
     arrays = {} if is_oom(r) else _arrays(store, "cells", r.get("cell", ""))
@@ -95,7 +96,7 @@ def format_n1_table(workdir: str, stop_error: float | None = DEFAULT_STOP_ERROR)
     why = degenerate.n1_reason(r, arrays)
     if why:
       status += f"; degenerate N1 ({why})"
-    rows.append([str(r.get("variant")), str(r.get("model")), str(r.get("batch_size")),
+    rows.append([str(variant_of(r)), str(r.get("model")), str(r.get("batch_size")),
                  str(r.get("seeds"))] + numbers + [_mean_epochs(r), status])
   return (_text_table(header, rows) + f"\n{EPOCHS_NOTE} N1 only (n2.model = none): no "
           f"learnability is measured; python -m learnjax.report --workdir={workdir} shows "

@@ -16,7 +16,6 @@ nothing); a cell whose measure is undefined for a seed is left out of that measu
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 
@@ -24,7 +23,7 @@ from learnjax import metrics
 from learnjax.report import granulated
 from learnjax.report.context import Context
 from learnjax.report.figures import colors, new_figure
-from learnjax.report.formatting import VARIANT_TITLE, md_table, sort_variants
+from learnjax.report.formatting import md_table, sort_variants, variant_of, variant_title
 from learnjax.report.granulated import kendall_tau
 
 BOOTSTRAP_DRAWS = 1000
@@ -191,10 +190,10 @@ def section_correlation(ctx: Context) -> str:
             f"learnability and N1's test accuracy, and this report has {len(pts)}"
             + (f" ({left_out} left out: out of memory, diverged or degenerate N1)" if left_out
                else "") + ".")
-  variants = sort_variants(p["cell"].get("variant") for p in pts)
+  variants = sort_variants(variant_of(p["cell"]) for p in pts)
   rows = []
-  groups = [("all cells", pts)] + ([(VARIANT_TITLE.get(v, v), [p for p in pts
-                                                               if p["cell"].get("variant") == v])
+  groups = [("all cells", pts)] + ([(variant_title(v), [p for p in pts
+                                                               if variant_of(p["cell"]) == v])
                                     for v in variants] if len(variants) > 1 else [])
   for key, what in TARGETS.items():
     for name, group in groups:
@@ -233,13 +232,13 @@ def figure_correlation(pts: list[dict], variants: list):
   for ax, key, xlabel in zip(axes, ("acc", "gap"), ("N1 test accuracy (%)",
                                                      "N1 generalisation gap (train − test acc, %)")):
     for variant in variants:
-      group = [p for p in pts if p["cell"].get("variant") == variant and p[key] is not None]
+      group = [p for p in pts if variant_of(p["cell"]) == variant and p[key] is not None]
       if not group:
         continue
       ax.errorbar([p[key].mean() for p in group], [p["learn"].mean() for p in group],
                   xerr=[p[key].std() for p in group], yerr=[p["learn"].std() for p in group],
                   marker="o", markersize=4, linestyle="none", capsize=2, color=palette[variant],
-                  label=VARIANT_TITLE.get(variant, variant))
+                  label=variant_title(variant))
     ax.set_xlabel(xlabel)
     ax.set_ylabel("learnability (%)")
     ax.grid(alpha=0.3)

@@ -44,7 +44,8 @@ def section_d5(ctx: Context) -> str:
     if "n1_preds_d3" not in arrays:
       ctx.notes.append(f"N1 {r['n1']} has no stored predictions on D3")
       continue
-    preds = np.atleast_2d(arrays["n1_preds_d3"])
+    # The real D3 where the variant's D3 differs per seed (random_images): one set of images.
+    preds = np.atleast_2d(arrays.get("n1_preds_test", arrays["n1_preds_d3"]))
     k = preds.shape[0]
     classes = max(int(r.get("num_classes") or 0), int(preds.max()) + 1 if preds.size else 1)
     bins = min(k, classes)   # k seeds make at most min(k, classes) distinct predictions

@@ -8,8 +8,9 @@ smoke run typically shows them) instead of showing such numbers as results.
 Thresholds: one class = one class takes at least 90% of N1's predictions on D3 in a seed (more when
 the true labels of D3 are that unbalanced: 5 points above the largest true class); at chance = the
 mean test accuracy over seeds lies within two binomial standard errors (|D3| examples) of chance,
-chance being the larger of 1 / classes and the share of D3's largest true class. Random-label and
-random-image N1s are expected at chance and are flagged only for the one-class case.
+chance being the larger of 1 / classes and the share of D3's largest true class. The at-chance
+check applies to the variants whose registry entry does not expect chance (true data, shuffled
+pixels, partial labels below fraction 1); the others are flagged only for the one-class case.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import math
 
 import numpy as np
 
+from learnjax.data import variants as variants_lib
 from learnjax.report.formatting import seeds_text
 
 ONE_CLASS_PERCENT = 90.0
@@ -47,11 +49,13 @@ def at_chance_margin(chance: float, n: int) -> float:
   return 200.0 * math.sqrt(max(p * (1 - p), 0.0) / max(n, 1))
 
 
-def reason(variant, num_classes, preds=None, y=None, accuracy=None, n=None) -> str | None:
+def reason(variant, num_classes, preds=None, y=None, accuracy=None, n=None,
+           fraction=None) -> str | None:
   """Why an N1 is degenerate ('predicts one class ...', 'at chance ...'), or None.
 
   preds: N1's predictions on D3, (S, N); y: D3's labels; accuracy: N1's mean test accuracy in
-  percent (computed from ``preds`` and ``y`` when not given); n: |D3| where ``y`` is absent.
+  percent (computed from ``preds`` and ``y`` when not given); n: |D3| where ``y`` is absent;
+  fraction: the variant's corrupt fraction, where it reads one.
   """
   reasons = []
   if preds is not None and np.size(preds):
@@ -65,7 +69,8 @@ def reason(variant, num_classes, preds=None, y=None, accuracy=None, n=None) -> s
       low = shares[flagged].min()
       share = "all of D3" if low >= 100 else f"at least {low:.0f}% of D3"
       reasons.append(f"predicts a single class for {share} ({which})")
-  if variant == "true":
+  entry = variants_lib.find(variant)
+  if entry is not None and not entry.expects_chance(fraction):
     if y is not None and np.size(y):
       n = np.size(y)
       if accuracy is None and preds is not None and np.size(preds):
@@ -83,11 +88,13 @@ def cell_reason(cell: dict, arrays: dict | None = None) -> str | None:
     return None
   arrays = arrays or {}
   accuracy = (cell.get("n1_test_accuracy") or {}).get("mean")
+  # Where N1's test accuracy is on other images than its D3 (random_images), its variant expects
+  # chance and only the one-class check applies, to its D3 predictions.
   return reason(cell.get("variant"), cell.get("num_classes"), arrays.get("n1_preds_d3"),
-                arrays.get("y_d3"), accuracy, cell.get("d3"))
+                arrays.get("y_d3"), accuracy, cell.get("d3"), cell.get("corrupt_fraction"))
 
 
 def n1_reason(result: dict, arrays: dict) -> str | None:
   """The degenerate reason of a stored N1 (its D3 predictions and labels)."""
   return reason(result.get("variant"), result.get("num_classes"), arrays.get("n1_preds_d3"),
-                arrays.get("y_d3"), None, result.get("d3"))
+                arrays.get("y_d3"), None, result.get("d3"), result.get("corrupt_fraction"))

@@ -7,9 +7,7 @@ import re
 import numpy as np
 
 from learnjax import metrics
-
-VARIANT_ORDER = ("random_labels", "random_images", "true")
-VARIANT_TITLE = {"random_labels": "random labels", "random_images": "random images", "true": "true data"}
+from learnjax.data import variants as variants_lib
 
 TITLES = {
     "T1": "T1: deep networks, learnability per data variant",
@@ -30,6 +28,7 @@ TITLES = {
     "F1": "F1: learnability and test error along N1's training",
     "D5": "D5: agreement between seeds",
     "quickstart": "quickstart: learnability per data variant",
+    "zhang_corruptions": "Zhang et al. corruptions: learnability per data variant",
 }
 
 
@@ -54,12 +53,48 @@ def sort_models(names, preferred=()) -> list:
   return sorted(names, key=lambda n: (rank.get(n, len(rank)), natural_key(n)))
 
 
-def variant_rank(variant) -> int:
-  return VARIANT_ORDER.index(variant) if variant in VARIANT_ORDER else len(VARIANT_ORDER)
+def variant_of(record: dict):
+  """A record's variant as tables group it: the name, with the fraction where one applies
+  (partial_labels_f0.25, as in unit ids)."""
+  fraction = record.get("corrupt_fraction")
+  if fraction is None:
+    return record.get("variant")
+  return f"{record.get('variant')}_f{variants_lib.fraction_id(fraction)}"
+
+
+def _variant_parts(key) -> tuple:
+  """(registry entry or None, fraction or None) of a key of :func:`variant_of`."""
+  entry = variants_lib.find(key)
+  if entry is not None or not isinstance(key, str) or "_f" not in key:
+    return entry, None
+  name, _, fraction = key.rpartition("_f")
+  try:
+    return variants_lib.find(name), float(fraction)
+  except ValueError:
+    return None, None
+
+
+def variant_title(key) -> str:
+  """'random labels', 'partial labels 0.25': the registry's title of a variant key."""
+  entry, fraction = _variant_parts(key)
+  if entry is None:
+    return str(key)
+  return entry.title if fraction is None else f"{entry.title} {variants_lib.fraction_id(fraction)}"
+
+
+def variant_rank(key) -> tuple:
+  entry, fraction = _variant_parts(key)
+  return (entry.order if entry is not None else 1000, fraction or 0.0)
 
 
 def sort_variants(variants) -> list:
   return sorted(set(variants), key=lambda v: (variant_rank(v), str(v)))
+
+
+def reference_variant(keys: list):
+  """Of some variant keys, the one whose N1 test accuracy is the network's own (true data), or
+  the last."""
+  return next((k for k in keys if getattr(_variant_parts(k)[0], "reference", False)), keys[-1])
 
 
 def epochs_text(values) -> str:
@@ -73,7 +108,7 @@ def epochs_text(values) -> str:
 
 def cell_label(cell: dict) -> str:
   epoch = "" if cell.get("n1_epoch") is None else f" after N1 epoch {cell['n1_epoch']}"
-  return (f"{cell.get('n1_model')} → {cell.get('n2_model')} ({cell.get('variant')}, "
+  return (f"{cell.get('n1_model')} → {cell.get('n2_model')} ({variant_of(cell)}, "
           f"N1 batch {cell.get('n1_batch_size')}{epoch})")
 
 

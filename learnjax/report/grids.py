@@ -7,8 +7,8 @@ import numpy as np
 from learnjax.report import analyses
 from learnjax.report.context import Context
 from learnjax.report.figures import new_figure, wrapped
-from learnjax.report.formatting import (VARIANT_TITLE, md_table, n1_row_label, sort_models,
-                                        sort_variants, varies)
+from learnjax.report.formatting import (md_table, n1_row_label, sort_models,
+                                        sort_variants, variant_of, variant_title, varies)
 from learnjax.report.status import first_done, is_oom
 
 
@@ -24,9 +24,9 @@ def section_grid(ctx: Context, layers: bool | None = None) -> str:
   if layers is None:
     layers = len({c.get("n1_param_tensors") for c in cells if "n1_param_tensors" in c}) > 1
   parts = []
-  variants = sort_variants(c.get("variant") for c in cells)
+  variants = sort_variants(variant_of(c) for c in cells)
   for variant in variants:
-    vcells = [c for c in cells if c.get("variant") == variant]
+    vcells = [c for c in cells if variant_of(c) == variant]
     grid = {}
     for c in vcells:
       col = str(c.get("n2_model")) + (f" (batch {c.get('n2_batch_size')})"
@@ -47,7 +47,7 @@ def section_grid(ctx: Context, layers: bool | None = None) -> str:
       for col in cols:
         if col not in grid[row]:
           ctx.notes.append(f"grid entry without a finished cell: N1 {row}, N2 {col} ({variant})")
-    title = f"Learnability % (rows N1, columns N2), N1 trained on {VARIANT_TITLE.get(variant, variant)}"
+    title = f"Learnability % (rows N1, columns N2), N1 trained on {variant_title(variant)}"
     name = f"learnability_grid_{variant}.png"
     ctx.figures[name] = figure_grid(rows, cols, grid, title)
     parts.append(f"**{title}**\n\n" + md_table(header_, table) + f"\n\n![{title}]({name})")

@@ -7,7 +7,7 @@ import numpy as np
 from learnjax import metrics
 from learnjax.report.context import MATCH_KEYS, Context, as_mean_std, reference_matches
 from learnjax.report.formatting import (TITLES, cell_label, epochs_text, fmt, md_table,
-                                        natural_key, sort_models, variant_rank)
+                                        natural_key, sort_models, variant_of, variant_rank)
 from learnjax.report.status import is_oom, status_text
 
 
@@ -57,7 +57,7 @@ def section_cells(ctx: Context) -> str:
   if not cells:
     return "No finished cells (only N1s are stored)."
   cells = sorted(cells, key=lambda c: (
-      variant_rank(c.get("variant")), str(c.get("variant")),
+      variant_rank(variant_of(c)), str(variant_of(c)),
       sort_models({x.get("n1_model") for x in cells}, ctx.config_models()).index(c.get("n1_model")),
       c.get("n1_batch_size") or 0, natural_key(c.get("n2_model")), c.get("n2_batch_size") or 0,
       -1 if c.get("n1_epoch") is None else c["n1_epoch"]))
@@ -66,7 +66,7 @@ def section_cells(ctx: Context) -> str:
       metrics.REGISTRY[k].header for k in metrics.names()] + ["N1 epochs", "N2 epochs", "status"]
   rows = []
   for c in cells:
-    row = [c.get("variant"), c.get("n1_model"), c.get("n1_batch_size"), c.get("n2_model"),
+    row = [variant_of(c), c.get("n1_model"), c.get("n1_batch_size"), c.get("n2_model"),
            c.get("n2_batch_size")]
     if with_epoch:
       row.append("final" if c.get("n1_epoch") is None else c["n1_epoch"])

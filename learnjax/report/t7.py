@@ -12,8 +12,8 @@ import numpy as np
 from learnjax.report import analyses
 from learnjax.report.context import Context
 from learnjax.report.figures import colors, log_axis, new_figure
-from learnjax.report.formatting import (VARIANT_TITLE, md_table, sort_models, sort_variants,
-                                        variant_rank, varies)
+from learnjax.report.formatting import (md_table, sort_models, sort_variants,
+                                        variant_rank, variant_title, varies)
 
 
 def class_distribution(preds: np.ndarray, num_classes: int) -> np.ndarray:
@@ -107,7 +107,7 @@ def figure_t7(dists, d2_labels, num_classes, label, names=None):
     if wide:  # too many classes for bars: each distribution sorted, largest class first
       for variant, dist in sorted(entries, key=lambda e: variants.index(e[0])):
         ax.step(np.arange(1, num_classes + 1), np.sort(dist)[::-1], where="mid",
-                color=palette[variant], label=f"N1 trained on {VARIANT_TITLE.get(variant, variant)}")
+                color=palette[variant], label=f"N1 trained on {variant_title(variant)}")
       if d2_labels is not None:
         ax.step(np.arange(1, num_classes + 1), np.sort(d2_labels)[::-1], where="mid", color="black",
                 linewidth=1, linestyle="--", label="true labels of D2")
@@ -120,7 +120,7 @@ def figure_t7(dists, d2_labels, num_classes, label, names=None):
     width = 0.8 / max(len(entries), 1)
     for i, (variant, dist) in enumerate(sorted(entries, key=lambda e: variants.index(e[0]))):
       ax.bar(x + (i - (len(entries) - 1) / 2) * width, dist, width, color=palette[variant],
-             label=f"N1 trained on {VARIANT_TITLE.get(variant, variant)}")
+             label=f"N1 trained on {variant_title(variant)}")
     if d2_labels is not None:
       ax.step(np.append(x, num_classes) - 0.5, np.append(d2_labels, d2_labels[-1]), where="post",
               color="black", linewidth=1, label="true labels of D2")

@@ -7,8 +7,8 @@ import numpy as np
 from learnjax.report import analyses
 from learnjax.report.context import Context
 from learnjax.report.figures import colors, new_figure
-from learnjax.report.formatting import (VARIANT_TITLE, md_table, n1_row_label, sort_models,
-                                        sort_variants)
+from learnjax.report.formatting import (md_table, n1_row_label, reference_variant, sort_models,
+                                        sort_variants, variant_of, variant_title)
 from learnjax.report.status import is_oom
 
 
@@ -21,15 +21,15 @@ def section_variants(ctx: Context) -> str:
   if not cells:
     return "No finished cells with the final N1."
   with_n2 = any(c.get("n2_model") != c.get("n1_model") for c in cells)
-  variants = sort_variants(c.get("variant") for c in cells)
+  variants = sort_variants(variant_of(c) for c in cells)
   rows = {}
   for c in cells:
-    rows.setdefault(n1_row_label(c, cells, with_n2), {})[c.get("variant")] = c
+    rows.setdefault(n1_row_label(c, cells, with_n2), {})[variant_of(c)] = c
   labels = sort_models(rows, ctx.config_models())
-  header_ = ["N1 → N2" if with_n2 else "N1"] + [f"learnability % ({VARIANT_TITLE.get(v, v)})"
+  header_ = ["N1 → N2" if with_n2 else "N1"] + [f"learnability % ({variant_title(v)})"
                                                 for v in variants]
-  acc_variant = "true" if "true" in variants else variants[-1]
-  header_.append(f"N1 test acc % ({VARIANT_TITLE.get(acc_variant, acc_variant)})")
+  acc_variant = reference_variant(variants)
+  header_.append(f"N1 test acc % ({variant_title(acc_variant)})")
   table = []
   for label in labels:
     by_variant = rows[label]
@@ -56,7 +56,7 @@ def figure_variants(labels, variants, rows):
       means.append(c["learnability"]["mean"] if ok else np.nan)
       stds.append(c["learnability"]["std"] if ok else 0.0)
     ax.bar(x + (i - (len(variants) - 1) / 2) * width, means, width, yerr=stds, capsize=2,
-           color=color, label=VARIANT_TITLE.get(variant, variant))
+           color=color, label=variant_title(variant))
   tilt = len(labels) > 6 or max(len(label) for label in labels) > 16
   ax.set_xticks(x, labels, rotation=30 if tilt else 0, ha="right" if tilt else "center")
   ax.set_ylabel("learnability (%)")
