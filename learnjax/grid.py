@@ -104,7 +104,7 @@ def _prediction_choices(config) -> list[ModelChoice]:
   files = validation.grid_list(config.n1.get("predictions", ""), "n1.predictions", allow_empty=True)
   names = validation.grid_list(config.n1.get("name", ""), "n1.name", allow_empty=True) or [None] * len(files)
   if not files:
-    predictions.load("", 0, 0, 0)  # raises: says what n1.predictions must hold
+    predictions.load("", {}, 0, 0)  # raises: says what n1.predictions must hold
   validation.check_model_hparams("n1", [predictions.MODEL],
                                  {h: config.n1.get(h) for h in ("width", "depth")}, model_hparams)
   if len(names) != len(files):

@@ -75,8 +75,9 @@ class Experiment:
     self._trainers = {}
     # Build every model once now, so a bad model choice stops the run before any training.
     # N1s given as predictions: read and checked now, before any training.
-    self.given = {job.n1: predictions.load(job.n1.predictions, len(self.splits.d2),
-                                           len(self.splits.d3), self.splits.num_classes)
+    sizes = {k: len(getattr(self.splits, k)) for k in predictions.PARTS}
+    self.given = {job.n1: predictions.load(job.n1.predictions, sizes, self.splits.num_classes,
+                                           int(config.seeds))
                   for job, _ in self.rows if job.n1.predictions}
     check_given_predictions(self)
     self.guard = guard.Workdir(workdir, config, self.data_fingerprint, self._planned_fields())
@@ -96,7 +97,7 @@ class Experiment:
       given = job.n1.predictions
       n1 = guard.n1_fields(protocol_settings, self.data_fingerprint, job.variant, job.n1.name,
                            job.batch_size, () if given else snapshot_epochs(self.config),
-                           self.given[job.n1][2] if given else None)
+                           self.given[job.n1].sha256 if given else None)
       planned[f"n1/{job.id}"] = n1
       for cell in cells:
         planned[f"cells/{cell.id}"] = guard.cell_fields(n1, cell.n2.name, cell.n2_batch_size,
@@ -170,15 +171,17 @@ class Experiment:
 
   def _given_n1(self, job: N1Job) -> protocol.TrainedNet:
     """The N1 record of an N1 given as predictions: its labels for every seed, no training."""
-    d2, d3, sha256 = self.given[job.n1]
+    given = self.given[job.n1]
     self.out(f"N1 {job.id}: given as predictions ({job.n1.predictions})")
-    net = records.given_net(d2, d3, self.config.seeds)
+    net = records.given_net(given, self.config.seeds, self.splits.d1.y)
     result = {"n1": job.id, "dataset": self.pool.name, "variant": job.variant,
               "model": job.n1.name, "batch_size": job.batch_size, "seeds": int(self.config.seeds),
               "num_classes": self.splits.num_classes, "d1": len(self.splits.d1),
               "d2": len(self.splits.d2), "d3": len(self.splits.d3), "snapshot_epochs": [],
               "source": predictions.MODEL, "predictions_file": job.n1.predictions,
-              "predictions_sha256": sha256, **records.net_summary(net), **self._class_names()}
+              "predictions_sha256": given.sha256, "predictions_d1": given.d1 is not None,
+              "predictions_per_seed": given.per_seed, **records.net_summary(net),
+              **self._class_names()}
     arrays = {**records.net_arrays("n1", net), "y_d2": self.splits.d2.y, "y_d3": self.splits.d3.y}
     self.store.save("n1", job.id, result, arrays, fingerprint=self.guard.planned[f"n1/{job.id}"])
     return net
@@ -219,6 +222,7 @@ class Experiment:
         **({"n1_params": n1_result["params"], "n1_param_tensors": n1_result["param_tensors"]}
            if "params" in n1_result else {}),
         **({"n1_source": n1_result["source"]} if "source" in n1_result else {}),
+        **({"n1_per_seed": True} if n1_result.get("predictions_per_seed") else {}),
         "n1": records.net_summary(n1), "n2": records.net_summary(n2),
         "status": "diverged" if (n1.diverged.any() or n2.diverged.any()) else "ok",
     }
@@ -327,7 +331,7 @@ def check_given_predictions(experiment: Experiment) -> None:
     if not job.n1.predictions or not experiment.store.has("n1", job.id):
       continue
     stored, _ = experiment.store.load("n1", job.id, with_arrays=False)
-    old, new = stored.get("predictions_sha256"), experiment.given[job.n1][2]
+    old, new = stored.get("predictions_sha256"), experiment.given[job.n1].sha256
     if old != new:
       raise LearnjaxError(
           f"{job.n1.predictions} is not the file whose predictions {experiment.store.workdir} "

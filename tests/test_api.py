@@ -54,7 +54,7 @@ def test_a_predict_function_that_knows_the_truth(digits_pool):
   """N1 = the truth, given as a function of the normalised images: learnability = N2's accuracy."""
   from learnjax.data import splits
   s = splits.make_splits(digits_pool, *SIZES.values())
-  truth = {x.tobytes(): y for part in (s.d2, s.d3) for x, y in zip(part.x, part.y)}
+  truth = {x.tobytes(): y for part in (s.d1, s.d2, s.d3) for x, y in zip(part.x, part.y)}
   seen = []
 
   def predict(images):
@@ -64,12 +64,14 @@ def test_a_predict_function_that_knows_the_truth(digits_pool):
 
   r = learnjax.learnability(predict, data="digits", n2="mlp_1", seeds=[0, 1], **SIZES,
                             config=OVERRIDES)
-  assert seen == [(300, 8, 8, 1), (200, 8, 8, 1)]
+  assert seen == [(300, 8, 8, 1), (300, 8, 8, 1), (200, 8, 8, 1)]   # D1, D2, D3
   assert r.n1 == "test_a_predict_function_that_knows_the_truth.<locals>.predict"
   np.testing.assert_array_equal(r.n1_test_accuracy, [100.0, 100.0])
   np.testing.assert_array_equal(r.learnability, r.n2_test_accuracy)
   assert r.learnability.shape == (2,) and r.n2_preds_d3.shape == (2, 200)
   assert "learnability" in str(r)
+  np.testing.assert_array_equal(r.n1_train_error, [0.0, 0.0])   # N1 is right on D1 too
+  assert r.n1_source == "given"
 
 
 def test_data_as_arrays_and_labels_as_predictions(digits_pool):

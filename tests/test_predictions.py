@@ -92,8 +92,14 @@ def test_true_labels_as_predictions_learnability_equals_n2_test_accuracy(exporte
     ({"d2": np.zeros(300, int), "d3": np.zeros(201, int)}, "d3 has 201 labels but D3"),
     ({"d2": np.zeros(300, int), "d3": np.full(200, 10)}, r"labels 10..10, outside 0..9"),
     ({"d2": np.full(300, -1), "d3": np.zeros(200, int)}, "outside 0..9"),
-    ({"d2": np.zeros(300), "d3": np.zeros(200, int)}, "d2 must be a 1-d array of integer"),
-    ({"d2": np.zeros((300, 10), int), "d3": np.zeros(200, int)}, "1-d array"),
+    ({"d2": np.zeros(300), "d3": np.zeros(200, int)}, r"d2 is float64 \(300\); give \(N,\) integer"),
+    ({"d2": np.zeros((300, 10), int), "d3": np.zeros(200, int)}, "d2 has 10 labels but D2"),
+    ({"d2": np.zeros((3, 300), int), "d3": np.zeros(200, int)}, "3 rows of labels .* 2 seeds"),
+    ({"d2": np.zeros((300, 9)), "d3": np.zeros(200, int)}, "9 columns, but the data has 10"),
+    ({"d2": np.full((300, 10), np.nan), "d3": np.zeros(200, int)}, "300 rows of scores not finite"),
+    ({"d2": np.zeros((2, 300, 10), int), "d3": np.zeros(200, int)}, "int64 .* give"),
+    ({"d1": np.zeros(299, int), "d2": np.zeros(300, int), "d3": np.zeros(200, int)},
+     "d1 has 299 labels but D1"),
     ({"d2": np.zeros(300, int)}, "lacks d3"),
 ])
 def test_bad_predictions_are_refused_before_training(tmp_path, arrays, message):
