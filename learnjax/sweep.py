@@ -286,7 +286,10 @@ class Experiment:
       what = (f"N1 only (n2.model = none): {len(mine)} N1 trainings in this task, "
               f"{done_n1} already done")
     else:
-      what = f"{total} cells in this task ({len(mine)} N1 trainings), {done} already done"
+      given = sum(bool(job.n1.predictions) for job, _ in mine)
+      n1s = f"{len(mine) - given} N1 trainings" + (f", {given} N1s given as predictions"
+                                                    if given else "")
+      what = f"{total} cells in this task ({n1s}), {done} already done"
     self.out(f"{what}; data {self.pool.name}: |D1|={len(self.splits.d1)} |D2|={len(self.splits.d2)} "
              f"|D3|={len(self.splits.d3)}, {self.config.seeds} seeds")
     start = time.time()

@@ -8,7 +8,7 @@ import numpy as np
 
 from learnjax.report.context import DEGENERATE_MARK, Context
 from learnjax.report.formatting import cell_label
-from learnjax.report.status import diverged_text, is_oom
+from learnjax.report.status import diverged_text, is_given, is_oom
 
 
 def collect_notes(ctx: Context) -> list[str]:
@@ -46,7 +46,8 @@ def collect_notes(ctx: Context) -> list[str]:
     above = int((errors >= stop).sum())
     return (name, above, errors.size) if above else None
 
-  unfinished_n1 = [u for r in ctx.n1s if (u := above_target(r["n1"], r.get("train_error")))]
+  unfinished_n1 = [u for r in ctx.n1s if not is_given(r)
+                   and (u := above_target(r["n1"], r.get("train_error")))]
   unfinished_n2 = [u for c in ctx.cells
                    if (u := above_target(c["cell"], (c.get("n2") or {}).get("train_error")))]
   limit = f", epoch limit {max_epochs}" if max_epochs else ""
