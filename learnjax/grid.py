@@ -36,7 +36,14 @@ class N1Job:
 
   @property
   def id(self) -> str:
+    if self.n1.predictions:   # trained elsewhere: no batch size of learnjax's in its name
+      return f"{self.variant}__{self.n1.name}"
     return f"{self.variant}__{self.n1.name}__b{self.batch_size}"
+
+  @property
+  def legacy_id(self) -> str | None:
+    """The id a given N1 had before it dropped the batch size (``true__logreg__b64``)."""
+    return f"{self.variant}__{self.n1.name}__b{self.batch_size}" if self.n1.predictions else None
 
 
 @dataclasses.dataclass(frozen=True)

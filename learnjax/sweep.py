@@ -329,7 +329,16 @@ def check_workdir_config(store: Store, config) -> None:
 
 
 def check_given_predictions(experiment: Experiment) -> None:
-  """Refuses a workdir whose N1 given as predictions was stored from a file that has changed."""
+  """Refuses a workdir whose N1 given as predictions was stored from a file that has changed, or
+  under the id it had before given N1s dropped the batch size (it would be measured again beside
+  the old cells, and both reported)."""
+  for job, _ in experiment.rows:
+    if job.legacy_id and experiment.store.has("n1", job.legacy_id):
+      raise LearnjaxError(
+          f"{experiment.store.workdir} stores the given N1 {job.n1.name} as n1/{job.legacy_id}, "
+          f"the name this version gives n1/{job.id} (a given N1 has no batch size); its stored "
+          f"numbers stay readable by python -m learnjax.report; to measure it with this version, "
+          f"use a new --workdir")
   for job, _ in experiment.rows:
     if not job.n1.predictions or not experiment.store.has("n1", job.id):
       continue

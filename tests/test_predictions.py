@@ -242,3 +242,20 @@ def test_model_list_with_predictions_refused_where_it_would_be_ambiguous(tmp_pat
   config = _config(path, model="mlp_1")
   with pytest.raises(LearnjaxError, match="n1.predictions=.* is read only with n1.model=predictions"):
     sweep.plan(config)
+
+
+def test_given_n1_ids_have_no_batch_size_and_old_ids_are_refused(exported, tmp_path):
+  truth = tmp_path / "truth.npz"
+  np.savez(truth, d2=exported["d2_labels"], d3=exported["d3_labels"])
+  [(job, [cell])] = sweep.plan(_config(truth))
+  assert job.id == "true__truth" and cell.id == "true__truth__mlp_1__b64"
+  workdir = tmp_path / "work"
+  config = _config(truth)
+  config.train.max_epochs = 1
+  sweep.train_and_evaluate(config, str(workdir), out=lambda line: None)
+  # A workdir written when a given N1's id carried the batch size: refused, not measured twice.
+  os.rename(workdir / "n1" / "true__truth", workdir / "n1" / "true__truth__b64")
+  before = sorted(os.listdir(workdir / "n1"))
+  with pytest.raises(LearnjaxError, match=r"stores the given N1 truth as n1/true__truth__b64"):
+    sweep.train_and_evaluate(config, str(workdir), out=lambda line: None)
+  assert sorted(os.listdir(workdir / "n1")) == before
