@@ -115,8 +115,10 @@ class Learnability:
   def _repr_markdown_(self) -> str:
     """A notebook cell's view: one row per metric, mean ± std over seeds."""
     from learnjax import metrics
-    rows = [f"| {metrics.REGISTRY[k].title} | {metrics.fmt_metric(k, self._stats(k))} "
-            f"{metrics.REGISTRY[k].unit} |" for k in self.metrics]
+    cell = lambda text: str(text).replace("|", "\\|").strip()
+    rows = [f"| {cell(metrics.REGISTRY[k].title)} | "
+            f"{cell(metrics.fmt_metric(k, self._stats(k)) + ' ' + metrics.REGISTRY[k].unit)} |"
+            for k in self.metrics]
     head = (f"**{self.n1}** ({self.n1_source}) → **{self.n2}** on {self.dataset}, "
             f"{len(self.seeds)} seeds{self._training_text()}")
     return head + "\n\n| metric | mean ± std over seeds |\n|---|---|\n" + "\n".join(rows)
