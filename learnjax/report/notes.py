@@ -51,7 +51,8 @@ def collect_notes(ctx: Context) -> list[str]:
   unfinished_n2 = [u for c in ctx.cells
                    if (u := above_target(c["cell"], (c.get("n2") or {}).get("train_error")))]
   limit = f", epoch limit {max_epochs}" if max_epochs else ""
-  for who, units, total in (("N1", unfinished_n1, len(ctx.n1s)),
+  trained_n1s = sum(not is_given(r) for r in ctx.n1s)
+  for who, units, total in (("N1", unfinished_n1, trained_n1s),
                             ("N2", unfinished_n2, len(ctx.cells))):
     if units and len(units) == total:
       above, seeds = sum(u[1] for u in units), sum(u[2] for u in units)
