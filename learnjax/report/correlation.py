@@ -3,7 +3,9 @@
 Three measures that need no labels beyond N1's own (learnability, Cohen's kappa of N1 and N2, and
 the GDE accuracy of N1's seeds; learnjax.metrics) are ranked across the cells against N1's test
 accuracy and N1's generalisation gap (training accuracy - test accuracy, for cells whose N1 is the
-final one: its training error is stored) with Kendall's tau-b (ties allowed), side by side. The
+final one: its training error is stored) with Kendall's tau-b (ties allowed), side by side, within each group of cells that
+share the N2 setup (N2 model, batch size, |D2|; ``n2.model=same`` is one setup), since a
+learnability depends on its N2 as well as on its N1. The
 interval is a percentile bootstrap over seeds: resample the seeds with replacement, recompute each
 cell's means, recompute tau. The seeds of a grid are paired (a seed's random keys do not depend on
 the cell), so one resample of seed indices serves every cell; cells with other seed counts are
