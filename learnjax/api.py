@@ -42,6 +42,24 @@ class Learnability:
   n1_preds_d3: np.ndarray         # (S, |D3|)
   n2_preds_d3: np.ndarray         # (S, |D3|)
   y_d3: np.ndarray                # (|D3|,)
+  n1_source: str = "trained"      # 'trained' (a learnjax model) or 'given' (predictions)
+  n1_train_error: np.ndarray | None = None   # (S,) fraction; None where unknown (no D1 labels)
+  n2_epochs: np.ndarray | None = None        # (S,) epochs N2 trained
+  n2_train_error: np.ndarray | None = None   # (S,) N2's final training error, a fraction
+  n2_diverged: np.ndarray | None = None      # (S,) bool
+  stop_error: float | None = None            # train.stop_error: N2 converged below it
+  seconds: float | None = None               # wall time of the call
+
+  @property
+  def status(self) -> str:
+    """'ok', 'diverged' (some N2 seed diverged) or 'not converged' (some N2 seed stopped at or
+    above train.stop_error, e.g. at the epoch limit): a number to read with care."""
+    if self.n2_diverged is not None and np.any(self.n2_diverged):
+      return "diverged"
+    if self.n2_train_error is not None and self.stop_error is not None and np.any(
+        np.asarray(self.n2_train_error, float) >= self.stop_error):
+      return "not converged"
+    return "ok"
 
   def __getattr__(self, name):
     values = self.__dict__.get("metrics", {})
@@ -75,7 +93,76 @@ class Learnability:
              f"{metrics.REGISTRY[k].unit}".rstrip() for k in metrics.console_names()
              if k in self.metrics]
     return (f"{self.n1} -> {self.n2} on {self.dataset}, {len(self.seeds)} seeds: "
-            + ", ".join(parts))
+            + ", ".join(parts) + self._training_text())
+
+  def _training_text(self) -> str:
+    bits = []
+    if self.n2_epochs is not None:
+      bits.append(f"N2 {_range_text(self.n2_epochs)} epochs, training error "
+                  f"{_range_text(100 * np.asarray(self.n2_train_error, float), '.1f')} %")
+    if self.n1_train_error is not None:
+      bits.append(f"N1 training error {_range_text(100 * self.n1_train_error, '.1f')} %")
+    if self.status != "ok":
+      bits.append(f"status: {self.status}")
+    return ("; " + "; ".join(bits)) if bits else ""
+
+  def __repr__(self) -> str:
+    stats = self._stats("learnability") if "learnability" in self.metrics else None
+    learn = "" if stats is None else f" learnability={metrics_fmt('learnability', stats)}%"
+    return (f"<Learnability {self.n1} ({self.n1_source}) -> {self.n2} on {self.dataset}, "
+            f"{len(self.seeds)} seeds:{learn} status={self.status}>")
+
+  def _repr_markdown_(self) -> str:
+    """A notebook cell's view: one row per metric, mean ± std over seeds."""
+    from learnjax import metrics
+    cell = lambda text: str(text).replace("|", "\\|").strip()
+    rows = [f"| {cell(metrics.REGISTRY[k].title)} | "
+            f"{cell(metrics.fmt_metric(k, self._stats(k)) + ' ' + metrics.REGISTRY[k].unit)} |"
+            for k in self.metrics]
+    head = (f"**{self.n1}** ({self.n1_source}) → **{self.n2}** on {self.dataset}, "
+            f"{len(self.seeds)} seeds{self._training_text()}")
+    return head + "\n\n| metric | mean ± std over seeds |\n|---|---|\n" + "\n".join(rows)
+
+  def to_dict(self) -> dict:
+    """Plain Python values (JSON-ready): names, per-seed metrics and training numbers."""
+    def plain(values):
+      return None if values is None else np.asarray(values).tolist()
+    return {"n1": self.n1, "n1_source": self.n1_source, "n2": self.n2, "dataset": self.dataset,
+            "seeds": plain(self.seeds), "status": self.status,
+            "metrics": {k: plain(v) for k, v in self.metrics.items()},
+            "mean": self.mean, "std": self.std, "n1_train_error": plain(self.n1_train_error),
+            "n2_epochs": plain(self.n2_epochs), "n2_train_error": plain(self.n2_train_error),
+            "n2_diverged": plain(self.n2_diverged), "seconds": self.seconds}
+
+  def to_pandas(self):
+    """A DataFrame, one row per seed and one column per per-seed metric (needs pandas)."""
+    try:
+      import pandas as pd
+    except ImportError:
+      raise ImportError("to_pandas() needs pandas (pip install pandas); to_dict() does not")
+    from learnjax import metrics
+    columns = {"seed": self.seeds}
+    columns.update({k: v for k, v in self.metrics.items()
+                    if not metrics.REGISTRY[k].ensemble and np.shape(v) == np.shape(self.seeds)})
+    for name in ("n1_train_error", "n2_epochs", "n2_train_error"):
+      if getattr(self, name) is not None:
+        columns[name] = np.asarray(getattr(self, name))
+    frame = pd.DataFrame(columns).set_index("seed")
+    frame.attrs.update(n1=self.n1, n2=self.n2, dataset=self.dataset, status=self.status)
+    return frame
+
+
+def metrics_fmt(name: str, stats) -> str:
+  from learnjax import metrics
+  return metrics.fmt_metric(name, stats)
+
+
+def _range_text(values, fmt: str = "d") -> str:
+  """'12' or '10-14' (min-max over seeds)."""
+  values = np.asarray(values, float)
+  lo, hi = values.min(), values.max()
+  one = (lambda v: f"{int(v)}") if fmt == "d" else (lambda v: format(v, fmt))
+  return one(lo) if one(lo) == one(hi) else f"{one(lo)}-{one(hi)}"
 
 
 N1 = Any  # a model name | predict(images float32 NHWC) -> labels or logits | (d2, d3) labels
@@ -84,19 +171,28 @@ N1 = Any  # a model name | predict(images float32 NHWC) -> labels or logits | (d
 def learnability(n1: N1, data: Any = "digits", n2: str = "mlp_1", seeds: int | Sequence[int] = 5,
                  *, seed: int = 0, n1_size: int | None = None, n2_size: int | None = None,
                  test_size: int | None = None, data_dir: str | None = None,
-                 config: dict | None = None) -> Learnability:
+                 config: dict | None = None, n1_name: str | None = None,
+                 progress: Callable[[str], None] | None = print) -> Learnability:
   """The learnability of ``n1`` on ``data``, measured with N2 = ``n2`` over ``seeds`` seeds.
 
   n1: a learnjax model name (``'mlp_1'``: N1 is trained on D1 as on the command line); or a
-    function ``predict(images) -> labels`` called on D2 and on D3 as float32 (N, H, W, C) arrays,
-    normalised as learnjax normalises them (logits (N, C) are argmaxed); or the labels themselves,
-    a pair ``(d2, d3)`` (see ``python -m learnjax.data.export`` for the images they belong to).
+    function ``predict(images) -> labels`` called on D1, D2 and D3 as float32 (N, H, W, C) arrays,
+    normalised as learnjax normalises them, returning labels (N,) or float scores (N, K) (logits
+    or probabilities, argmaxed); or the predictions themselves, a pair ``(d2, d3)`` or a dict with
+    ``'d2'``, ``'d3'`` and optionally ``'d1'``, each in any shape a predictions file takes
+    (:mod:`learnjax.predictions`: (S, N) integer labels are one row per seed). See ``python -m
+    learnjax.data.export`` for the images they belong to. N1 is then "given": its training error
+    is its error on D1 where D1's labels are known (a function, or ``'d1'``).
   data: a data set name (``'digits'``, a tensorflow-datasets name), a path to an .npz with
     x_train, y_train, x_test, y_test, or those four arrays as a tuple (uint8 images N,H,W[,C]).
   n2: a model name (``'same'``: N1's, when n1 is a name).
   seeds: how many seeds (indices 0..seeds-1), or the seed indices themselves.
   config: overrides of the base config by dotted name, e.g. ``{'train.max_epochs': 20,
     'n2.batch_size': 32, 'data.variant': 'random_labels'}``.
+  n1_name: N1's name in the result (default: the model name, the function's name, or
+    'predictions').
+  progress: a function taking a line (``print``, the default: a line per ``progress_seconds`` of
+    training, as the command line prints), or None for silence.
 
   Bad arguments raise :class:`~learnjax.errors.ArgumentError` (a ``ValueError``) before anything
   is trained, as the command line refuses them; so does an N1 whose output is ambiguous (an
@@ -107,6 +203,14 @@ def learnability(n1: N1, data: Any = "digits", n2: str = "mlp_1", seeds: int | S
   from learnjax.predictions import MODEL as predictions_model
   from learnjax.data import splits as splits_lib
 
+  import time
+  from learnjax.progress import EpochPrinter
+  started = time.time()
+  if progress is not None and not callable(progress):
+    raise ArgumentError(f"progress must be a function taking a line (print) or None, got "
+                        f"{type(progress).__name__}")
+  if n1_name is not None and (not isinstance(n1_name, str) or not n1_name.strip()):
+    raise ArgumentError(f"n1_name must be a non-empty string, got {n1_name!r}")
   cfg = config_lib.base_config()
   apply_overrides(cfg, config if config is not None else {})
   seed_indices = _seed_indices(seeds)
@@ -128,6 +232,13 @@ def learnability(n1: N1, data: Any = "digits", n2: str = "mlp_1", seeds: int | S
   dtype = sweep.PRECISIONS[cfg.train.precision][1]
   t = cfg.train
   run_kw = dict(seed_layout=t.seed_layout, devices=t.devices, concurrent_seeds=t.concurrent_seeds)
+  stream = _LineStream(progress)
+
+  def printer(label, n):
+    if progress is None:
+      return None
+    return EpochPrinter(label, n, len(seed_indices), t.max_epochs, interval=cfg.progress_seconds,
+                        stream=stream)
 
   def hparams(field, name):
     """config's width and depth of block ``field``, refused where model ``name`` ignores them."""
@@ -154,14 +265,21 @@ def learnability(n1: N1, data: Any = "digits", n2: str = "mlp_1", seeds: int | S
   if isinstance(n1, str):
     (variant, fraction), = _variant_units(cfg)
     net = protocol.train_n1(splits, trainer(n1, cfg.n1.batch_size, **n1_hparams), variant, seed,
-                            seed_indices, corrupt_fraction=fraction, **run_kw)
-    preds_d2, preds_d3, n1_name = net.preds_d2, net.preds_d3, n1
+                            seed_indices, corrupt_fraction=fraction,
+                            on_epoch=printer(f"N1 {n1} {variant}", len(splits.d1)), **run_kw)
+    preds_d2, preds_d3, name = net.preds_d2, net.preds_d3, n1
     n1_log_probs, n1_test_preds = net.log_probs_d3, net.preds_test
+    n1_train_error = np.asarray(net.train_error, float)
+    per_seed = True
   else:
-    d2, d3, n1_name = _given(n1, splits)
-    preds_d2, preds_d3 = (np.tile(p, (len(seed_indices), 1)) for p in (d2, d3))
+    given, name = _given(n1, splits, len(seed_indices))
+    preds_d2, preds_d3, per_seed = given.d2, given.d3, given.per_seed
     n1_log_probs = None   # an N1 given as labels has no probabilities
+    n1_train_error = (None if given.d1 is None else
+                      (given.d1 != splits.d1.y[None]).mean(-1).astype(float))
+  n1_name = n1_name or name
   n2_net = protocol.train_n2(splits, n2_trainer, preds_d2, seed, seed_indices, variant=variant,
+                             on_epoch=printer(f"N2 {n2_name} <- {n1_name}", len(splits.d2)),
                              **run_kw)
   from learnjax import metrics
   y3 = splits.d3.y
@@ -173,12 +291,34 @@ def learnability(n1: N1, data: Any = "digits", n2: str = "mlp_1", seeds: int | S
             # the real test images' predictions, where the variant's D3 is noise
             **{f"{k}_preds_test": np.asarray(v)
                for k, v in (("n1", n1_test_preds), ("n2", n2_net.preds_test)) if v is not None}}
-  record = {} if isinstance(n1, str) else {"n1_source": "predictions"}
+  record = {} if isinstance(n1, str) else {"n1_source": "predictions", "n1_per_seed": per_seed}
   values = {m.name: v for m in metrics.REGISTRY.values()
             if (v := m.per_seed(arrays, record)) is not None}
   return Learnability(metrics=values, seeds=seed_indices, n1=n1_name, n2=n2_name,
                       dataset=pool.name, n1_preds_d3=arrays["n1_preds_d3"],
-                      n2_preds_d3=arrays["n2_preds_d3"], y_d3=y3)
+                      n2_preds_d3=arrays["n2_preds_d3"], y_d3=y3,
+                      n1_source="trained" if isinstance(n1, str) else "given",
+                      n1_train_error=n1_train_error, n2_epochs=np.asarray(n2_net.epochs),
+                      n2_train_error=np.asarray(n2_net.train_error, float),
+                      n2_diverged=np.asarray(n2_net.diverged, bool),
+                      stop_error=float(t.stop_error), seconds=time.time() - started)
+
+
+class _LineStream:
+  """A text stream that hands each printed line to ``out`` (print, a logger, a widget)."""
+
+  def __init__(self, out):
+    self.out, self._buffer = out, ""
+
+  def write(self, text: str) -> int:
+    self._buffer += text
+    *lines, self._buffer = self._buffer.split("\n")
+    for line in lines:
+      self.out(line)
+    return len(text)
+
+  def flush(self) -> None:
+    pass
 
 
 def _variant_units(cfg) -> list[tuple[str, float | None]]:
@@ -326,27 +466,29 @@ def _pool(data, data_dir):
                       f"{type(data).__name__}")
 
 
-def _given(n1, splits) -> tuple[np.ndarray, np.ndarray, str]:
-  """(d2, d3, name) of an N1 given as a predict function or as its labels."""
+def _given(n1, splits, seeds: int):
+  """(predictions.Given, name) of an N1 given as a predict function or as its predictions."""
   from learnjax import predictions
+  sizes = {k: len(getattr(splits, k)) for k in predictions.PARTS}
   if callable(n1):
     name = getattr(n1, "__qualname__", None) or type(n1).__name__
+    if "<lambda>" in name:
+      name = "predict"   # a lambda has no name of its own: name it with n1_name=
     source = f"n1 (the predict function {name})"
-    d2, d3 = (_labels_of(n1(part.x), key, len(part), splits.num_classes, source)
-              for key, part in (("d2", splits.d2), ("d3", splits.d3)))
+    arrays = {key: _labels_of(n1(getattr(splits, key).x), key, sizes[key], splits.num_classes,
+                              source) for key in ("d1", "d2", "d3") if sizes[key]}
+  elif isinstance(n1, dict) and {"d2", "d3"} <= set(n1) and set(n1) <= set(predictions.PARTS):
+    arrays, name, source = dict(n1), "predictions", "n1 (the predictions given)"
   elif isinstance(n1, (tuple, list)) and len(n1) == 2:
-    (d2, d3), name = n1, "predictions"
-    source = "n1 (the labels given)"
+    arrays, name, source = dict(zip(("d2", "d3"), n1)), "predictions", "n1 (the labels given)"
   else:
-    raise ArgumentError("n1 must be a model name, a predict function or a pair (d2, d3) of "
-                        f"labels, got {type(n1).__name__}")
-  return (_checked(predictions.check_labels, d2, "d2", len(splits.d2), splits.num_classes, source),
-          _checked(predictions.check_labels, d3, "d3", len(splits.d3), splits.num_classes, source),
-          name)
+    raise ArgumentError("n1 must be a model name, a predict function, a pair (d2, d3) or a dict "
+                        f"{{'d1', 'd2', 'd3'}} of predictions, got {type(n1).__name__}")
+  return _checked(predictions.given, arrays, sizes, splits.num_classes, seeds, source), name
 
 
 def _labels_of(output, key: str, size: int, num_classes: int, source: str) -> np.ndarray:
-  """The labels of a predict function's output: labels (N,) as they are, logits (N, C) argmaxed.
+  """A predict function's output checked: labels (N,) or scores (N, C), argmaxed later.
 
   Anything else is ambiguous and refused: an (N, 1) column (labels, or one class's logits?),
   logits with another column count than the C classes, or logits that are not all finite (NaN
@@ -358,6 +500,10 @@ def _labels_of(output, key: str, size: int, num_classes: int, source: str) -> np
   if output.ndim == 2 and output.shape[1] == 1:
     raise ArgumentError(f"{source} returned an ({output.shape[0]}, 1) column for {key}: return "
                         f"labels as a 1-d array (N,), or logits (N, {num_classes})")
+  if output.ndim == 2 and not np.issubdtype(output.dtype, np.floating):
+    raise ArgumentError(f"{source} returned {output.dtype} {output.shape} for {key}: a predict "
+                        f"function returns labels (N,) or float scores (N, {num_classes}); give "
+                        "per-seed labels (S, N) as arrays, n1={'d2': ..., 'd3': ...}")
   if output.ndim == 2:
     if output.shape[1] != num_classes:
       raise ArgumentError(f"{source} returned logits with {output.shape[1]} columns for {key}, "
@@ -367,7 +513,7 @@ def _labels_of(output, key: str, size: int, num_classes: int, source: str) -> np
           f"{int((~np.isfinite(output)).any(axis=1).sum())} of {len(output)} rows not finite"
       raise ArgumentError(f"{source} returned logits for {key} with {bad} (NaN or inf): N1's "
                           "labels would be arbitrary")
-    return output.argmax(-1)
+    return output
   if output.ndim == 1 and np.issubdtype(output.dtype, np.floating) \
       and not np.isfinite(output).all():
     raise ArgumentError(f"{source} returned labels for {key} that are not all finite")

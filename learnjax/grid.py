@@ -45,6 +45,8 @@ class N1Job:
 
   @property
   def id(self) -> str:
+    if self.n1.predictions:   # trained elsewhere: no batch size of learnjax's in its name
+      return f"{self.variant_id}__{self.n1.name}"
     return f"{self.variant_id}__{self.n1.name}__b{self.batch_size}"
 
   @property
@@ -53,6 +55,11 @@ class N1Job:
     fraction = {} if self.corrupt_fraction is None else {"corrupt_fraction": self.corrupt_fraction}
     return {"variant": self.variant, **fraction,
             "variant_construction": variants.get(self.variant).construction}
+
+  @property
+  def legacy_id(self) -> str | None:
+    """The id a given N1 had before it dropped the batch size (``true__logreg__b64``)."""
+    return f"{self.variant}__{self.n1.name}__b{self.batch_size}" if self.n1.predictions else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,9 +82,9 @@ def model_hparams(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
   return models.hparams_of(name)
 
 
-def _model_choices(block, field: str) -> list[ModelChoice]:
+def _model_choices(block, field: str, names: list[str] | None = None) -> list[ModelChoice]:
   choices = []
-  names = validation.grid_list(block.model, f"{field}.model")
+  names = validation.grid_list(block.model, f"{field}.model") if names is None else names
   validation.check_model_hparams(field, names, {h: block.get(h) for h in ("width", "depth")},
                                  model_hparams)
   for name in names:
@@ -96,8 +103,13 @@ def plan(config) -> list[tuple[N1Job, list[Cell]]]:
   validation.check_config(config)
   variant_list = validation.check_variants(config)
   fractions = validation.corrupt_fractions(config)
-  given = validation.grid_list(config.n1.model, "n1.model") == [predictions.MODEL]
-  n1_models = _prediction_choices(config) if given else _model_choices(config.n1, "n1")
+  n1_names = validation.grid_list(config.n1.model, "n1.model")
+  n1_models = []
+  for name in dict.fromkeys(n1_names):   # zoo models and given N1s, in the order listed
+    if name == predictions.MODEL:
+      n1_models += _prediction_choices(config, alone=n1_names == [predictions.MODEL])
+    else:
+      n1_models += _model_choices(config.n1, "n1", [name])
   if "same" in n1_models or "none" in n1_models:
     raise LearnjaxError("config.n1.model must name models ('same' and 'none' are for n2)")
   n2_models = _model_choices(config.n2, "n2")
@@ -117,14 +129,19 @@ def plan(config) -> list[tuple[N1Job, list[Cell]]]:
   return rows
 
 
-def _prediction_choices(config) -> list[ModelChoice]:
-  """n1.model=predictions: one N1 per file of n1.predictions, named by n1.name or its stem."""
+def _prediction_choices(config, alone: bool = True) -> list[ModelChoice]:
+  """n1.model=predictions: one N1 per file of n1.predictions, named by n1.name or its stem.
+
+  Listed beside zoo models (``n1.model=mlp_1,predictions``, ``alone`` False), n1.width and
+  n1.depth are the zoo models' and the given N1s ignore them."""
   files = validation.grid_list(config.n1.get("predictions", ""), "n1.predictions", allow_empty=True)
   names = validation.grid_list(config.n1.get("name", ""), "n1.name", allow_empty=True) or [None] * len(files)
   if not files:
-    predictions.load("", 0, 0, 0)  # raises: says what n1.predictions must hold
-  validation.check_model_hparams("n1", [predictions.MODEL],
-                                 {h: config.n1.get(h) for h in ("width", "depth")}, model_hparams)
+    predictions.load("", {}, 0, 0)  # raises: says what n1.predictions must hold
+  if alone:
+    validation.check_model_hparams("n1", [predictions.MODEL],
+                                   {h: config.n1.get(h) for h in ("width", "depth")},
+                                   model_hparams)
   if len(names) != len(files):
     raise LearnjaxError(f"config.n1.name gives {len(names)} names for {len(files)} predictions "
                         "files; give one per file (comma-separated) or none")
@@ -141,6 +158,11 @@ def _prediction_choices(config) -> list[ModelChoice]:
   choices = [ModelChoice(predictions.name_of(f, n), predictions.MODEL,
                          predictions=os.path.abspath(os.path.expanduser(f)))
              for f, n in zip(files, names)]
+  zoo = {models.canonical_name(n, width=config.n1.get("width"), depth=config.n1.get("depth"))
+         for n in validation.grid_list(config.n1.model, "n1.model") if n != predictions.MODEL}
+  if zoo & {c.name for c in choices}:
+    raise LearnjaxError(f"a predictions file is named {', '.join(sorted(zoo & {c.name for c in choices}))}"
+                        ", as a model of n1.model; name it apart with --config.n1.name=NAME")
   if len({c.name for c in choices}) != len(choices):
     raise LearnjaxError(f"two predictions files share the name {', '.join(c.name for c in choices)}"
                         "; name them with --config.n1.name=NAME1,NAME2,...")

@@ -175,8 +175,10 @@ def _agreement(a, b) -> np.ndarray:
 
 
 def _given_n1(record: Mapping) -> bool:
-  """An N1 given as labels: the same predictions for every seed, no probabilities."""
-  return "predictions" in (record.get("n1_source"), record.get("source"))
+  """An N1 given as labels, the same for every seed (its seeds' spread measures nothing); one
+  given per seed (``n1_per_seed``) has seeds of its own."""
+  return ("predictions" in (record.get("n1_source"), record.get("source"))
+          and not record.get("n1_per_seed") and not record.get("predictions_per_seed"))
 
 
 @register("learnability", title="learnability", console=True)

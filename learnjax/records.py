@@ -73,13 +73,17 @@ class SnapshotCache:
     store_lib.atomic_write_npz(self._path(key), {"preds_d2": value[0], "preds_d3": value[1]})
 
 
-def given_net(d2, d3, seeds: int) -> protocol.TrainedNet:
-  """An N1 given as its labels of D2 and D3, the same for every seed; untrained, so its training
-  numbers are unknown (None)."""
+def given_net(given, seeds: int, y_d1=None) -> protocol.TrainedNet:
+  """An N1 given as its labels (a :class:`~learnjax.predictions.Given`, (S, N) per part).
+
+  Untrained: no epochs, no learning rate. Its training error is its error on D1 where its D1
+  labels are given (``given.d1`` and ``y_d1``), else unknown (None)."""
   unknown = np.full((seeds,), None, object)
+  train_error = unknown
+  if given.d1 is not None and y_d1 is not None and len(y_d1):
+    train_error = (given.d1 != np.asarray(y_d1)[None]).mean(-1).astype(np.float64)
   return protocol.TrainedNet(
-      preds_d3=np.tile(np.asarray(d3, np.int32), (seeds, 1)),
-      preds_d2=np.tile(np.asarray(d2, np.int32), (seeds, 1)),
-      epochs=np.zeros((seeds,), np.int32), train_error=unknown, learning_rate=unknown,
+      preds_d3=np.asarray(given.d3, np.int32), preds_d2=np.asarray(given.d2, np.int32),
+      epochs=np.zeros((seeds,), np.int32), train_error=train_error, learning_rate=unknown,
       diverged=np.zeros((seeds,), bool), diverged_epoch=np.full((seeds,), -1, np.int32),
       history={}, seconds=0.0)

@@ -75,8 +75,9 @@ class Experiment:
     self._trainers = {}
     # Build every model once now, so a bad model choice stops the run before any training.
     # N1s given as predictions: read and checked now, before any training.
-    self.given = {job.n1: predictions.load(job.n1.predictions, len(self.splits.d2),
-                                           len(self.splits.d3), self.splits.num_classes)
+    sizes = {k: len(getattr(self.splits, k)) for k in predictions.PARTS}
+    self.given = {job.n1: predictions.load(job.n1.predictions, sizes, self.splits.num_classes,
+                                           int(config.seeds))
                   for job, _ in self.rows if job.n1.predictions}
     check_given_predictions(self)
     self.guard = guard.Workdir(workdir, config, self.data_fingerprint, self._planned_fields())
@@ -98,7 +99,7 @@ class Experiment:
       given = job.n1.predictions
       n1 = guard.n1_fields(protocol_settings, self.data_fingerprint, job.variant, job.n1.name,
                            job.batch_size, () if given else snapshot_epochs(self.config),
-                           self.given[job.n1][2] if given else None,
+                           self.given[job.n1].sha256 if given else None,
                            corrupt_fraction=job.corrupt_fraction,
                            construction=job.variant_record["variant_construction"])
       planned[f"n1/{job.id}"] = n1
@@ -175,15 +176,17 @@ class Experiment:
 
   def _given_n1(self, job: N1Job) -> protocol.TrainedNet:
     """The N1 record of an N1 given as predictions: its labels for every seed, no training."""
-    d2, d3, sha256 = self.given[job.n1]
+    given = self.given[job.n1]
     self.out(f"N1 {job.id}: given as predictions ({job.n1.predictions})")
-    net = records.given_net(d2, d3, self.config.seeds)
+    net = records.given_net(given, self.config.seeds, self.splits.d1.y)
     result = {"n1": job.id, "dataset": self.pool.name, **job.variant_record,
               "model": job.n1.name, "batch_size": job.batch_size, "seeds": int(self.config.seeds),
               "num_classes": self.splits.num_classes, "d1": len(self.splits.d1),
               "d2": len(self.splits.d2), "d3": len(self.splits.d3), "snapshot_epochs": [],
               "source": predictions.MODEL, "predictions_file": job.n1.predictions,
-              "predictions_sha256": sha256, **records.net_summary(net), **self._class_names()}
+              "predictions_sha256": given.sha256, "predictions_d1": given.d1 is not None,
+              "predictions_per_seed": given.per_seed, **records.net_summary(net),
+              **self._class_names()}
     arrays = {**records.net_arrays("n1", net), "y_d2": self.splits.d2.y, "y_d3": self.splits.d3.y}
     self.store.save("n1", job.id, result, arrays, fingerprint=self.guard.planned[f"n1/{job.id}"])
     return net
@@ -226,6 +229,7 @@ class Experiment:
         **({"n1_params": n1_result["params"], "n1_param_tensors": n1_result["param_tensors"]}
            if "params" in n1_result else {}),
         **({"n1_source": n1_result["source"]} if "source" in n1_result else {}),
+        **({"n1_per_seed": True} if n1_result.get("predictions_per_seed") else {}),
         "n1": records.net_summary(n1), "n2": records.net_summary(n2),
         "status": "diverged" if (n1.diverged.any() or n2.diverged.any()) else "ok",
     }
@@ -291,7 +295,10 @@ class Experiment:
       what = (f"N1 only (n2.model = none): {len(mine)} N1 trainings in this task, "
               f"{done_n1} already done")
     else:
-      what = f"{total} cells in this task ({len(mine)} N1 trainings), {done} already done"
+      given = sum(bool(job.n1.predictions) for job, _ in mine)
+      n1s = f"{len(mine) - given} N1 trainings" + (f", {given} N1s given as predictions"
+                                                    if given else "")
+      what = f"{total} cells in this task ({n1s}), {done} already done"
     self.out(f"{what}; data {self.pool.name}: |D1|={len(self.splits.d1)} |D2|={len(self.splits.d2)} "
              f"|D3|={len(self.splits.d3)}, {self.config.seeds} seeds")
     start = time.time()
@@ -331,12 +338,21 @@ def check_workdir_config(store: Store, config) -> None:
 
 
 def check_given_predictions(experiment: Experiment) -> None:
-  """Refuses a workdir whose N1 given as predictions was stored from a file that has changed."""
+  """Refuses a workdir whose N1 given as predictions was stored from a file that has changed, or
+  under the id it had before given N1s dropped the batch size (it would be measured again beside
+  the old cells, and both reported)."""
+  for job, _ in experiment.rows:
+    if job.legacy_id and experiment.store.has("n1", job.legacy_id):
+      raise LearnjaxError(
+          f"{experiment.store.workdir} stores the given N1 {job.n1.name} as n1/{job.legacy_id}, "
+          f"the name this version gives n1/{job.id} (a given N1 has no batch size); its stored "
+          f"numbers stay readable by python -m learnjax.report; to measure it with this version, "
+          f"use a new --workdir")
   for job, _ in experiment.rows:
     if not job.n1.predictions or not experiment.store.has("n1", job.id):
       continue
     stored, _ = experiment.store.load("n1", job.id, with_arrays=False)
-    old, new = stored.get("predictions_sha256"), experiment.given[job.n1][2]
+    old, new = stored.get("predictions_sha256"), experiment.given[job.n1].sha256
     if old != new:
       raise LearnjaxError(
           f"{job.n1.predictions} is not the file whose predictions {experiment.store.workdir} "

@@ -150,7 +150,7 @@ def check_unused_settings(flat: dict) -> None:
     raise LearnjaxError(f"config.data.npz_path={flat['data.npz_path']!r} is read only with "
                         f"data.name=npz, but data.name is {flat['data.name']!r}; add "
                         "--config.data.name=npz, or leave data.npz_path empty")
-  given = grid_list(flat["n1.model"], "n1.model") == [PREDICTIONS_MODEL]
+  given = PREDICTIONS_MODEL in grid_list(flat["n1.model"], "n1.model")
   for field in ("n1.predictions", "n1.name"):
     if flat[field] and not given:
       raise LearnjaxError(f"config.{field}={flat[field]!r} is read only with "

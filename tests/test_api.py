@@ -54,7 +54,7 @@ def test_a_predict_function_that_knows_the_truth(digits_pool):
   """N1 = the truth, given as a function of the normalised images: learnability = N2's accuracy."""
   from learnjax.data import splits
   s = splits.make_splits(digits_pool, *SIZES.values())
-  truth = {x.tobytes(): y for part in (s.d2, s.d3) for x, y in zip(part.x, part.y)}
+  truth = {x.tobytes(): y for part in (s.d1, s.d2, s.d3) for x, y in zip(part.x, part.y)}
   seen = []
 
   def predict(images):
@@ -64,12 +64,14 @@ def test_a_predict_function_that_knows_the_truth(digits_pool):
 
   r = learnjax.learnability(predict, data="digits", n2="mlp_1", seeds=[0, 1], **SIZES,
                             config=OVERRIDES)
-  assert seen == [(300, 8, 8, 1), (200, 8, 8, 1)]
+  assert seen == [(300, 8, 8, 1), (300, 8, 8, 1), (200, 8, 8, 1)]   # D1, D2, D3
   assert r.n1 == "test_a_predict_function_that_knows_the_truth.<locals>.predict"
   np.testing.assert_array_equal(r.n1_test_accuracy, [100.0, 100.0])
   np.testing.assert_array_equal(r.learnability, r.n2_test_accuracy)
   assert r.learnability.shape == (2,) and r.n2_preds_d3.shape == (2, 200)
   assert "learnability" in str(r)
+  np.testing.assert_array_equal(r.n1_train_error, [0.0, 0.0])   # N1 is right on D1 too
+  assert r.n1_source == "given"
 
 
 def test_data_as_arrays_and_labels_as_predictions(digits_pool):
@@ -103,3 +105,46 @@ def test_run_takes_a_config_file_with_overrides(tmp_path):
   with pytest.raises(LearnjaxError, match="unknown config field"):
     learnjax.run(os.path.join(root, "configs", "quickstart.py"), str(tmp_path),
                  overrides={"n3.model": "x"})
+
+
+def test_result_reads_well_in_a_notebook_and_per_seed_predictions_are_seeds(digits_pool):
+  """Per-seed (S, N) labels as a dict with d1; the result's repr, markdown, dict, frame, status,
+  N2 epochs and training error; progress lines through ``progress``; a name for N1."""
+  y1, y2, y3 = (digits_pool.y_train[:300], digits_pool.y_train[-300:], digits_pool.y_test[:200])
+  wrong = y3.copy()
+  wrong[:20] = (wrong[:20] + 1) % 10
+  d1 = y1.copy()
+  d1[:15] = (d1[:15] + 1) % 10
+  lines = []
+  r = learnjax.learnability({"d1": d1, "d2": np.stack([y2, y2]), "d3": np.stack([y3, wrong])},
+                            data="digits", n2="mlp_1", seeds=2, **SIZES, config=OVERRIDES,
+                            n1_name="mine", progress=lines.append)
+  np.testing.assert_array_equal(r.n1_test_accuracy, [100.0, 90.0])   # each seed its own row
+  np.testing.assert_allclose(r.n1_train_error, [0.05, 0.05])          # 15 of 300 wrong on D1
+  assert r.n1 == "mine" and r.n1_source == "given"
+  assert r.n2_epochs.tolist() == [2, 2] and r.n2_train_error.shape == (2,)
+  assert r.status == "not converged"     # two epochs: above the 1 % stop error
+  assert any("N2 mlp_1 <- mine" in line and "epoch    2/2" in line for line in lines), lines
+  text = repr(r)
+  assert len(text) < 200 and text.startswith("<Learnability mine (given) -> mlp_1 on digits")
+  assert "status=not converged" in text
+  assert "| learnability |" in r._repr_markdown_()
+  assert "N2 2 epochs" in str(r) and "N1 training error 5.0 %" in str(r)
+  d = json.loads(json.dumps(r.to_dict()))
+  assert d["metrics"]["learnability"] == r.learnability.tolist() and d["n2_epochs"] == [2, 2]
+  # A lambda has no name: a clear default; silence with progress=None.
+  quiet = learnjax.learnability(lambda x: np.zeros(len(x), int), data="digits", n2="mlp_1",
+                                seeds=1, **SIZES, config={"train.max_epochs": 1}, progress=None)
+  assert quiet.n1 == "predict"
+  with pytest.raises(LearnjaxError, match="3 rows of labels .* 2 seeds"):
+    learnjax.learnability((np.zeros((3, 300), int), y3), data="digits", seeds=2, **SIZES)
+  with pytest.raises(LearnjaxError, match="a predict function returns labels"):
+    learnjax.learnability(lambda x: np.zeros((2, len(x)), int), data="digits", seeds=2, **SIZES)
+  try:
+    import pandas  # noqa: F401  optional: to_pandas says so when it is missing
+  except ImportError:
+    with pytest.raises(ImportError, match="to_pandas\\(\\) needs pandas"):
+      r.to_pandas()
+  else:
+    frame = r.to_pandas()
+    assert list(frame.index) == [0, 1] and frame["learnability"].tolist() == r.learnability.tolist()

@@ -91,8 +91,14 @@ def test_true_labels_as_predictions_learnability_equals_n2_test_accuracy(exporte
     ({"d2": np.zeros(300, int), "d3": np.zeros(201, int)}, "d3 has 201 labels but D3"),
     ({"d2": np.zeros(300, int), "d3": np.full(200, 10)}, r"labels 10..10, outside 0..9"),
     ({"d2": np.full(300, -1), "d3": np.zeros(200, int)}, "outside 0..9"),
-    ({"d2": np.zeros(300), "d3": np.zeros(200, int)}, "d2 must be a 1-d array of integer"),
-    ({"d2": np.zeros((300, 10), int), "d3": np.zeros(200, int)}, "1-d array"),
+    ({"d2": np.zeros(300), "d3": np.zeros(200, int)}, r"d2 is float64 \(300\); give \(N,\) integer"),
+    ({"d2": np.zeros((300, 10), int), "d3": np.zeros(200, int)}, "d2 has 10 labels but D2"),
+    ({"d2": np.zeros((3, 300), int), "d3": np.zeros(200, int)}, "3 rows of labels .* 2 seeds"),
+    ({"d2": np.zeros((300, 9)), "d3": np.zeros(200, int)}, "9 columns, but the data has 10"),
+    ({"d2": np.full((300, 10), np.nan), "d3": np.zeros(200, int)}, "300 rows of scores not finite"),
+    ({"d2": np.zeros((2, 300, 10), int), "d3": np.zeros(200, int)}, "int64 .* give"),
+    ({"d1": np.zeros(299, int), "d2": np.zeros(300, int), "d3": np.zeros(200, int)},
+     "d1 has 299 labels but D1"),
     ({"d2": np.zeros(300, int)}, "lacks d3"),
 ])
 def test_bad_predictions_are_refused_before_training(tmp_path, arrays, message):
@@ -159,3 +165,96 @@ def test_command_lines_give_one_error_line(tmp_path):
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert len(errors) == 1 and message in errors[0], proc.stderr
+
+
+def test_export_writes_d1_the_first_n1_size_training_images(exported, digits_pool):
+  np.testing.assert_array_equal(exported["d1_index"], np.arange(SIZES[0]))
+  np.testing.assert_array_equal(exported["d1_images"], digits_pool.x_train[:SIZES[0]])
+  np.testing.assert_array_equal(exported["d1_labels"], digits_pool.y_train[:SIZES[0]])
+  assert not set(exported["d1_index"]) & set(exported["d2_index"])
+
+
+def test_per_seed_rows_scores_and_d1_as_a_file(exported):
+  """(S, N) integer rows are the seeds' own labels; (N, K) float scores are argmaxed; d1 gives N1
+  its training error (its error on D1), counted by hand."""
+  from learnjax import predictions, records
+  y1, y2, y3 = (exported[f"{p}_labels"] for p in ("d1", "d2", "d3"))
+  rows = np.stack([y2, (y2 + 1) % 10])
+  scores = np.eye(10)[y3] * 0.9 + 0.01      # probabilities, argmax = y3
+  d1 = y1.copy()
+  d1[:30] = (d1[:30] + 1) % 10              # wrong on 30 of 300 images: 10 % training error
+  sizes = {"d1": SIZES[0], "d2": SIZES[1], "d3": SIZES[2]}
+  g = predictions.given({"d1": d1, "d2": rows, "d3": scores}, sizes, 10, 2, "test")
+  assert g.per_seed and g.d2.shape == (2, SIZES[1]) and g.d3.shape == (2, SIZES[2])
+  np.testing.assert_array_equal(g.d2, rows)
+  np.testing.assert_array_equal(g.d3, np.stack([y3, y3]))
+  net = records.given_net(g, 2, y1)
+  np.testing.assert_allclose(net.train_error, [0.1, 0.1])
+  assert records.given_net(predictions.given({"d2": y2, "d3": y3}, sizes, 10, 2, "t"), 2,
+                           y1).train_error.tolist() == [None, None]
+
+
+def test_one_workdir_with_a_zoo_n1_and_a_given_n1(exported, tmp_path):
+  """n1.model=mlp_1,predictions: both kinds of N1 in one table, the given one shown as given."""
+  from learnjax import report
+  from learnjax.report import console
+  y1, y2, y3 = (exported[f"{p}_labels"] for p in ("d1", "d2", "d3"))
+  mine = tmp_path / "mine.npz"
+  np.savez(mine, d1=y1, d2=np.stack([y2, y2]), d3=y3)
+  config = _config(mine, model="mlp_1,predictions", name="truth")
+  workdir = str(tmp_path / "work")
+  lines = []
+  cells = sweep.train_and_evaluate(config, workdir, out=lines.append)
+  assert [c["n1_model"] for c in cells] == ["mlp_1", "truth"]
+  zoo, given = cells
+  assert given["n1_source"] == "predictions" and "n1_source" not in zoo
+  assert given["n1"]["train_error"] == [0.0, 0.0]      # right on D1: d1 was given
+  assert given["n1_test_accuracy"]["per_seed"] == [100.0, 100.0]
+  assert any("2 cells in this task (1 N1 trainings, 1 N1s given as predictions)" in line
+             for line in lines), lines
+  table = console.format_table(cells, 0.01, workdir)
+  row = next(line for line in table.splitlines() if line.startswith("true   truth")
+             or " truth " in line)
+  assert " given " in row and "not converged (N1" not in row
+  markdown, _ = report.build_report(workdir)
+  assert "1 trained N1s, 1 N1s given as predictions" in markdown
+  assert f"given as predictions, `{mine}`" in markdown
+  assert predictions_sha(mine)[:16] in markdown
+  assert "| true | truth | – | mlp_1 |" in markdown
+  # Every N1 given: the report's title names them, not the config's experiment.
+  only = _config(mine, name="truth")
+  sweep.train_and_evaluate(only, str(tmp_path / "given"), out=lines.append)
+  markdown, _ = report.build_report(str(tmp_path / "given"))
+  assert markdown.startswith("# Learnability report: N1s given as predictions: truth")
+
+
+def predictions_sha(path):
+  from learnjax import predictions
+  return predictions.file_sha256(str(path))
+
+
+def test_model_list_with_predictions_refused_where_it_would_be_ambiguous(tmp_path):
+  path = tmp_path / "mlp_1.npz"
+  np.savez(path, d2=np.zeros(300, int), d3=np.zeros(200, int))
+  with pytest.raises(LearnjaxError, match="named mlp_1, as a model of n1.model"):
+    sweep.plan(_config(path, model="mlp_1,predictions"))
+  config = _config(path, model="mlp_1")
+  with pytest.raises(LearnjaxError, match="n1.predictions=.* is read only with n1.model=predictions"):
+    sweep.plan(config)
+
+
+def test_given_n1_ids_have_no_batch_size_and_old_ids_are_refused(exported, tmp_path):
+  truth = tmp_path / "truth.npz"
+  np.savez(truth, d2=exported["d2_labels"], d3=exported["d3_labels"])
+  [(job, [cell])] = sweep.plan(_config(truth))
+  assert job.id == "true__truth" and cell.id == "true__truth__mlp_1__b64"
+  workdir = tmp_path / "work"
+  config = _config(truth)
+  config.train.max_epochs = 1
+  sweep.train_and_evaluate(config, str(workdir), out=lambda line: None)
+  # A workdir written when a given N1's id carried the batch size: refused, not measured twice.
+  os.rename(workdir / "n1" / "true__truth", workdir / "n1" / "true__truth__b64")
+  before = sorted(os.listdir(workdir / "n1"))
+  with pytest.raises(LearnjaxError, match=r"stores the given N1 truth as n1/true__truth__b64"):
+    sweep.train_and_evaluate(config, str(workdir), out=lambda line: None)
+  assert sorted(os.listdir(workdir / "n1")) == before

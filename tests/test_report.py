@@ -541,3 +541,35 @@ def test_progress_lines_number_seeds_from_zero():
                               train_error=np.array([0.5, 0.4]), learning_rate=np.array([0.01, 0.01]))
   printer(log, None, np.array([2, 3]))
   assert "| seeds 2-3 of 4 |" in stream.getvalue()
+
+
+def test_correlation_within_each_n2_never_pooled_across_n2s(tmp_path):
+  """Three N1s, two N2s: with N2 mlp_4 learnability rises with N1's accuracy (tau +1), with
+  N2 mlp_5 it falls (tau -1); pooling them would mix two yardsticks."""
+  workdir, store = workdir_for(tmp_path, "T5")
+  for n1, acc in (("mlp_1", 30.0), ("mlp_2", 40.0), ("mlp_3", 50.0)):
+    save_cell(store, n1=n1, n2="mlp_4", learn=[acc + 10] * 2, acc=[acc] * 2)
+    save_cell(store, n1=n1, n2="mlp_5", learn=[100 - acc] * 2, acc=[acc] * 2)
+  markdown, figures = report.build_report(workdir)
+  assert "| N1 test accuracy (N2 mlp_4) | 3 | +1.00 [+1.00, +1.00] |" in markdown
+  assert "| N1 test accuracy (N2 mlp_5) | 3 | -1.00 [-1.00, -1.00] |" in markdown
+  assert "(all cells)" not in markdown
+  assert "2 different N2 setups" in markdown and "N2 mlp_4: 3 cells; N2 mlp_5: 3 cells" in markdown
+  fig = figures["learnability_vs_generalisation.png"]
+  titles = [legend.get_title().get_text() for legend in fig.legends]
+  assert titles == ["N1 (colour)", "N2 (marker)"]
+  assert [t.get_text() for t in fig.legends[1].get_texts()] == ["N2 mlp_4", "N2 mlp_5"]
+  assert len(fig.legends[0].get_texts()) == 3
+
+
+def test_gap_row_missing_says_why(tmp_path):
+  workdir, store = workdir_for(tmp_path, "T5")
+  for n1, acc in (("mlp_1", 30.0), ("mlp_2", 40.0), ("mlp_3", 50.0)):
+    cell = save_cell(store, n1=n1, learn=[acc + 10] * 2, acc=[acc] * 2)
+    cell["n1_source"] = "predictions"
+    cell["n1"]["train_error"] = [None, None]
+    store.save("cells", cell["cell"], cell, store.load("cells", cell["cell"])[1])
+  markdown, _ = report.build_report(workdir)
+  assert "N1 generalisation gap (" not in markdown
+  assert ("The row against N1's generalisation gap is missing: no cell has N1's training error "
+          "(3 cell(s) have an N1 given as predictions without its labels of D1") in markdown

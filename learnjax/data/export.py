@@ -1,22 +1,25 @@
-"""The images of D2 and D3 of a config, for a model outside learnjax to predict on.
+"""The images of D1, D2 and D3 of a config, for a model outside learnjax to train and predict on.
 
 ::
 
-    python -m learnjax.data.export --config=configs/t12_mnist_mlp.py --out=/tmp/mnist_d2_d3.npz
+    python -m learnjax.data.export --config=configs/t12_mnist_mlp.py --out=/tmp/mnist_splits.npz
 
-writes an .npz with, for ``part`` in ``d2`` and ``d3``:
+writes an .npz with, for ``part`` in ``d1``, ``d2`` and ``d3``:
 
 - ``{part}_images``: the images as stored in the data set, uint8 (N, H, W, C);
 - ``{part}_images_normalised``: float32, normalised as learnjax normalises them (per channel, with
   the mean and standard deviation of the whole training split: ``mean``, ``std``);
 - ``{part}_labels``: the true labels; ``{part}_index``: the positions in the data set's train
-  (D2) or test (D3) split;
+  (D1, D2) or test (D3) split;
 
-and ``num_classes``, ``dataset`` and, where the data set has them, ``class_names``. Predict on
-``d2_images*`` and ``d3_images*`` in this order, save the labels as ``d2`` and ``d3`` in an .npz,
+and ``num_classes``, ``dataset`` and, where the data set has them, ``class_names``. Train N1 on
+D1 (``d1_images*`` with ``d1_labels``: the first ``n1_size`` training images; D2 is the last
+``n2_size``, so with ``n1_size + n2_size`` below the training split some images are in neither).
+Predict on D2 and D3 (and D1, for N1's training error) in this order, save the predictions as
+``d2``, ``d3`` (and ``d1``) in an .npz (see :mod:`learnjax.predictions` for the shapes taken),
 and measure their learnability with ``--config.n1.model=predictions
---config.n1.predictions=FILE.npz`` (same data settings). PyTorch wants NCHW:
-``x.transpose(0, 3, 1, 2)``.
+--config.n1.predictions=FILE.npz`` (same data settings). A scikit-learn model wants
+``x.reshape(len(x), -1)``; PyTorch wants NCHW: ``x.transpose(0, 3, 1, 2)``.
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ def export_arrays(data_config) -> dict[str, np.ndarray]:
                                   data_config.get("test_size"))
   arrays = {"num_classes": np.int64(splits.num_classes), "dataset": np.str_(pool.name),
             "mean": splits.mean.astype(np.float32), "std": splits.std.astype(np.float32)}
-  for part, split, x in (("d2", splits.d2, pool.x_train), ("d3", splits.d3, pool.x_test)):
+  for part, split, x in (("d1", splits.d1, pool.x_train), ("d2", splits.d2, pool.x_train),
+                         ("d3", splits.d3, pool.x_test)):
     arrays[f"{part}_images"] = x[split.index]
     arrays[f"{part}_images_normalised"] = split.x
     arrays[f"{part}_labels"] = split.y
@@ -48,7 +52,7 @@ def export_arrays(data_config) -> dict[str, np.ndarray]:
 
 
 def export(data_config, out: str) -> dict[str, np.ndarray]:
-  """Writes D2's and D3's images (see the module's docstring) to ``out``; returns the arrays."""
+  """Writes D1's, D2's and D3's images (see the module's docstring) to ``out``; returns the arrays."""
   if not out or not out.endswith(".npz"):
     raise LearnjaxError(f"--out must name an .npz file, got {out!r}")
   check_out(out, inputs_of(data_config))
@@ -122,10 +126,11 @@ def main(argv=None) -> None:
       arrays = export(data_config, out_flag.value)
     except LearnjaxError as e:
       _fail(str(e))
-    print(f"wrote {out_flag.value}: {arrays['dataset']} D2 {arrays['d2_images'].shape} and D3 "
-          f"{arrays['d3_images'].shape}, {int(arrays['num_classes'])} classes; predict on "
-          f"d2_images* and d3_images*, save the labels as d2 and d3 in an .npz and pass it as "
-          f"--config.n1.model=predictions --config.n1.predictions=FILE.npz")
+    print(f"wrote {out_flag.value}: {arrays['dataset']} D1 {arrays['d1_images'].shape}, D2 "
+          f"{arrays['d2_images'].shape} and D3 {arrays['d3_images'].shape}, "
+          f"{int(arrays['num_classes'])} classes; train N1 on d1_images* (d1_labels), predict on "
+          f"d2_images* and d3_images* (and d1_images*), save the labels as d2 and d3 (and d1) in "
+          f"an .npz and pass it as --config.n1.model=predictions --config.n1.predictions=FILE.npz")
 
   def parse(args):
     try:

@@ -13,7 +13,7 @@ from learnjax import metrics
 from learnjax.errors import LearnjaxError
 from learnjax.report import degenerate
 from learnjax.report.formatting import variant_of
-from learnjax.report.status import DEFAULT_STOP_ERROR, is_oom, status_text
+from learnjax.report.status import DEFAULT_STOP_ERROR, is_given, is_oom, status_text
 from learnjax.store import Store
 
 EPOCHS_NOTE = "Epochs: mean over seeds."
@@ -57,8 +57,10 @@ def format_table(results: list[dict], stop_error: float | None = DEFAULT_STOP_ER
   columns = metrics.console_names() if columns is None else tuple(columns)
   header = [h for _, h in shown] + [metrics.REGISTRY[k].header for k in columns] + [
       "N1 epochs", "N2 epochs", "status"]
-  value = lambda r, k: ("final" if r.get(k, "") is None else
-                        str(variant_of(r) if k == "variant" else r.get(k, "")))
+  def value(r, k):
+    if k == "n1_batch_size" and is_given(r):
+      return "–"   # trained elsewhere: no batch size of learnjax's
+    return "final" if r.get(k, "") is None else str(variant_of(r) if k == "variant" else r.get(k, ""))
   rows = []
   for r in results:
     arrays = {} if is_oom(r) else _arrays(store, "cells", r.get("cell", ""))
@@ -67,7 +69,8 @@ def format_table(results: list[dict], stop_error: float | None = DEFAULT_STOP_ER
     else:
       r = metrics.complete(r, arrays)[0]
       numbers = [metrics.fmt_metric(k, r.get(k)) for k in columns]
-      numbers += [_mean_epochs(r.get("n1")), _mean_epochs(r.get("n2"))]
+      numbers += ["given" if is_given(r) else _mean_epochs(r.get("n1")),
+                  _mean_epochs(r.get("n2"))]
     status = status_text(r, stop_error)
     why = None if is_oom(r) else degenerate.cell_reason(r, arrays)
     if why:
@@ -91,13 +94,16 @@ def format_n1_table(workdir: str, stop_error: float | None = DEFAULT_STOP_ERROR)
   for r in results:
     arrays = _arrays(store, "n1", r["n1"])
     numbers = [metrics.fmt_metric(m.name, metrics.compute(arrays, r).get(m.name)) for m in columns]
-    cell = {"status": "diverged" if any(r.get("diverged", [])) else "ok", "n1": r}
+    cell = {"status": "diverged" if any(r.get("diverged", [])) else "ok", "n1": r,
+            **({"n1_source": r["source"]} if "source" in r else {})}
     status = status_text(cell, stop_error)
     why = degenerate.n1_reason(r, arrays)
     if why:
       status += f"; degenerate N1 ({why})"
-    rows.append([str(variant_of(r)), str(r.get("model")), str(r.get("batch_size")),
-                 str(r.get("seeds"))] + numbers + [_mean_epochs(r), status])
+    given = is_given(r)
+    rows.append([str(variant_of(r)), str(r.get("model")),
+                 "–" if given else str(r.get("batch_size")), str(r.get("seeds"))] + numbers
+                + ["given" if given else _mean_epochs(r), status])
   return (_text_table(header, rows) + f"\n{EPOCHS_NOTE} N1 only (n2.model = none): no "
           f"learnability is measured; python -m learnjax.report --workdir={workdir} shows "
           "the experiment's tables.")

@@ -3,7 +3,9 @@
 Three measures that need no labels beyond N1's own (learnability, Cohen's kappa of N1 and N2, and
 the GDE accuracy of N1's seeds; learnjax.metrics) are ranked across the cells against N1's test
 accuracy and N1's generalisation gap (training accuracy - test accuracy, for cells whose N1 is the
-final one: its training error is stored) with Kendall's tau-b (ties allowed), side by side. The
+final one: its training error is stored) with Kendall's tau-b (ties allowed), side by side, within each group of cells that
+share the N2 setup (N2 model, batch size, |D2|; ``n2.model=same`` is one setup), since a
+learnability depends on its N2 as well as on its N1. The
 interval is a percentile bootstrap over seeds: resample the seeds with replacement, recompute each
 cell's means, recompute tau. The seeds of a grid are paired (a seed's random keys do not depend on
 the cell), so one resample of seed indices serves every cell; cells with other seed counts are
@@ -180,9 +182,53 @@ def section_granulated(pts: list[dict]) -> str:
           "skipped (counted). Ψ is the mean of ψ over the axes.\n\n" + "\n\n".join(parts))
 
 
+# What a cell's N2 side is: cells that share it differ only in N1 (its model, batch size, data
+# variant, epoch), so a rank correlation across them compares N1s under one yardstick.
+N2_KEYS = ("n2_model", "n2_batch_size", "d2")
+
+
+SAME = "N1's architecture"   # n2.model=same: each cell's N2 is its N1's model, one rule for all
+
+
+def _same(cell: dict) -> bool:
+  return bool(cell.get("_n2_same")) and cell.get("n2_model") == cell.get("n1_model")
+
+
+def n2_key(cell: dict) -> tuple:
+  model = SAME if _same(cell) else str(cell.get("n2_model"))
+  return (model,) + tuple(str(cell.get(k)) for k in N2_KEYS[1:])
+
+
+def n2_title(cell: dict, pts: list[dict]) -> str:
+  """'N2 mlp_1' (or N1's architecture) plus whichever of batch size and |D2| vary in ``pts``."""
+  text = f"N2 {n2_key(cell)[0]}"
+  for key, what in (("n2_batch_size", "batch"), ("d2", "|D2|")):
+    if len({str(p["cell"].get(key)) for p in pts}) > 1:
+      text += f", {what} {cell.get(key)}"
+  return text
+
+
+def _gap_missing(pts: list[dict]) -> str:
+  """Why no cell has N1's generalisation gap, in one sentence."""
+  given = sum(p["cell"].get("n1_source") == "predictions" for p in pts)
+  snapshots = sum(p["cell"].get("n1_epoch") is not None for p in pts)
+  why = []
+  if given:
+    why.append(f"{given} cell(s) have an N1 given as predictions without its labels of D1 (add "
+               "d1 to the predictions file to give its training error)")
+  if snapshots:
+    why.append(f"{snapshots} cell(s) learn an N1 snapshot, whose training error is not stored")
+  rest = len(pts) - given - snapshots
+  if rest > 0:
+    why.append(f"{rest} cell(s) lack a finite training error of N1 for every seed")
+  return ("The row against N1's generalisation gap is missing: no cell has N1's training error ("
+          + "; ".join(why) + ").")
+
+
 def section_correlation(ctx: Context) -> str:
-  """Kendall's tau of the three measures side by side, the granulated coefficient, a plain-words
-  line per measure and a scatter plot; one sentence when there are too few cells."""
+  """Kendall's tau of the three measures side by side, within each group of cells that share N2
+  (model, batch size, |D2|); the granulated coefficient, a plain-words line per measure and a
+  scatter plot; one sentence when there are too few cells."""
   pts = points(ctx)
   left_out = len(ctx.cells) - len(pts)
   if len(pts) < MIN_CELLS:
@@ -191,10 +237,21 @@ def section_correlation(ctx: Context) -> str:
             + (f" ({left_out} left out: out of memory, diverged or degenerate N1)" if left_out
                else "") + ".")
   variants = sort_variants(variant_of(p["cell"]) for p in pts)
+  same = "same" in [m.strip() for m in str(ctx.block("n2").get("model", "")).split(",")]
+  pts = [{**p, "cell": {**p["cell"], "_n2_same": same}} for p in pts]
+  by_n2 = {}
+  for p in pts:
+    by_n2.setdefault(n2_key(p["cell"]), []).append(p)
+  several = len(by_n2) > 1
+  groups = []
+  for members in by_n2.values():
+    name = n2_title(members[0]["cell"], pts) if several else "all cells"
+    groups.append((name, members))
+    member_variants = sort_variants(variant_of(p["cell"]) for p in members)
+    if len(member_variants) > 1:
+      groups += [(f"{name}; {variant_title(v)}" if several else variant_title(v),
+                  [p for p in members if variant_of(p["cell"]) == v]) for v in member_variants]
   rows = []
-  groups = [("all cells", pts)] + ([(variant_title(v), [p for p in pts
-                                                               if variant_of(p["cell"]) == v])
-                                    for v in variants] if len(variants) > 1 else [])
   for key, what in TARGETS.items():
     for name, group in groups:
       row = _row(f"{what} ({name})", group, key)
@@ -209,12 +266,26 @@ def section_correlation(ctx: Context) -> str:
           f"cell, generator seed {BOOTSTRAP_SEED}). The paper's claim predicts τ > 0 against test "
           "accuracy and τ < 0 against the gap. A measure undefined for a cell (kappa with chance "
           "agreement 1, GDE with one seed) leaves that cell out of its τ (its count is shown).")
+  if several:
+    text += (f" The cells learn with {len(by_n2)} different N2 setups (model, batch size, |D2|):"
+             " a learnability depends on its N2 as well as on its N1, so τ is computed within each "
+             "group of cells that share the N2 setup and differ only in N1 (" + "; ".join(
+                 f"{n2_title(m[0]['cell'], pts)}: {len(m)} cells" for m in by_n2.values())
+             + f"), never pooled across N2s; a group needs {MIN_CELLS} cells.")
   if left_out:
     text += (f" {left_out} cell(s) left out: out of memory, diverged, degenerate N1, or no "
              "per-seed numbers.")
-  text += "\n\n" + md_table(["against (which cells)", "cells"]
-                             + [f"{title} τ [95%]" for title in MEASURES.values()], rows)
-  text += "\n\n" + "\n".join(_plain_words(pts))
+  if rows:
+    text += "\n\n" + md_table(["against (which cells)", "cells"]
+                               + [f"{title} τ [95%]" for title in MEASURES.values()], rows)
+  else:
+    text += f"\n\nNo group of cells sharing an N2 setup has {MIN_CELLS} cells: no τ is computed."
+  if all(p["gap"] is None for p in pts):
+    text += "\n\n" + _gap_missing(pts)
+  for name, members in groups:
+    if len(members) >= MIN_CELLS and (not several or ";" not in name):
+      text += ("\n\n" + (f"{name}:\n\n" if several else "")
+               + "\n".join(_plain_words(members)))
   granular = section_granulated(pts)
   if granular:
     text += "\n\n" + granular
@@ -223,29 +294,50 @@ def section_correlation(ctx: Context) -> str:
                  "(learnability_vs_generalisation.png)")
 
 
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
+
+
 def figure_correlation(pts: list[dict], variants: list):
+  """One point per cell: its colour names the N1 (model, and variant where variants differ),
+  its marker the N2 setup; two legends say which."""
+  from matplotlib.lines import Line2D
   with_gap = any(p["gap"] is not None for p in pts)
   panels = 2 if with_gap else 1
-  fig = new_figure(4.2 * panels + 1.8, 3.8)
+  fig = new_figure(4.2 * panels + 2.4, 3.8)
   axes = np.atleast_1d(fig.subplots(1, panels))
-  palette = dict(zip(variants, colors(len(variants))))
+
+  def n1_label(c):
+    label = str(c.get("n1_model"))
+    if len(variants) > 1:
+      label += f" ({variant_title(variant_of(c))})"
+    if c.get("n1_source") == "predictions":
+      label += " [given]"
+    return label
+
+  n1_labels = list(dict.fromkeys(n1_label(p["cell"]) for p in pts))
+  n2_labels = list(dict.fromkeys(n2_title(p["cell"], pts) for p in pts))
+  palette = dict(zip(n1_labels, colors(len(n1_labels))))
+  marks = {label: MARKERS[i % len(MARKERS)] for i, label in enumerate(n2_labels)}
   for ax, key, xlabel in zip(axes, ("acc", "gap"), ("N1 test accuracy (%)",
                                                      "N1 generalisation gap (train − test acc, %)")):
-    for variant in variants:
-      group = [p for p in pts if variant_of(p["cell"]) == variant and p[key] is not None]
-      if not group:
+    for p in pts:
+      if p[key] is None:
         continue
-      ax.errorbar([p[key].mean() for p in group], [p["learn"].mean() for p in group],
-                  xerr=[p[key].std() for p in group], yerr=[p["learn"].std() for p in group],
-                  marker="o", markersize=4, linestyle="none", capsize=2, color=palette[variant],
-                  label=variant_title(variant))
+      ax.errorbar([p[key].mean()], [p["learn"].mean()], xerr=[p[key].std()],
+                  yerr=[p["learn"].std()], marker=marks[n2_title(p["cell"], pts)], markersize=5,
+                  linestyle="none", capsize=2, color=palette[n1_label(p["cell"])])
     ax.set_xlabel(xlabel)
     ax.set_ylabel("learnability (%)")
     ax.grid(alpha=0.3)
   axes[0].set_title("Learnability vs N1 test accuracy", fontsize=10)
   if with_gap:
     axes[1].set_title("Learnability vs generalisation gap", fontsize=10)
-  fig.legend(*axes[0].get_legend_handles_labels(), title="N1 trained on", fontsize=8,
-             title_fontsize=8, loc="outside right upper")
+  n1_handles = [Line2D([], [], color=palette[l], marker="o", linestyle="none") for l in n1_labels]
+  n2_handles = [Line2D([], [], color="0.3", marker=marks[l], linestyle="none") for l in n2_labels]
+  first = fig.legend(n1_handles, n1_labels, title="N1 (colour)", fontsize=8, title_fontsize=8,
+                     loc="outside right upper")
+  fig.legend(n2_handles, n2_labels, title="N2 (marker)", fontsize=8, title_fontsize=8,
+             loc="outside right lower")
+  del first
   fig.suptitle("One point per cell, error bars: std over seeds", fontsize=10)
   return fig

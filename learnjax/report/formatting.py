@@ -108,8 +108,10 @@ def epochs_text(values) -> str:
 
 def cell_label(cell: dict) -> str:
   epoch = "" if cell.get("n1_epoch") is None else f" after N1 epoch {cell['n1_epoch']}"
+  batch = ("N1 given" if cell.get("n1_source") == "predictions"
+           else f"N1 batch {cell.get('n1_batch_size')}")
   return (f"{cell.get('n1_model')} → {cell.get('n2_model')} ({variant_of(cell)}, "
-          f"N1 batch {cell.get('n1_batch_size')}{epoch})")
+          f"{batch}{epoch})")
 
 
 def varies(cells: list[dict], key: str) -> bool:

@@ -8,7 +8,7 @@ import numpy as np
 
 from learnjax.report.context import DEGENERATE_MARK, Context
 from learnjax.report.formatting import cell_label
-from learnjax.report.status import diverged_text, is_oom
+from learnjax.report.status import diverged_text, is_given, is_oom
 
 
 def collect_notes(ctx: Context) -> list[str]:
@@ -46,11 +46,13 @@ def collect_notes(ctx: Context) -> list[str]:
     above = int((errors >= stop).sum())
     return (name, above, errors.size) if above else None
 
-  unfinished_n1 = [u for r in ctx.n1s if (u := above_target(r["n1"], r.get("train_error")))]
+  unfinished_n1 = [u for r in ctx.n1s if not is_given(r)
+                   and (u := above_target(r["n1"], r.get("train_error")))]
   unfinished_n2 = [u for c in ctx.cells
                    if (u := above_target(c["cell"], (c.get("n2") or {}).get("train_error")))]
   limit = f", epoch limit {max_epochs}" if max_epochs else ""
-  for who, units, total in (("N1", unfinished_n1, len(ctx.n1s)),
+  trained_n1s = sum(not is_given(r) for r in ctx.n1s)
+  for who, units, total in (("N1", unfinished_n1, trained_n1s),
                             ("N2", unfinished_n2, len(ctx.cells))):
     if units and len(units) == total:
       above, seeds = sum(u[1] for u in units), sum(u[2] for u in units)

@@ -8,13 +8,17 @@ from learnjax import metrics
 from learnjax.report.context import MATCH_KEYS, Context, as_mean_std, reference_matches
 from learnjax.report.formatting import (TITLES, cell_label, epochs_text, fmt, md_table,
                                         natural_key, sort_models, variant_of, variant_rank)
-from learnjax.report.status import is_oom, status_text
+from learnjax.report.status import is_given, is_oom, status_text
 
 
 def header(ctx: Context) -> str:
   cells = ctx.cells
   experiment = ctx.experiment or "(unknown experiment)"
-  lines = [f"# Learnability report: {TITLES.get(ctx.experiment, experiment)}", ""]
+  given = [r for r in ctx.n1s if is_given(r)]
+  every_given = bool(given) and len(given) == len(ctx.n1s)
+  title = ("N1s given as predictions: " + ", ".join(sorted(str(r.get("model")) for r in given))
+           if every_given else TITLES.get(ctx.experiment, experiment))
+  lines = [f"# Learnability report: {title}", ""]
   datasets = sorted({str(r.get("dataset")) for r in cells + ctx.n1s if r.get("dataset")})
   seeds = sorted({r.get("seeds") for r in cells + ctx.n1s if r.get("seeds") is not None})
   data = ctx.block("data")
@@ -44,8 +48,16 @@ def header(ctx: Context) -> str:
                  f"epochs, stop below {100 * float(train.get('stop_error', 0)):g}% training error "
                  f"or after {train.get('max_epochs')} epochs")
   n_final = len(ctx.final_cells)
-  lines.append(f"- stored: {len(cells)} cells ({n_final} with the final N1), {len(ctx.n1s)} trained "
-               "N1s; the report shows what is stored, not what a launch still has to run")
+  n1_text = f"{len(ctx.n1s) - len(given)} trained N1s" + (
+      f", {len(given)} N1s given as predictions" if given else "")
+  lines.append(f"- stored: {len(cells)} cells ({n_final} with the final N1), {n1_text}; the "
+               "report shows what is stored, not what a launch still has to run")
+  for r in sorted(given, key=lambda r: str(r.get("model"))):
+    sha = str(r.get("predictions_sha256") or "?")
+    extra = [w for w, on in (("D1 labels given: training error known", r.get("predictions_d1")),
+                             ("one row per seed", r.get("predictions_per_seed"))) if on]
+    lines.append(f"- N1 {r.get('model')}: given as predictions, `{r.get('predictions_file')}` "
+                 f"(sha256 {sha[:16]}…)" + (f"; {', '.join(extra)}" if extra else ""))
   if ctx.reference:
     lines.append(f"- reference numbers: {ctx.reference_source or 'given'} (shown as `ours (ref R)`)")
   return "\n".join(lines)
@@ -66,22 +78,24 @@ def section_cells(ctx: Context) -> str:
       metrics.REGISTRY[k].header for k in metrics.names()] + ["N1 epochs", "N2 epochs", "status"]
   rows = []
   for c in cells:
-    row = [variant_of(c), c.get("n1_model"), c.get("n1_batch_size"), c.get("n2_model"),
-           c.get("n2_batch_size")]
+    given = is_given(c)
+    row = [variant_of(c), c.get("n1_model"), "–" if given else c.get("n1_batch_size"),
+           c.get("n2_model"), c.get("n2_batch_size")]
     if with_epoch:
       row.append("final" if c.get("n1_epoch") is None else c["n1_epoch"])
     if is_oom(c):
       row += ["OOM"] * len(metrics.names()) + ["–", "–"]
     else:
       row += [ctx.num(c, k) for k in metrics.names()]
-      row += [epochs_text((c.get(net) or {}).get("epochs", [])) for net in ("n1", "n2")]
+      row += ["given" if given and net == "n1" else epochs_text((c.get(net) or {}).get("epochs", []))
+              for net in ("n1", "n2")]
     status = status_text(c, ctx.stop_error)
     if ctx.degenerate(c):
       status += f"; degenerate N1 ({ctx.degenerate(c)})"
     row.append(status)
     rows.append(row)
   return md_table(header_, rows) + ("\n\nN1/N2 epochs: mean over seeds (min–max where they differ). "
-                                    "N1 epochs are those of the final N1. Status: not converged = training stopped at the epoch "
+                                    "N1 epochs are those of the final N1; \"given\": an N1 given as predictions, trained elsewhere. Status: not converged = training stopped at the epoch "
       "limit above the stop error.")
 
 

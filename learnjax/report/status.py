@@ -17,6 +17,12 @@ def is_oom(cell: dict) -> bool:
   return cell.get("status") == "out_of_memory"
 
 
+def is_given(record: dict) -> bool:
+  """A cell (``n1_source``) or N1 record (``source``) of an N1 given as predictions: trained
+  elsewhere, so no epochs, batch size or convergence of its own."""
+  return "predictions" in (record.get("n1_source"), record.get("source"))
+
+
 def first_done(cells: list[dict]) -> dict | None:
   done = [c for c in cells if not is_oom(c)]
   return done[0] if done else (cells[0] if cells else None)
@@ -61,8 +67,8 @@ def status_text(cell: dict, stop_error: float | None = DEFAULT_STOP_ERROR) -> st
   if stop_error is not None:
     where = []
     for net in ("n1", "n2"):
-      if net == "n1" and cell.get("n1_epoch") is not None:
-        continue   # a snapshot N1 is stopped on purpose; the summary is the final N1's
+      if net == "n1" and (cell.get("n1_epoch") is not None or is_given(cell)):
+        continue   # a snapshot N1 is stopped on purpose; a given one was trained elsewhere
       summary = cell.get(net) or {}
       seeds = unconverged_seeds(summary, stop_error)
       if seeds:
