@@ -223,7 +223,7 @@ def load_config(spec: str):
 
 # Grid axes whose config field holds one integer but that also take a comma list, as
 # --config.n1.batch_size=32,64 does on the command line.
-_LIST_FIELDS = ("n1.batch_size", "n2.batch_size")
+_LIST_FIELDS = ("n1.batch_size", "n2.batch_size", "data.n2_size")
 
 
 def apply_overrides(config, overrides: dict) -> None:

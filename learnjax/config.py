@@ -4,7 +4,8 @@ An experiment is a grid of *cells*: data variant x N1 model x N1 batch size x N2
 with ``seeds`` seeds. The grid axes are the fields ``data.variant``, ``n1.model``, ``n1.batch_size``
 and ``n2.model``; each takes one value or several separated by commas, so any of them can be swept
 from the command line (``--config.n1.model=shallow_cnn_16,shallow_cnn_32``). ``n2.model='same'``
-trains N2 with N1's architecture; ``n2.model='none'`` trains
+trains N2 with N1's architecture; ``data.n2_size`` with several sizes trains one N2 per size on the
+first n examples of D2 (a learnability curve, :mod:`learnjax.sizes`); ``n2.model='none'`` trains
 N1 only (for analyses of N1 alone, such as seed agreement).
 
 A model is a registry name (``python -m learnjax.models`` lists them) or a family name with its
@@ -50,7 +51,9 @@ def base_config() -> ml_collections.ConfigDict:
       "data_dir": "",        # tensorflow-datasets data dir ('' = TFDS_DATA_DIR or ~/tensorflow_datasets)
       "variant": "true",     # true | random_labels | random_images (comma-separated to sweep)
       "n1_size": config_dict.placeholder(int),    # |D1|; default: first half of the train split
-      "n2_size": config_dict.placeholder(int),    # |D2|; default: second half
+      # |D2|; default: second half. Several sizes ('500,1000,2000' or geometric:250:25000:8) draw
+      # a learnability curve: one N2 per size, on the first n examples of D2 (D2 = the largest)
+      "n2_size": config_dict.placeholder(int),
       "test_size": config_dict.placeholder(int),  # |D3|; default: the whole test split
   })
 
@@ -72,6 +75,11 @@ def base_config() -> ml_collections.ConfigDict:
       "shared_order": False,       # seeds share one batch order (faster on GPUs, less independent)
       "eval_batch_size": 1000,     # images per batch when predicting (memory, not results)
       "precision": "default",      # default | float32 (exact) | tf32 | bfloat16 (compute; fp32 params)
+  })
+
+  config.report = ml_collections.ConfigDict({
+      # a learnability curve's n_at: the smallest N2 size whose learnability reaches this (%)
+      "curve_level": 90.0,
   })
 
   config.checkpoint_every_epochs = 10  # in-flight state saved this often (and on SIGTERM); 0 = off

@@ -28,7 +28,7 @@ import json
 import os
 import tempfile
 
-from learnjax import config as config_lib, store as store_lib
+from learnjax import config as config_lib, sizes as sizes_lib, store as store_lib
 from learnjax.errors import LearnjaxError
 
 # How the work is executed: never changes a number.
@@ -42,6 +42,8 @@ PATH_FIELDS = ("data.npz_path", "data.data_dir", "n1.predictions")
 GRID_FIELDS = ("experiment", "data.variant", "n1.model", "n1.width", "n1.depth", "n1.batch_size",
                "n1.snapshot_epochs", "n1.name", "n2.model", "n2.width", "n2.depth",
                "n2.batch_size")
+# How the report summarises stored numbers: never changes a stored number.
+REPORT_FIELDS = ("report.curve_level",)
 # Fingerprint fields naming a unit's own grid point (the rest is the workdir's protocol and data).
 _UNIT_FIELDS = ("data.variant", "n1.", "n2.", "n1_epoch")
 
@@ -70,8 +72,10 @@ def _plain(value):
 
 def settings(config) -> dict:
   """The protocol settings of a config (ConfigDict or stored dict) that every unit shares."""
-  left_out = EXECUTION_FIELDS + PATH_FIELDS + GRID_FIELDS
+  left_out = EXECUTION_FIELDS + PATH_FIELDS + GRID_FIELDS + REPORT_FIELDS
   flat = _flatten(config.to_dict() if hasattr(config, "to_dict") else config)
+  if "data.n2_size" in flat:   # |D2|, the largest size; N2's sizes are each cell's own
+    flat["data.n2_size"] = sizes_lib.d2_size(flat["data.n2_size"])
   return _plain({k: v for k, v in sorted(flat.items()) if k not in left_out
                  and not (k in config_lib.NEUTRAL and v == config_lib.NEUTRAL[k])})
 
@@ -93,11 +97,15 @@ def n1_fields(protocol: dict, data_record: dict, variant: str, model: str, batch
   return _plain(fields)
 
 
-def cell_fields(n1: dict, n2_model: str, n2_batch_size: int, n1_epoch: int | None) -> dict:
-  """What determines a cell: its N1's fields and N2's model, batch size and N1 epoch."""
+def cell_fields(n1: dict, n2_model: str, n2_batch_size: int, n1_epoch: int | None,
+                n2_size: int | None = None) -> dict:
+  """What determines a cell: its N1's fields and N2's model, batch size, N1 epoch and the number
+  of D2's first examples it learns (a curve's size; None: all of D2)."""
   fields = {**n1, "n2.model": n2_model, "n2.batch_size": int(n2_batch_size)}
   if n1_epoch is not None:
     fields["n1_epoch"] = int(n1_epoch)
+  if n2_size is not None:
+    fields["n2.train_size"] = int(n2_size)
   return _plain(fields)
 
 
