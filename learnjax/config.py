@@ -100,9 +100,9 @@ def stored_config(path: str) -> ml_collections.ConfigDict:
   (written before the field existed) gets its :data:`NEUTRAL` value, else its default."""
   import json
   with open(path) as f:
-    stored = dict(_flat(json.load(f)))
+    stored = flatten(json.load(f))
   config = base_config()
-  known = dict(_flat(config.to_dict()))
+  known = flatten(config.to_dict())
   unknown = sorted(set(stored) - set(known))
   if unknown:
     raise ValueError(f"{path} holds fields this learnjax does not know ({', '.join(unknown[:5])})"
@@ -124,6 +124,14 @@ def make_smoke(config: ml_collections.ConfigDict, max_epochs: int = 10, seeds: i
   config.seeds = seeds
   config.train.max_epochs = max_epochs
   config.data.n1_size, config.data.n2_size, config.data.test_size = sizes
+  return config
+
+
+def set_n2_sizes(config: ml_collections.ConfigDict, sizes: str) -> ml_collections.ConfigDict:
+  """Sets ``data.n2_size`` to several sizes (``'500,1000'`` or ``'geometric:250:25000:8'``): a
+  learnability curve. The field holds one integer by default, so its type check is lifted."""
+  with config.data.ignore_type():
+    config.data.n2_size = sizes
   return config
 
 

@@ -6,7 +6,7 @@ import os
 
 from learnjax.errors import LearnjaxError
 # The families of analyses register themselves (learnjax.report.analyses) when imported.
-from learnjax.report import (analyses, correlation, d5, f1, grids, notes, sections, t7,  # noqa: F401
+from learnjax.report import (analyses, correlation, curves, d5, f1, grids, notes, sections, t7,  # noqa: F401
                              t8_t11, t12, t14, variants)
 from learnjax.report.context import DEGENERATE_MARK, Context, load
 from learnjax.report.figures import DPI
