@@ -129,9 +129,10 @@ def make_smoke(config: ml_collections.ConfigDict, max_epochs: int = 10, seeds: i
 
 def set_n2_sizes(config: ml_collections.ConfigDict, sizes: str) -> ml_collections.ConfigDict:
   """Sets ``data.n2_size`` to several sizes (``'500,1000'`` or ``'geometric:250:25000:8'``): a
-  learnability curve. The field holds one integer by default, so its type check is lifted."""
-  with config.data.ignore_type():
-    config.data.n2_size = sizes
+  learnability curve. The field holds one integer by default; it becomes a string field (the
+  command line's ``--config.data.n2_size=...`` then takes a size or a list alike)."""
+  del config.data["n2_size"]
+  config.data.n2_size = str(sizes)
   return config
 
 

@@ -124,3 +124,42 @@ def summarise(sizes: Sequence[int], arrays: Sequence[Mapping], num_classes: int,
   bits = code_length(sizes, num_classes, log_probs) if complete else None
   return Summary(list(sizes), learn, train, auc(sizes, learn), n_at(sizes, learn, level), level,
                  bits, uniform_code(d2, num_classes), num_classes)
+
+
+@dataclasses.dataclass(frozen=True)
+class Curve:
+  """A learnability curve measured in memory (:func:`learnjax.learnability` with several
+  ``n2_size``): one :class:`~learnjax.api.Learnability` per size and the curve's summary.
+
+  ``c.sizes``, ``c.learnability`` (S, J), ``c.train_agreement`` (S, J), ``c.auc``, ``c.n_at``,
+  ``c.code_bits``, ``c.compression`` (S,) per seed, ``c.uniform_bits``; ``c[n]`` the measurement
+  at size n.
+  """
+  points: list
+  summary: Summary
+
+  def __getattr__(self, name):
+    summary = self.__dict__.get("summary")
+    if summary is not None and hasattr(summary, name):
+      return getattr(summary, name)
+    raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
+  def __getitem__(self, size: int):
+    return self.points[self.summary.sizes.index(size)]
+
+  def __str__(self) -> str:
+    s, stats = self.summary, self.summary.stats()
+    first = self.points[0]
+    lines = [f"{first.n1} -> {first.n2} on {first.dataset}, {len(first.seeds)} seeds, "
+             f"N2 on the first n examples of D2:"]
+    for j, n in enumerate(s.sizes):
+      fit = "" if s.train_agreement is None else \
+          f", N2 train agreement {metrics.fmt(metrics.seed_stats(s.train_agreement[:, j]))} %"
+      lines.append(f"  n={n}: learnability {metrics.fmt(metrics.seed_stats(s.learnability[:, j]))} %"
+                   + fit)
+    lines.append(f"  AUC over log n {metrics.fmt(stats['auc'], 3)}, n_at({s.level:g} %) "
+                 f"{metrics.fmt(stats['n_at'], 0)}")
+    if "code_bits" in stats:
+      lines.append(f"  prequential code {metrics.fmt(stats['code_bits'], 0)} bits, uniform "
+                   f"{s.uniform_bits:.0f} bits, compression {metrics.fmt(stats['compression'], 2)}x")
+    return "\n".join(lines)
