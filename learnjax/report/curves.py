@@ -13,7 +13,7 @@ from learnjax.report.formatting import md_table, n1_row_label, sort_variants, va
 
 
 def with_curves(ctx: Context) -> bool:
-  return analyses.with_cells(ctx) and any(c.get("n2_size") is not None for c in ctx.cells)
+  return bool(ctx.curve_cells) and not analyses.n1_only(ctx)
 
 
 def _planned_sizes(ctx: Context) -> list | None:
@@ -43,7 +43,7 @@ def _fmt(stats: dict | None, digits: int) -> str:
 
 @analyses.register("curves", "Learnability curves: agreement as D2 grows", with_curves, order=15)
 def section_curves(ctx: Context) -> str:
-  cells = [c for c in ctx.cells if c.get("n2_size") is not None and "learnability" in c]
+  cells = [c for c in ctx.curve_cells if "learnability" in c]
   if not cells:
     return "No finished cells of a curve."
   planned = _planned_sizes(ctx)
@@ -87,7 +87,8 @@ def section_curves(ctx: Context) -> str:
           "(n_j, n_j+1] coded by the N2 of size n_j, −log2 p_N2(N1's label); uniform code: "
           "|D2| log2 K; compression = uniform / prequential. N2 train agreement: N2 against N1 on "
           "the examples it learned (low: N2 underfit, and low learnability there is no evidence "
-          "of complexity). Values: mean ± std over seeds.")
+          "of complexity). Values: mean ± std over seeds. The other sections show each curve's "
+          "largest size, the N2 that learned all of D2.")
 
 
 def figure(summaries: dict):
