@@ -27,10 +27,8 @@ def get_config(arg=None):
   config.data.variant = "true"
   config.n1.model = ",".join(f"mnist_mlp_{h}" for h in range(1, 7))
   config.n2.model = "mnist_mlp_4"
-  if arg and "curve" in arg:
-    set_n2_sizes(config, "geometric:250:30000:8")
   if arg and "smoke" in arg:
     make_smoke(config, max_epochs=20)
-    if "curve" in arg:
-      set_n2_sizes(config, "50,100,200,300")
+  if arg and "curve" in arg:
+    set_n2_sizes(config, "50,100,200,300" if "smoke" in arg else "geometric:250:30000:8")
   return config

@@ -19,10 +19,8 @@ def get_config(arg=None):
   config.data.variant = "random_labels,random_images,true"
   config.n1.model = ",".join(f"mlp_{d}" for d in range(1, 6))
   config.n2.model = "same"
-  if arg and "curve" in arg:
-    set_n2_sizes(config, "geometric:250:25000:7")
   if arg and "smoke" in arg:
     make_smoke(config)
-    if "curve" in arg:
-      set_n2_sizes(config, "50,100,200,300")
+  if arg and "curve" in arg:
+    set_n2_sizes(config, "50,100,200,300" if "smoke" in arg else "geometric:250:25000:7")
   return config

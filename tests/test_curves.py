@@ -196,3 +196,14 @@ def test_the_api_gives_one_learnability_for_one_size():
                                  n1_size=100, n2_size=100, test_size=100,
                                  config={"train.max_epochs": 1})
   assert isinstance(result, learnjax.Learnability)
+
+
+def test_a_size_added_below_the_largest_reuses_the_stored_cells(tmp_path):
+  first, _ = _run(_config("50,200"), tmp_path / "w")
+  more, lines = _run(_config("50,100,200"), tmp_path / "w")
+  assert "3 cells in this task (1 N1 trainings), 2 already done" in " ".join(lines)
+  by_id = {c["cell"]: c for c in more}
+  for c in first:
+    assert by_id[c["cell"]]["learnability"] == c["learnability"]
+  with pytest.raises(LearnjaxError, match="data.n2_size: 200 -> 100"):   # another D2
+    _run(_config("50,100"), tmp_path / "w")

@@ -104,7 +104,7 @@ def figure(summaries: dict):
                   capsize=3, color=palette[label], label=label)
   axes[0].set_ylabel("learnability on D3 (%)")
   axes[0].set_title("Learnability against N2's training-set size", fontsize=10)
-  axes[1].set_ylabel("N2 agreement with N1 on its training examples (%)")
+  axes[1].set_ylabel("agreement on its training examples (%)")
   axes[1].set_title("N2's fit of the examples it learned", fontsize=10)
   shown = [t for i, t in enumerate(ticks) if i % max(1, len(ticks) // 6) == 0 or t == ticks[-1]]
   for ax in axes:
