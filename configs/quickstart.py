@@ -7,7 +7,7 @@ schedule, stop below 1% training error or at 500 epochs).
   python -m learnjax.main --config=configs/quickstart.py --workdir=/tmp/learnjax/quickstart
 
 Variants: ``:cnn`` uses the shallow CNN with 16 filters instead (a few minutes on a CPU);
-``:smoke`` draws learnability curves in well under a minute: 2 seeds, 20 epochs, one N2 per size
+``:smoke`` draws learnability curves in about a minute of CPU time: 2 seeds, 20 epochs, one N2 per size
 of D2's first 50, 100, 200 and 400 examples (data.n2_size=geometric:50:400:4), with the
 prequential code length of N1's labels.
 """

@@ -98,8 +98,7 @@ def learnability(n1: N1, data: Any = "digits", n2: str = "mlp_1", seeds: int | S
   n2_size: |D2|; or several sizes (a list, ``'500,1000'``, ``'geometric:250:25000:8'``): one N2
     per size on the first n examples of D2 (D2 = the largest), and the result is a
     :class:`learnjax.curves.Curve` (one Learnability per size, the area under the curve, n_at and
-    the prequential code length of N1's labels; ``config={'report.curve_level': 95}`` sets n_at's
-    level).
+    the prequential code length of N1's labels; n_at at 90 %, ``c.n_at_level(p)`` at any p).
   config: overrides of the base config by dotted name, e.g. ``{'train.max_epochs': 20,
     'n2.batch_size': 32, 'data.variant': 'random_labels'}``.
 
@@ -196,7 +195,7 @@ def learnability(n1: N1, data: Any = "digits", n2: str = "mlp_1", seeds: int | S
   from learnjax import curves
   measured = [measure(n) for n in n2_sizes]
   summary = curves.summarise(n2_sizes, [a for _, a in measured], splits.num_classes,
-                             len(splits.d2), float(cfg.report.curve_level))
+                             len(splits.d2), curves.DEFAULT_LEVEL)
   return curves.Curve(points=[p for p, _ in measured], summary=summary)
 
 

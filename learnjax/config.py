@@ -77,11 +77,6 @@ def base_config() -> ml_collections.ConfigDict:
       "precision": "default",      # default | float32 (exact) | tf32 | bfloat16 (compute; fp32 params)
   })
 
-  config.report = ml_collections.ConfigDict({
-      # a learnability curve's n_at: the smallest N2 size whose learnability reaches this (%)
-      "curve_level": 90.0,
-  })
-
   config.checkpoint_every_epochs = 10  # in-flight state saved this often (and on SIGTERM); 0 = off
   config.progress_seconds = 5.0    # at most one progress line per this many seconds per training
   return config

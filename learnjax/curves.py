@@ -27,6 +27,7 @@ from learnjax import metrics
 # The cell fields that name a curve (all but the size).
 CURVE_KEYS = ("variant", "n1_model", "n1_batch_size", "n2_model", "n2_batch_size", "n1_epoch")
 LOG_PROBS = "n2_label_log_probs_d2_after"   # (S, |D2| - n) natural-log p_N2(N1's label)
+DEFAULT_LEVEL = 90.0   # n_at's learnability (%) unless another is asked for
 
 
 def auc(sizes: Sequence[int], values) -> np.ndarray:
@@ -144,6 +145,10 @@ class Curve:
       return getattr(summary, name)
     raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
+  def n_at_level(self, level: float) -> np.ndarray:
+    """(S,) the smallest size whose learnability reaches ``level`` % per seed (NaN: never)."""
+    return n_at(self.summary.sizes, self.summary.learnability, level)
+
   def __getitem__(self, size: int):
     return self.points[self.summary.sizes.index(size)]
 
@@ -155,11 +160,12 @@ class Curve:
     for j, n in enumerate(s.sizes):
       fit = "" if s.train_agreement is None else \
           f", N2 train agreement {metrics.fmt(metrics.seed_stats(s.train_agreement[:, j]))} %"
-      lines.append(f"  n={n}: learnability {metrics.fmt(metrics.seed_stats(s.learnability[:, j]))} %"
-                   + fit)
+      learn = metrics.fmt(metrics.seed_stats(s.learnability[:, j]))
+      lines.append(f"  n={n}: learnability {learn} %{fit}")
     lines.append(f"  AUC over log n {metrics.fmt(stats['auc'], 3)}, n_at({s.level:g} %) "
                  f"{metrics.fmt(stats['n_at'], 0)}")
     if "code_bits" in stats:
       lines.append(f"  prequential code {metrics.fmt(stats['code_bits'], 0)} bits, uniform "
-                   f"{s.uniform_bits:.0f} bits, compression {metrics.fmt(stats['compression'], 2)}x")
+                   f"{s.uniform_bits:.0f} bits, "
+                   f"compression {metrics.fmt(stats['compression'], 2)}x")
     return "\n".join(lines)

@@ -42,8 +42,6 @@ PATH_FIELDS = ("data.npz_path", "data.data_dir", "n1.predictions")
 GRID_FIELDS = ("experiment", "data.variant", "n1.model", "n1.width", "n1.depth", "n1.batch_size",
                "n1.snapshot_epochs", "n1.name", "n2.model", "n2.width", "n2.depth",
                "n2.batch_size")
-# How the report summarises stored numbers: never changes a stored number.
-REPORT_FIELDS = ("report.curve_level",)
 # Fingerprint fields naming a unit's own grid point (the rest is the workdir's protocol and data).
 _UNIT_FIELDS = ("data.variant", "n1.", "n2.", "n1_epoch")
 
@@ -72,7 +70,7 @@ def _plain(value):
 
 def settings(config) -> dict:
   """The protocol settings of a config (ConfigDict or stored dict) that every unit shares."""
-  left_out = EXECUTION_FIELDS + PATH_FIELDS + GRID_FIELDS + REPORT_FIELDS
+  left_out = EXECUTION_FIELDS + PATH_FIELDS + GRID_FIELDS
   flat = _flatten(config.to_dict() if hasattr(config, "to_dict") else config)
   if "data.n2_size" in flat:   # |D2|, the largest size; N2's sizes are each cell's own
     flat["data.n2_size"] = sizes_lib.d2_size(flat["data.n2_size"])

@@ -113,7 +113,6 @@ def check_config(config) -> None:
   for size in ("data.n1_size", "data.test_size"):
     _integer(flat, size, 1, "a positive integer (or unset for the default)", none_ok=True)
   sizes_lib.n2_sizes(flat["data.n2_size"])   # one size, a comma list or geometric:A:B:K
-  _number(flat, "report.curve_level", 0, 100, low_open=True, what="a percentage in (0, 100]")
   for block in ("n1", "n2"):
     grid_list(flat[f"{block}.model"], f"{block}.model")
     for hparam in ("width", "depth"):

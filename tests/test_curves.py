@@ -77,7 +77,8 @@ def test_fingerprints_d2_is_the_largest_size_and_each_cell_names_its_own():
   b = guard.settings(_config("100,200"))
   assert a == b and a["data.n2_size"] == 200 == guard.settings(_config(200))["data.n2_size"]
   n1 = guard.n1_fields(a, {}, "true", "mlp_1", 64)
-  assert guard.cell_fields(n1, "mlp_1", 64, None, 50) != guard.cell_fields(n1, "mlp_1", 64, None, 100)
+  assert (guard.cell_fields(n1, "mlp_1", 64, None, 50)
+          != guard.cell_fields(n1, "mlp_1", 64, None, 100))
   assert "n2.train_size" not in guard.cell_fields(n1, "mlp_1", 64, None)   # one size: as before
 
 
@@ -97,6 +98,7 @@ def test_a_constant_n1_is_learned_at_every_size_and_costs_only_its_first_block()
   assert np.all(curve.code_bits >= first)
   assert np.all(curve.code_bits < first + 0.05 * (400 - SIZES[0]))   # < 0.05 bits per later label
   assert np.all(curve.n_at == SIZES[0]) and np.allclose(curve.auc, 1.0)
+  assert np.all(curve.n_at_level(100.0) == SIZES[0]) and curve[SIZES[-1]].learnability.shape == (2,)
 
 
 def test_labels_independent_of_the_image_are_learned_at_chance_and_not_compressed():
@@ -188,7 +190,8 @@ def test_the_report_shows_the_curve_its_code_length_and_figure(tmp_path):
   markdown, figures = document.build_report(str(tmp_path / "w"))
   assert "Learnability curves" in markdown and "learnability_curves.png" in figures
   assert f"{200 * math.log2(K):.0f}" in markdown   # the uniform code of |D2| = 200
-  assert "prequential code (bits)" in markdown
+  assert "prequential code (bits)" in markdown and "n_at(90 %)" in markdown
+  assert "n_at(50 %)" in document.build_report(str(tmp_path / "w"), curve_level=50)[0]
 
 
 def test_the_api_gives_one_learnability_for_one_size():

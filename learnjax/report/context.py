@@ -30,6 +30,7 @@ class Context:
   # Every cell of a learnability curve (data.n2_size with several sizes); ``cells`` keeps of them
   # only those whose N2 learned all of D2, so every other section shows the measurement at |D2|.
   curve_cells: list[dict] = dataclasses.field(default_factory=list)
+  curve_level: float = 90.0   # a curve's n_at: the first size whose learnability reaches this (%)
   _arrays: dict = dataclasses.field(default_factory=dict)
   _degenerate: dict = dataclasses.field(default_factory=dict)
 

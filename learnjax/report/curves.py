@@ -1,5 +1,5 @@
-"""Learnability curves: learnability and N2's fit against N2's training-set size, and their summaries
-(area under the curve over log n, n_at, the prequential code length of N1's labels)."""
+"""Learnability curves: learnability and N2's fit against N2's training-set size, and their
+summaries (area under the curve over log n, n_at, the prequential code length of N1's labels)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from learnjax import curves, metrics, sizes as sizes_lib
 from learnjax.report import analyses
 from learnjax.report.context import Context
 from learnjax.report.figures import colors, log_axis, new_figure
-from learnjax.report.formatting import md_table, n1_row_label, sort_variants, varies
+from learnjax.report.formatting import md_table, n1_row_label, natural_key, variant_rank, varies
 
 
 def with_curves(ctx: Context) -> bool:
@@ -24,7 +24,7 @@ def _planned_sizes(ctx: Context) -> list | None:
 
 
 def _level(ctx: Context) -> float:
-  return float((ctx.config.get("report") or {}).get("curve_level", 90.0))
+  return float(ctx.curve_level)
 
 
 def _label(cell: dict, cells: list[dict]) -> str:
@@ -49,7 +49,8 @@ def section_curves(ctx: Context) -> str:
   planned = _planned_sizes(ctx)
   level = _level(ctx)
   groups = curves.group(cells)
-  order = sorted(groups, key=lambda k: (sort_variants([k[0]]), str(k[1:])))
+  order = sorted(groups, key=lambda k: (variant_rank(k[0]), str(k[0]), natural_key(k[1]),
+                                        str(k[2:])))
   summaries, rows, points = {}, [], []
   for key in order:
     group = groups[key]
@@ -82,8 +83,9 @@ def section_curves(ctx: Context) -> str:
           "n = the number of D2's first examples N2 learned (the sizes nest; D3 is the same for "
           "every n). AUC: area under learnability / 100 over log n, divided by log(n_max / n_min). "
           f"n_at({level:g} %): the smallest n whose learnability reaches {level:g} % "
-          "(report.curve_level; 'undefined' where no n does, '(k undefined)' where k seeds never "
-          "do). Prequential code: N1's first n_1 labels of D2 at log2 K bits each, then each block "
+          "(python -m learnjax.report --curve_level; 'undefined' where no n does, "
+          "'(k undefined)' where k seeds never do). Prequential code: N1's first n_1 labels of "
+          "D2 at log2 K bits each, then each block "
           "(n_j, n_j+1] coded by the N2 of size n_j, −log2 p_N2(N1's label); uniform code: "
           "|D2| log2 K; compression = uniform / prequential. N2 train agreement: N2 against N1 on "
           "the examples it learned (low: N2 underfit, and low learnability there is no evidence "

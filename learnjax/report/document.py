@@ -13,9 +13,12 @@ from learnjax.report.figures import DPI
 from learnjax.store import atomic_write_bytes
 
 
-def build_report(workdir: str, reference: str | None = None) -> tuple[str, dict]:
-  """The report of a workdir: (markdown, {file name: matplotlib Figure})."""
+def build_report(workdir: str, reference: str | None = None,
+                 curve_level: float = 90.0) -> tuple[str, dict]:
+  """The report of a workdir: (markdown, {file name: matplotlib Figure}); ``curve_level``: the
+  learnability (%) whose first size a learnability curve's n_at gives."""
   ctx = load(workdir, reference)
+  ctx.curve_level = float(curve_level)
   return render(ctx), ctx.figures
 
 
