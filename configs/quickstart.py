@@ -6,14 +6,17 @@ schedule, stop below 1% training error or at 500 epochs).
 
   python -m learnjax.main --config=configs/quickstart.py --workdir=/tmp/learnjax/quickstart
 
-Variants: ``:cnn`` uses the shallow CNN with 16 filters instead (a few minutes on a CPU).
+Variants: ``:cnn`` uses the shallow CNN with 16 filters instead (a few minutes on a CPU);
+``:smoke`` draws learnability curves in about a minute of CPU time: 2 seeds, 20 epochs, one N2 per size
+of D2's first 50, 100, 200 and 400 examples (data.n2_size=geometric:50:400:4), with the
+prequential code length of N1's labels.
 """
 
-from learnjax.config import base_config, check_arg
+from learnjax.config import base_config, check_arg, set_n2_sizes
 
 
 def get_config(arg=None):
-  check_arg(arg, ("cnn",))
+  check_arg(arg, ("cnn", "smoke"))
   config = base_config()
   config.experiment = "quickstart"
   config.data.name = "digits"
@@ -22,4 +25,8 @@ def get_config(arg=None):
   config.n2.model = "same"
   if arg == "cnn":
     config.n1.model = "shallow_cnn_16"
+  if arg == "smoke":
+    config.seeds, config.train.max_epochs = 2, 20
+    config.data.n1_size, config.data.test_size = 300, 297
+    set_n2_sizes(config, "geometric:50:400:4")
   return config

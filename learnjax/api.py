@@ -169,10 +169,10 @@ N1 = Any  # a model name | predict(images float32 NHWC) -> labels or logits | (d
 
 
 def learnability(n1: N1, data: Any = "digits", n2: str = "mlp_1", seeds: int | Sequence[int] = 5,
-                 *, seed: int = 0, n1_size: int | None = None, n2_size: int | None = None,
+                 *, seed: int = 0, n1_size: int | None = None, n2_size=None,
                  test_size: int | None = None, data_dir: str | None = None,
                  config: dict | None = None, n1_name: str | None = None,
-                 progress: Callable[[str], None] | None = print) -> Learnability:
+                 progress: Callable[[str], None] | None = print) :
   """The learnability of ``n1`` on ``data``, measured with N2 = ``n2`` over ``seeds`` seeds.
 
   n1: a learnjax model name (``'mlp_1'``: N1 is trained on D1 as on the command line); or a
@@ -187,6 +187,10 @@ def learnability(n1: N1, data: Any = "digits", n2: str = "mlp_1", seeds: int | S
     x_train, y_train, x_test, y_test, or those four arrays as a tuple (uint8 images N,H,W[,C]).
   n2: a model name (``'same'``: N1's, when n1 is a name).
   seeds: how many seeds (indices 0..seeds-1), or the seed indices themselves.
+  n2_size: |D2|; or several sizes (a list, ``'500,1000'``, ``'geometric:250:25000:8'``): one N2
+    per size on the first n examples of D2 (D2 = the largest), and the result is a
+    :class:`learnjax.curves.Curve` (one Learnability per size, the area under the curve, n_at and
+    the prequential code length of N1's labels; n_at at 90 %, ``c.n_at_level(p)`` at any p).
   config: overrides of the base config by dotted name, e.g. ``{'train.max_epochs': 20,
     'n2.batch_size': 32, 'data.variant': 'random_labels'}``.
   n1_name: N1's name in the result (default: the model name, the function's name, or
@@ -215,9 +219,13 @@ def learnability(n1: N1, data: Any = "digits", n2: str = "mlp_1", seeds: int | S
   apply_overrides(cfg, config if config is not None else {})
   seed_indices = _seed_indices(seeds)
   _integer_argument(seed, "seed", 0, validation.SEED_MAX)
-  for value, key in ((n1_size, "n1_size"), (n2_size, "n2_size"), (test_size, "test_size")):
+  for value, key in ((n1_size, "n1_size"), (test_size, "test_size")):
     if value is not None:
       cfg.data[key] = _integer_argument(value, key, 1)
+  from learnjax import sizes as sizes_lib
+  n2_sizes = _checked(sizes_lib.n2_sizes, cfg.data.n2_size if n2_size is None else n2_size)
+  if n2_sizes != [None]:
+    cfg.data.n2_size = n2_sizes[-1]   # |D2|: the largest size
   cfg.seed = int(seed)
   _checked(validation.check_config, cfg)
   for field in ("n1.model", "n2.model", "n1.batch_size", "n2.batch_size", "data.variant"):
@@ -278,30 +286,44 @@ def learnability(n1: N1, data: Any = "digits", n2: str = "mlp_1", seeds: int | S
     n1_train_error = (None if given.d1 is None else
                       (given.d1 != splits.d1.y[None]).mean(-1).astype(float))
   n1_name = n1_name or name
-  n2_net = protocol.train_n2(splits, n2_trainer, preds_d2, seed, seed_indices, variant=variant,
-                             on_epoch=printer(f"N2 {n2_name} <- {n1_name}", len(splits.d2)),
-                             **run_kw)
   from learnjax import metrics
   y3 = splits.d3.y
-  arrays = {"n1_preds_d3": np.asarray(preds_d3), "n2_preds_d3": np.asarray(n2_net.preds_d3),
-            "n1_preds_d2": np.asarray(preds_d2), "y_d3": y3,
-            # rounded as the command line stores them, so both give the same numbers
-            **{f"{k}_log_probs_d3": np.asarray(v, np.float16)
-               for k, v in (("n1", n1_log_probs), ("n2", n2_net.log_probs_d3)) if v is not None},
-            # the real test images' predictions, where the variant's D3 is noise
-            **{f"{k}_preds_test": np.asarray(v)
-               for k, v in (("n1", n1_test_preds), ("n2", n2_net.preds_test)) if v is not None}}
   record = {} if isinstance(n1, str) else {"n1_source": "predictions", "n1_per_seed": per_seed}
-  values = {m.name: v for m in metrics.REGISTRY.values()
-            if (v := m.per_seed(arrays, record)) is not None}
-  return Learnability(metrics=values, seeds=seed_indices, n1=n1_name, n2=n2_name,
-                      dataset=pool.name, n1_preds_d3=arrays["n1_preds_d3"],
-                      n2_preds_d3=arrays["n2_preds_d3"], y_d3=y3,
-                      n1_source="trained" if isinstance(n1, str) else "given",
-                      n1_train_error=n1_train_error, n2_epochs=np.asarray(n2_net.epochs),
-                      n2_train_error=np.asarray(n2_net.train_error, float),
-                      n2_diverged=np.asarray(n2_net.diverged, bool),
-                      stop_error=float(t.stop_error), seconds=time.time() - started)
+
+  def measure(size):
+    """(Learnability, arrays) of the N2 trained on D2's first ``size`` examples (None: all)."""
+    n2_net = protocol.train_n2(
+        splits, n2_trainer, preds_d2, seed, seed_indices, variant=variant, n2_size=size,
+        on_epoch=printer(f"N2 {n2_name} <- {n1_name}", size or len(splits.d2)), **run_kw)
+    arrays = {"n1_preds_d3": np.asarray(preds_d3), "n2_preds_d3": np.asarray(n2_net.preds_d3),
+              "n1_preds_d2": np.asarray(preds_d2), "y_d3": y3,
+              # rounded as the command line stores them, so both give the same numbers
+              **{f"{k}_log_probs_d3": np.asarray(v, np.float16)
+                 for k, v in (("n1", n1_log_probs), ("n2", n2_net.log_probs_d3)) if v is not None},
+              # the real test images' predictions, where the variant's D3 is noise
+              **{f"{k}_preds_test": np.asarray(v)
+                 for k, v in (("n1", n1_test_preds), ("n2", n2_net.preds_test)) if v is not None}}
+    if size is not None:
+      arrays["n2_preds_d2_train"] = n2_net.preds_d2_train
+      arrays["n2_label_log_probs_d2_after"] = n2_net.label_log_probs_d2_after
+    values = {m.name: v for m in metrics.REGISTRY.values()
+              if (v := m.per_seed(arrays, record)) is not None}
+    result = Learnability(
+        metrics=values, seeds=seed_indices, n1=n1_name, n2=n2_name, dataset=pool.name,
+        n1_preds_d3=arrays["n1_preds_d3"], n2_preds_d3=arrays["n2_preds_d3"], y_d3=y3,
+        n1_source="trained" if isinstance(n1, str) else "given", n1_train_error=n1_train_error,
+        n2_epochs=np.asarray(n2_net.epochs), n2_train_error=np.asarray(n2_net.train_error, float),
+        n2_diverged=np.asarray(n2_net.diverged, bool), stop_error=float(t.stop_error),
+        seconds=time.time() - started)
+    return result, arrays
+
+  if len(n2_sizes) == 1:
+    return measure(None)[0]
+  from learnjax import curves
+  measured = [measure(n) for n in n2_sizes]
+  summary = curves.summarise(n2_sizes, [a for _, a in measured], splits.num_classes,
+                             len(splits.d2), curves.DEFAULT_LEVEL)
+  return curves.Curve(points=[p for p, _ in measured], summary=summary)
 
 
 class _LineStream:
@@ -380,7 +402,7 @@ def load_config(spec: str):
 
 # Grid axes whose config field holds one integer but that also take a comma list, as
 # --config.n1.batch_size=32,64 does on the command line.
-_LIST_FIELDS = ("n1.batch_size", "n2.batch_size")
+_LIST_FIELDS = ("n1.batch_size", "n2.batch_size", "data.n2_size")
 
 
 def apply_overrides(config, overrides: dict) -> None:

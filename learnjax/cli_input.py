@@ -24,6 +24,7 @@ from learnjax.errors import LearnjaxError
 
 
 _BATCH_LIST = re.compile(r"--config\.(n1|n2)\.batch_size=(.*,.*)")
+_N2_SIZES = re.compile(r"--config\.data\.n2_size=(.*[,:].*)")
 
 
 def split_list_overrides(argv: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
@@ -32,8 +33,11 @@ def split_list_overrides(argv: list[str]) -> tuple[list[str], list[tuple[str, st
   kept, lists = [], []
   for arg in argv:
     match = _BATCH_LIST.fullmatch(arg)
+    sizes = _N2_SIZES.fullmatch(arg)
     if match:
       lists.append((match.group(1), match.group(2)))
+    elif sizes:   # N2's training-set sizes (a learnability curve)
+      lists.append(("data", sizes.group(1)))
     else:
       kept.append(arg)
   return kept, lists
@@ -42,7 +46,7 @@ def split_list_overrides(argv: list[str]) -> tuple[list[str], list[tuple[str, st
 def apply_list_overrides(config, lists: list[tuple[str, str]]) -> None:
   for block, value in lists:
     with config[block].ignore_type():
-      config[block].batch_size = value
+      config[block]["n2_size" if block == "data" else "batch_size"] = value
 
 
 def tolerant_output() -> None:

@@ -4,7 +4,8 @@ An experiment is a grid of *cells*: data variant x N1 model x N1 batch size x N2
 with ``seeds`` seeds. The grid axes are the fields ``data.variant`` (with ``data.corrupt_fraction``
 for the variants that read it), ``n1.model``, ``n1.batch_size`` and ``n2.model``; each takes one value or several separated by commas, so any of them can be swept
 from the command line (``--config.n1.model=shallow_cnn_16,shallow_cnn_32``). ``n2.model='same'``
-trains N2 with N1's architecture; ``n2.model='none'`` trains
+trains N2 with N1's architecture; ``data.n2_size`` with several sizes trains one N2 per size on the
+first n examples of D2 (a learnability curve, :mod:`learnjax.sizes`); ``n2.model='none'`` trains
 N1 only (for analyses of N1 alone, such as seed agreement).
 
 A model is a registry name (``python -m learnjax.models`` lists them) or a family name with its
@@ -56,7 +57,9 @@ def base_config() -> ml_collections.ConfigDict:
       # list) sweep it
       "corrupt_fraction": config_dict.placeholder(object),
       "n1_size": config_dict.placeholder(int),    # |D1|; default: first half of the train split
-      "n2_size": config_dict.placeholder(int),    # |D2|; default: second half
+      # |D2|; default: second half. Several sizes ('500,1000,2000' or geometric:250:25000:8) draw
+      # a learnability curve: one N2 per size, on the first n examples of D2 (D2 = the largest)
+      "n2_size": config_dict.placeholder(int),
       "test_size": config_dict.placeholder(int),  # |D3|; default: the whole test split
   })
 
@@ -122,6 +125,15 @@ def make_smoke(config: ml_collections.ConfigDict, max_epochs: int = 10, seeds: i
   config.seeds = seeds
   config.train.max_epochs = max_epochs
   config.data.n1_size, config.data.n2_size, config.data.test_size = sizes
+  return config
+
+
+def set_n2_sizes(config: ml_collections.ConfigDict, sizes: str) -> ml_collections.ConfigDict:
+  """Sets ``data.n2_size`` to several sizes (``'500,1000'`` or ``'geometric:250:25000:8'``): a
+  learnability curve. The field holds one integer by default; it becomes a string field (the
+  command line's ``--config.data.n2_size=...`` then takes a size or a list alike)."""
+  del config.data["n2_size"]
+  config.data.n2_size = str(sizes)
   return config
 
 

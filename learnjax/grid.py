@@ -1,7 +1,8 @@
 """The grid of an experiment: its N1 rows and the cells that reuse each N1, from a config.
 
 The grid is data variant (x corrupt fraction, for the variants that read one) x N1 model x N1
-batch size x N2 model (see :mod:`learnjax.config`);
+batch size x N2 model (x N2's training-set size for a learnability curve; see
+:mod:`learnjax.config` and :mod:`learnjax.sizes`);
 :func:`plan` validates every axis and names each unit of work, whose ids key the workdir.
 """
 
@@ -11,7 +12,7 @@ import dataclasses
 import itertools
 import os
 
-from learnjax import models, predictions, validation
+from learnjax import models, predictions, sizes, validation
 from learnjax.validation import snapshot_epochs
 from learnjax.data import variants
 from learnjax.errors import LearnjaxError
@@ -68,11 +69,13 @@ class Cell:
   n2: ModelChoice
   n2_batch_size: int
   n1_epoch: int | None = None   # N2 learns N1 as it was after this epoch (None: the final N1)
+  n2_size: int | None = None    # N2 learns the first n2_size examples of D2 (None: one size, all)
 
   @property
   def id(self) -> str:
     epoch = "" if self.n1_epoch is None else f"__e{self.n1_epoch}"
-    return f"{self.n1_job.id}__{self.n2.name}__b{self.n2_batch_size}{epoch}"
+    size = "" if self.n2_size is None else f"__n{self.n2_size}"
+    return f"{self.n1_job.id}__{self.n2.name}__b{self.n2_batch_size}{epoch}{size}"
 
 
 def model_hparams(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -118,13 +121,15 @@ def plan(config) -> list[tuple[N1Job, list[Cell]]]:
   n1_batches = validation.grid_list(config.n1.batch_size, "n1.batch_size", int)
   n2_batches = validation.grid_list(config.n2.batch_size, "n2.batch_size", int)
   n1_epochs = [None] + snapshot_epochs(config)
+  # One size: the cell's N2 learns all of D2 (its id and fingerprint name no size).
+  n2_sizes = sizes.n2_sizes(config.data.n2_size) if sizes.is_curve(config.data.n2_size) else [None]
   rows = []
   variant_units = [(v.name, f) for v in variant_list for f in (fractions if v.uses_fraction
                                                                  else [None])]
   for (variant, fraction), n1, batch in itertools.product(variant_units, n1_models, n1_batches):
     job = N1Job(variant, n1, batch, fraction)
-    cells = [Cell(job, n1 if n2 == "same" else n2, b2, e)
-             for n2, b2, e in itertools.product(n2_models, n2_batches, n1_epochs)]
+    cells = [Cell(job, n1 if n2 == "same" else n2, b2, e, n)
+             for n2, b2, e, n in itertools.product(n2_models, n2_batches, n1_epochs, n2_sizes)]
     rows.append((job, list(dict.fromkeys(cells))))
   return rows
 

@@ -28,7 +28,7 @@ import json
 import os
 import tempfile
 
-from learnjax import config as config_lib, store as store_lib
+from learnjax import config as config_lib, sizes as sizes_lib, store as store_lib
 from learnjax.data.variants.registry import LEGACY_CONSTRUCTION
 from learnjax.errors import LearnjaxError
 
@@ -73,6 +73,8 @@ def settings(config) -> dict:
   """The protocol settings of a config (ConfigDict or stored dict) that every unit shares."""
   left_out = EXECUTION_FIELDS + PATH_FIELDS + GRID_FIELDS
   flat = _flatten(config.to_dict() if hasattr(config, "to_dict") else config)
+  if "data.n2_size" in flat:   # |D2|, the largest size; N2's sizes are each cell's own
+    flat["data.n2_size"] = sizes_lib.d2_size(flat["data.n2_size"])
   return _plain({k: v for k, v in sorted(flat.items()) if k not in left_out
                  and not (k in config_lib.NEUTRAL and v == config_lib.NEUTRAL[k])})
 
@@ -101,11 +103,15 @@ def n1_fields(protocol: dict, data_record: dict, variant: str, model: str, batch
   return _plain(fields)
 
 
-def cell_fields(n1: dict, n2_model: str, n2_batch_size: int, n1_epoch: int | None) -> dict:
-  """What determines a cell: its N1's fields and N2's model, batch size and N1 epoch."""
+def cell_fields(n1: dict, n2_model: str, n2_batch_size: int, n1_epoch: int | None,
+                n2_size: int | None = None) -> dict:
+  """What determines a cell: its N1's fields and N2's model, batch size, N1 epoch and the number
+  of D2's first examples it learns (a curve's size; None: all of D2)."""
   fields = {**n1, "n2.model": n2_model, "n2.batch_size": int(n2_batch_size)}
   if n1_epoch is not None:
     fields["n1_epoch"] = int(n1_epoch)
+  if n2_size is not None:
+    fields["n2.train_size"] = int(n2_size)
   return _plain(fields)
 
 

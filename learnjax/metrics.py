@@ -1,7 +1,8 @@
 """The metrics of a cell, each defined once: its name, how it is computed, how it is shown.
 
 A metric is computed per seed from a cell's stored arrays (``n1_preds_d3``, ``n2_preds_d3``,
-``y_d3``, ``n1_preds_d2``, ``n1_log_probs_d3``, ``n2_log_probs_d3``; seed axis first) and, where
+``y_d3``, ``n1_preds_d2``, ``n1_log_probs_d3``, ``n2_log_probs_d3``, ``n2_preds_d2_train``; seed axis
+first) and, where
 it needs it, the cell's record. The cell record (:mod:`learnjax.sweep`), the result of
 :func:`learnjax.learnability`, the report's tables, the console table and the reference format all
 follow from :data:`REGISTRY`, and the report computes every metric from the stored arrays when it
@@ -260,6 +261,15 @@ def n1_test_accuracy(a):
 def n2_test_accuracy(a):
   """100 × P(b = y), on the real test images."""
   return _agreement(_test_preds(a, "n2"), a["y_d3"])
+
+
+@register("n2_train_agreement", title="N2 train agreement",
+          needs=("n1_preds_d2", "n2_preds_d2_train"))
+def n2_train_agreement(a):
+  """100 × P(N2(x) = N1(x)) on the first n examples of D2 that a curve's N2 of size n learned:
+  whether it fitted its data (an N2 that underfits shows low learnability for want of fit)."""
+  fitted = np.atleast_2d(a["n2_preds_d2_train"])
+  return _agreement(np.atleast_2d(a["n1_preds_d2"])[:, :fitted.shape[1]], fitted)
 
 
 def _seed_pair_agreement(preds) -> np.ndarray:

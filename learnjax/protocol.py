@@ -68,6 +68,10 @@ class TrainedNet:
   def test_preds(self) -> np.ndarray:
     """The predictions the network's test accuracy is measured on."""
     return self.preds_d3 if self.preds_test is None else self.preds_test
+  # An N2 of a learnability curve (trained on the first n examples of D2): its predictions on
+  # them, (S, n), and its float32 log-probability of N1's label on the rest of D2, (S, |D2| - n).
+  preds_d2_train: np.ndarray | None = None
+  label_log_probs_d2_after: np.ndarray | None = None
 
 
 @dataclasses.dataclass
@@ -177,16 +181,34 @@ def train_n1(splits: Splits, trainer: engine.Trainer, variant: str, experiment_s
 def train_n2(splits: Splits, trainer: engine.Trainer, n1_labels_d2: np.ndarray,
              experiment_seed: int, seed_indices, seed_layout: str = "auto",
              on_epoch=None, checkpoints=None, devices: int = 0,
-             concurrent_seeds: int = 0, variant: str = "true") -> TrainedNet:
-  """Step 3: N2 of seed s on (D2, N1_s(D2)); its predictions on D3 (both the variant's)."""
+             concurrent_seeds: int = 0, variant: str = "true",
+             n2_size: int | None = None) -> TrainedNet:
+  """Step 3: N2 of seed s on (D2, N1_s(D2)); its predictions on D3 (both the variant's).
+
+  ``n2_size`` (a learnability curve): N2 learns the first ``n2_size`` examples of D2 only, and
+  also returns its predictions on them and its log-probability of N1's label on each later
+  example of D2 (the prequential code, docs/protocol.md section 8).
+  """
   data = eval_data(splits, variant, experiment_seed, seed_indices)
+  labels = np.asarray(n1_labels_d2)
+  n = len(splits.d2) if n2_size is None else int(n2_size)
+  if not 1 <= n <= len(splits.d2):
+    raise ValueError(f"n2_size must be in 1..{len(splits.d2)}, got {n2_size}")
+  x2 = data.x2[:, :n] if data.per_seed else data.x2[:n]
   result = execution.train_seeds(
       trainer, seed_keys(experiment_seed, seed_indices, Purpose.N2_INIT),
       seed_keys(experiment_seed, seed_indices, Purpose.N2_ORDER),
-      data.x2, jnp.asarray(n1_labels_d2, jnp.int32), per_seed_x=data.per_seed,
+      x2, jnp.asarray(labels[:, :n], jnp.int32), per_seed_x=data.per_seed,
       seed_layout=seed_layout, on_epoch=on_epoch, checkpoints=checkpoints, devices=devices,
       concurrent_seeds=concurrent_seeds)
-  return _trained(trainer, result, splits, data, with_d2=False, keep_variables=False)
+  net = _trained(trainer, result, splits, data, with_d2=False, keep_variables=False)
+  if n2_size is not None:
+    preds, log_probs = predict_with_log_probs(trainer, result.variables, data.x2, data.per_seed)
+    net.preds_d2_train = preds[:, :n]
+    after = labels[:, n:].astype(np.int64)
+    net.label_log_probs_d2_after = np.take_along_axis(
+        log_probs[:, n:], after[..., None], axis=-1)[..., 0].astype(np.float32)
+  return net
 
 
 def agreement(preds_a, preds_b) -> np.ndarray:

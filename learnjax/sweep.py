@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from learnjax import (checkpoint, engine, guard, metrics, models, predictions, protocol,
-                      records, validation)
+                      records, sizes, validation)
 from learnjax.data import fingerprint as fingerprint_lib, sources, splits as splits_lib
 from learnjax.grid import Cell, ModelChoice, N1Job, plan, snapshot_epochs
 from learnjax.errors import LearnjaxError
@@ -63,7 +63,8 @@ class Experiment:
     self.rows = plan(config)
     self.out = progress.tolerant(out)   # a console that cannot show a line never stops the run
     self.pool = sources.load_pool(config.data) if pool is None else pool
-    self.splits = splits_lib.make_splits(self.pool, config.data.n1_size, config.data.n2_size,
+    self.splits = splits_lib.make_splits(self.pool, config.data.n1_size,
+                                         sizes.d2_size(config.data.n2_size),
                                          config.data.test_size)
     self.data_fingerprint = fingerprint_lib.fingerprint(self.pool, self.splits)
     self.store = Store(workdir)
@@ -75,8 +76,8 @@ class Experiment:
     self._trainers = {}
     # Build every model once now, so a bad model choice stops the run before any training.
     # N1s given as predictions: read and checked now, before any training.
-    sizes = {k: len(getattr(self.splits, k)) for k in predictions.PARTS}
-    self.given = {job.n1: predictions.load(job.n1.predictions, sizes, self.splits.num_classes,
+    part_sizes = {k: len(getattr(self.splits, k)) for k in predictions.PARTS}
+    self.given = {job.n1: predictions.load(job.n1.predictions, part_sizes, self.splits.num_classes,
                                            int(config.seeds))
                   for job, _ in self.rows if job.n1.predictions}
     check_given_predictions(self)
@@ -105,7 +106,7 @@ class Experiment:
       planned[f"n1/{job.id}"] = n1
       for cell in cells:
         planned[f"cells/{cell.id}"] = guard.cell_fields(n1, cell.n2.name, cell.n2_batch_size,
-                                                        cell.n1_epoch)
+                                                        cell.n1_epoch, cell.n2_size)
     return planned
 
   def _bind(self, kind: str, unit_id: str) -> dict:
@@ -203,27 +204,33 @@ class Experiment:
       n1_preds_d2, n1_preds_d3 = n1.snapshots[cell.n1_epoch]
       n1_test_preds = n1_preds_d3
     when = "" if cell.n1_epoch is None else f" after epoch {cell.n1_epoch}"
-    self.out(f"N2 {cell.id}: training {cell.n2.name} on N1's labels of D2{when}")
+    first = "" if cell.n2_size is None else f" (its first {cell.n2_size} examples)"
+    self.out(f"N2 {cell.id}: training {cell.n2.name} on N1's labels of D2{first}{when}")
     fingerprint = self._bind("cells", cell.id)
     n2 = protocol.train_n2(self.splits, self.trainer(cell.n2, cell.n2_batch_size), n1_preds_d2,
                            self.config.seed, self.seed_indices,
                            seed_layout=self.config.train.seed_layout,
                            on_epoch=self._printer(f"N2 {cell.n2.name} <- {job.n1.name} {job.variant_id}",
-                                                  len(self.splits.d2), cell.n2_batch_size),
+                                                  cell.n2_size or len(self.splits.d2),
+                                                  cell.n2_batch_size),
                            checkpoints=self._checkpoints("cells", cell.id),
                            devices=self.config.train.get("devices", 0),
                            concurrent_seeds=self.config.train.get("concurrent_seeds", 0),
-                           variant=job.variant)
+                           variant=job.variant, n2_size=cell.n2_size)
     y3 = self.splits.d3.y
     n1_result, _ = self._load("n1", job.id, with_arrays=False)
     arrays = {"n1_preds_d3": n1_preds_d3, "n1_preds_d2": n1_preds_d2, **records.net_arrays("n2", n2),
               "y_d3": y3}
     if cell.n1_epoch is None and n1.log_probs_d3 is not None:   # the final N1's probabilities
       arrays["n1_log_probs_d3"] = np.asarray(n1.log_probs_d3, np.float16)
+    if cell.n2_size is not None:   # a curve's N2: its fit and its code of the rest of D2
+      arrays["n2_preds_d2_train"] = n2.preds_d2_train
+      arrays["n2_label_log_probs_d2_after"] = n2.label_log_probs_d2_after
     result = {
         "cell": cell.id, "dataset": self.pool.name, **job.variant_record,
         "n1_model": job.n1.name, "n1_batch_size": job.batch_size,
         "n2_model": cell.n2.name, "n2_batch_size": cell.n2_batch_size, "n1_epoch": cell.n1_epoch,
+        **({"n2_size": cell.n2_size} if cell.n2_size is not None else {}),
         "seeds": int(self.config.seeds), "d1": len(self.splits.d1), "d2": len(self.splits.d2),
         "d3": len(self.splits.d3), "num_classes": self.splits.num_classes,
         **({"n1_params": n1_result["params"], "n1_param_tensors": n1_result["param_tensors"]}
@@ -245,6 +252,7 @@ class Experiment:
               "dataset": self.pool.name, **job.variant_record, "n1_model": job.n1.name,
               "n1_batch_size": job.batch_size, "n2_model": cell.n2.name,
               "n2_batch_size": cell.n2_batch_size, "n1_epoch": cell.n1_epoch,
+              **({"n2_size": cell.n2_size} if cell.n2_size is not None else {}),
               "seeds": int(self.config.seeds)}
     self.store.save("cells", cell.id, result, {},
                     fingerprint=self.guard.planned[f"cells/{cell.id}"])

@@ -17,7 +17,7 @@ import tempfile
 
 import ml_collections
 
-from learnjax import guard
+from learnjax import guard, sizes as sizes_lib
 from learnjax.config import base_config, flatten  # noqa: F401  (flatten: validation.flatten)
 from learnjax.predictions import MODEL as PREDICTIONS_MODEL
 from learnjax.data import variants
@@ -111,8 +111,9 @@ def check_config(config) -> None:
   if _integer(flat, "seed", 0, "an integer >= 0") > SEED_MAX:
     raise LearnjaxError(f"config.seed must be at most {SEED_MAX} (2^32 - 1: random keys hold 32 "
                         f"bits, a larger seed would be truncated), got {flat['seed']}")
-  for size in ("data.n1_size", "data.n2_size", "data.test_size"):
+  for size in ("data.n1_size", "data.test_size"):
     _integer(flat, size, 1, "a positive integer (or unset for the default)", none_ok=True)
+  sizes_lib.n2_sizes(flat["data.n2_size"])   # one size, a comma list or geometric:A:B:K
   for block in ("n1", "n2"):
     grid_list(flat[f"{block}.model"], f"{block}.model")
     for hparam in ("width", "depth"):
@@ -293,7 +294,8 @@ def check_data(config, workdir: str, pool=None) -> dict:
   its record."""
   from learnjax.data import fingerprint, sources, splits
   pool = sources.load_pool(config.data) if pool is None else pool
-  parts = splits.make_splits(pool, config.data.n1_size, config.data.n2_size, config.data.test_size)
+  parts = splits.make_splits(pool, config.data.n1_size, sizes_lib.d2_size(config.data.n2_size),
+                           config.data.test_size)
   record = fingerprint.fingerprint(pool, parts)
   if os.path.isdir(workdir):
     guard.Workdir(workdir, config, record).check_records()

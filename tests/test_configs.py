@@ -13,6 +13,7 @@ CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "*.py")))
 # Config arguments beyond the default and ':smoke'.
 TABLES = ("t8", "t9", "t10", "t11")
 EXTRA_ARGS = {"quickstart.py": ["cnn"],
+              "t12_mnist_mlp.py": ["curve", "curve,smoke"], "t5_mlp_variants.py": ["curve", "curve,smoke"],
               "t8_t11_correct_vs_agree.py": [*TABLES, *(f"{t},smoke" for t in TABLES)]}
 
 

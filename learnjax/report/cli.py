@@ -1,4 +1,5 @@
-"""The report's command line: ``python -m learnjax.report --workdir=DIR [--reference=REF.json]``."""
+"""The report's command line: ``python -m learnjax.report --workdir=DIR [--reference=REF.json]
+[--curve_level=90]``."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ def _flags():
     flags.DEFINE_string("workdir", None, "Workdir of an experiment (python -m learnjax.main).")
     flags.DEFINE_string("out", None, "Folder for report.md and the figures (default WORKDIR/report).")
     flags.DEFINE_string("reference", None, "Optional JSON of reference numbers (see the module doc).")
+    flags.DEFINE_float("curve_level", 90.0, "A learnability curve's n_at: the smallest N2 size "
+                       "whose learnability reaches this percentage.")
   return flags.FLAGS
 
 
@@ -43,8 +46,10 @@ def main(argv):
   FLAGS = _flags()
   if not FLAGS.workdir:
     _fail("--workdir is required: the folder of an experiment run with python -m learnjax.main")
+  if not 0 < FLAGS.curve_level <= 100:
+    _fail(f"--curve_level must be a percentage in (0, 100], got {FLAGS.curve_level:g}")
   try:
-    markdown, figures = build_report(FLAGS.workdir, FLAGS.reference)
+    markdown, figures = build_report(FLAGS.workdir, FLAGS.reference, curve_level=FLAGS.curve_level)
     path = write_report(markdown, figures, FLAGS.out or os.path.join(FLAGS.workdir, "report"))
   except LearnjaxError as e:
     _fail(str(e))

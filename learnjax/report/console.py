@@ -51,7 +51,8 @@ def format_table(results: list[dict], stop_error: float | None = DEFAULT_STOP_ER
     return "(no finished cells)"
   store = Store(workdir) if workdir else None
   axes = [("variant", "variant"), ("n1_model", "N1"), ("n1_batch_size", "N1 batch"),
-          ("n2_model", "N2"), ("n2_batch_size", "N2 batch"), ("n1_epoch", "N1 epoch")]
+          ("n2_model", "N2"), ("n2_batch_size", "N2 batch"), ("n1_epoch", "N1 epoch"),
+          ("n2_size", "N2 size")]
   shown = [(k, h) for k, h in axes if k in ("variant", "n1_model", "n2_model")
            or len({r.get(k) for r in results}) > 1]
   columns = metrics.console_names() if columns is None else tuple(columns)

@@ -27,6 +27,10 @@ class Context:
   reference_source: str = ""
   figures: dict = dataclasses.field(default_factory=dict)   # file name -> matplotlib Figure
   notes: list[str] = dataclasses.field(default_factory=list)
+  # Every cell of a learnability curve (data.n2_size with several sizes); ``cells`` keeps of them
+  # only those whose N2 learned all of D2, so every other section shows the measurement at |D2|.
+  curve_cells: list[dict] = dataclasses.field(default_factory=list)
+  curve_level: float = 90.0   # a curve's n_at: the first size whose learnability reaches this (%)
   _arrays: dict = dataclasses.field(default_factory=dict)
   _degenerate: dict = dataclasses.field(default_factory=dict)
 
@@ -119,9 +123,16 @@ def load(workdir: str, reference_path: str | None = None) -> Context:
                             f"(no {key!r} field); delete its folder to recompute it")
   context = Context(workdir, config, cells, n1s)
   context.cells = [_with_metrics(context, c) for c in cells]
+  context.curve_cells = [c for c in context.cells if c.get("n2_size") is not None]
+  context.cells = [c for c in context.cells if not _partial_d2(c)]
   if reference_path:
     context.reference, context.reference_source = load_reference(reference_path)
   return context
+
+
+def _partial_d2(cell: dict) -> bool:
+  """A curve's cell whose N2 learned fewer examples than D2 holds."""
+  return cell.get("n2_size") is not None and cell["n2_size"] < (cell.get("d2") or 0)
 
 
 def _with_metrics(ctx: Context, cell: dict) -> dict:

@@ -6,16 +6,19 @@ import os
 
 from learnjax.errors import LearnjaxError
 # The families of analyses register themselves (learnjax.report.analyses) when imported.
-from learnjax.report import (analyses, correlation, d5, f1, grids, notes, sections, t7,  # noqa: F401
+from learnjax.report import (analyses, correlation, curves, d5, f1, grids, notes, sections, t7,  # noqa: F401
                              t8_t11, t12, t14, variants)
 from learnjax.report.context import DEGENERATE_MARK, Context, load
 from learnjax.report.figures import DPI
 from learnjax.store import atomic_write_bytes
 
 
-def build_report(workdir: str, reference: str | None = None) -> tuple[str, dict]:
-  """The report of a workdir: (markdown, {file name: matplotlib Figure})."""
+def build_report(workdir: str, reference: str | None = None,
+                 curve_level: float = 90.0) -> tuple[str, dict]:
+  """The report of a workdir: (markdown, {file name: matplotlib Figure}); ``curve_level``: the
+  learnability (%) whose first size a learnability curve's n_at gives."""
   ctx = load(workdir, reference)
+  ctx.curve_level = float(curve_level)
   return render(ctx), ctx.figures
 
 
