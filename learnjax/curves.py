@@ -130,7 +130,7 @@ def summarise(sizes: Sequence[int], arrays: Sequence[Mapping], num_classes: int,
 @dataclasses.dataclass(frozen=True)
 class Curve:
   """A learnability curve measured in memory (:func:`learnjax.learnability` with several
-  ``n2_size``): one :class:`~learnjax.api.Learnability` per size and the curve's summary.
+  ``n2_size``): one :class:`~learnjax.result.Learnability` per size and the curve's summary.
 
   ``c.sizes``, ``c.learnability`` (S, J), ``c.train_agreement`` (S, J), ``c.auc``, ``c.n_at``,
   ``c.code_bits``, ``c.compression`` (S,) per seed, ``c.uniform_bits``; ``c[n]`` the measurement
