@@ -117,6 +117,9 @@ def plan(config) -> list[tuple[N1Job, list[Cell]]]:
     raise LearnjaxError("config.n1.model must name models ('same' and 'none' are for n2)")
   n2_models = _model_choices(config.n2, "n2")
   if "none" in n2_models:
+    if len(n2_models) > 1:
+      raise LearnjaxError(f"config.n2.model={config.n2.model!r} lists 'none' (N1 only, no N2) "
+                          "beside N2 models; give one or the other")
     n2_models = []
   n1_batches = validation.grid_list(config.n1.batch_size, "n1.batch_size", int)
   n2_batches = validation.grid_list(config.n2.batch_size, "n2.batch_size", int)

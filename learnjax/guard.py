@@ -80,7 +80,9 @@ def settings(config) -> dict:
 
 
 def data_fields(data_record: dict) -> dict:
-  return _plain({f"data.{k}": data_record.get(k) for k in _DATA_KEYS})
+  from learnjax.data.fingerprint import identity
+  record = identity(data_record)
+  return _plain({f"data.{k}": record.get(k) for k in _DATA_KEYS})
 
 
 def n1_fields(protocol: dict, data_record: dict, variant: str, model: str, batch_size: int,
@@ -130,8 +132,11 @@ def describe_changes(old: dict, new: dict, limit: int = 5) -> str:
     text = json.dumps(value) if not isinstance(value, str) else value
     return f"sha256 {text[:8]}.." if len(text) == 64 and isinstance(value, str) else text
   changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
-  parts = [f"{k}: {short(old.get(k)) if k in old else '(unset)'} -> "
-           f"{short(new.get(k)) if k in new else '(unset)'}" for k in changed[:limit]]
+  def shown(fields, k):   # a field left out at its neutral value reads as that value
+    if k in fields:
+      return short(fields[k])
+    return short(config_lib.NEUTRAL[k]) if k in config_lib.NEUTRAL else "(unset)"
+  parts = [f"{k}: {shown(old, k)} -> {shown(new, k)}" for k in changed[:limit]]
   more = len(changed) - limit
   return ", ".join(parts) + (f" and {more} more" if more > 0 else "")
 

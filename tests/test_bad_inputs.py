@@ -439,6 +439,9 @@ CASES += [
          "--num_classes must be an integer, got 'abc'", module="learnjax.models", base=False),
     Case("models unknown argument", ["--bogus"], "unrecognized arguments: --bogus",
          module="learnjax.models", base=False),
+    # 'none' (N1 only) is a whole experiment's choice, not one N2 among others.
+    Case("n2.model none beside a model", ["--config.n2.model=none,mlp_1"],
+         "lists 'none' (N1 only, no N2) beside N2 models"),
 ]
 
 

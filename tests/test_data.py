@@ -152,3 +152,12 @@ def test_the_data_record_names_what_changed(digits_pool):
   moved = fingerprint.fingerprint(digits_pool, splits.make_splits(digits_pool, 200, 300, 100))
   assert "D2 positions: train[1300:1500] -> train[1200:1500]" in fingerprint.describe_changes(
       base, moved)
+
+
+def test_a_local_npz_is_identified_by_its_content_not_its_file_name():
+  from learnjax.data import fingerprint
+  record = {"dataset": "e.npz", "num_classes": 10, "train_images": "a" * 64}
+  renamed = {**record, "dataset": "renamed.npz"}
+  assert fingerprint.describe_changes(record, renamed) == ""
+  assert "training images" in fingerprint.describe_changes(record, {**renamed, "train_images": "b" * 64})
+  assert fingerprint.describe_changes({**record, "dataset": "digits"}, record) != ""

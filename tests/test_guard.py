@@ -113,7 +113,7 @@ def test_a_field_added_later_at_its_neutral_value_changes_no_fingerprint(monkeyp
   assert guard.settings(new) == guard.settings(old)
   new.train.new_switch = "on"
   assert guard.describe_changes(guard.settings(old), guard.settings(new)) == (
-      "train.new_switch: (unset) -> on")
+      "train.new_switch: off -> on")   # left out at its neutral value: read as that value
 
 
 def test_the_replay_recipe_reads_a_config_json_written_before_a_field_existed(tmp_path):

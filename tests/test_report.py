@@ -367,9 +367,8 @@ def test_kendall_tau_hand_computed_and_in_the_report(tmp_path):
   assert report.kendall_tau([50, 60, 70], [30, 50, 40]) == pytest.approx(1 / 3)
   assert report.kendall_tau([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
   workdir, store = workdir_for(tmp_path, "T5")
-  for n1, learn, acc in (("mlp_1", [50.0, 50.0], [30.0, 30.0]), ("mlp_2", [60.0, 60.0], [50.0, 50.0]),
-                         ("mlp_3", [70.0, 70.0], [40.0, 40.0])):
-    save_cell(store, n1=n1, learn=learn, acc=acc)
+  for n1, learn, acc in (("mlp_1", 50.0, 30.0), ("mlp_2", 60.0, 50.0), ("mlp_3", 70.0, 40.0)):
+    save_cell(store, n1=n1, learn=[learn] * 5, acc=[acc] * 5)   # 5 seeds: enough for a verdict
   markdown, figures = report.build_report(workdir)
   # Seeds agree exactly, so every bootstrap resample gives the same tau: the interval is a point.
   # Kappa and GDE accuracy come from the stored predictions (identical for every cell here):
@@ -381,6 +380,17 @@ def test_kendall_tau_hand_computed_and_in_the_report(tmp_path):
           "(τ = +0.33 [+0.33, +0.33], interval above 0); it is higher where the generalisation "
           "gap is smaller (τ = -0.33 [-0.33, -0.33], interval below 0).") in markdown
   assert "learnability_vs_generalisation.png" in figures
+
+
+def test_too_few_seeds_for_a_verdict(tmp_path):
+  workdir, store = workdir_for(tmp_path, "T5")
+  for n1, learn, acc in (("mlp_1", 50.0, 30.0), ("mlp_2", 60.0, 50.0), ("mlp_3", 70.0, 40.0)):
+    save_cell(store, n1=n1, learn=[learn] * 2, acc=[acc] * 2)
+  markdown, _ = report.build_report(workdir)
+  # Two seeds give only four resamples: tau is shown, but no interval decides a verdict.
+  assert ("- **learnability**: τ = +0.33 [+0.33, +0.33] against N1's test accuracy; with 2 seeds "
+          "the seed bootstrap has too few distinct resamples to bound it, so no verdict") in markdown
+  assert "interval above 0" not in markdown
 
 
 def test_bootstrap_interval_is_deterministic_and_resamples_seeds():
@@ -420,7 +430,7 @@ def test_degenerate_cells_are_flagged(tmp_path):
   assert "| vgg11 | 100.0 ± 0.0 ⚠ |" in markdown
   assert ("degenerate N1 (⚠) in vgg11 → vgg11 (true, N1 batch 64): it predicts a single class "
           "for all of D3 (every seed)") in markdown
-  assert "resnet18 → resnet18 (true, N1 batch 64): it test accuracy 10.0% is at chance" in markdown
+  assert "resnet18 → resnet18 (true, N1 batch 64): it has test accuracy 10.0%, at chance" in markdown
   assert "this learnability measures nothing" in markdown
   assert "Not computed" in markdown   # degenerate cells are left out of the correlation
 

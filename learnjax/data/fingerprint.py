@@ -46,8 +46,18 @@ def fingerprint(pool, splits) -> dict:
           "d3_images": array_hash(pool.x_test[d3]), "d3_labels": array_hash(pool.y_test[d3])}
 
 
+def identity(record: dict) -> dict:
+  """The part of a data record that identifies the data: a local .npz is its content (the hashes),
+  whatever its file is called or wherever it lies, so its file name is not part of it."""
+  name = record.get("dataset")
+  if isinstance(name, str) and name.endswith(".npz"):
+    return {**record, "dataset": "npz"}
+  return record
+
+
 def describe_changes(old: dict, new: dict) -> str:
   """'training images: sha256 1a2b3c4d.. -> 5e6f7a8b.., ...', or '' when nothing changed."""
+  old, new = identity(old), identity(new)
   def short(value):
     text = str(value)
     return f"sha256 {text[:8]}.." if len(text) == 64 else text

@@ -30,6 +30,8 @@ from learnjax.report.granulated import kendall_tau
 
 BOOTSTRAP_DRAWS = 1000
 BOOTSTRAP_SEED = 0
+# Below this many seeds the bootstrap's distinct resamples are too few for an interval to decide.
+MIN_VERDICT_SEEDS = 5
 MIN_CELLS = 3
 # The measures ranked against generalisation: metric name -> how the section names it.
 MEASURES = {"learnability": "learnability", "kappa": "kappa", "gde_accuracy": "GDE accuracy"}
@@ -120,10 +122,17 @@ def _row(name: str, pts: list[dict], key: str) -> list[str] | None:
 def _plain_words(pts: list[dict]) -> list[str]:
   """One sentence per measure: on this sweep, does it rank cells as their generalisation does."""
   lines = []
+  seeds = min((np.size(p["learn"]) for p in pts), default=0)
   for measure, title in MEASURES.items():
     acc, gap = _tau(pts, measure, "acc"), _tau(pts, measure, "gap")
     if acc is None:
       lines.append(f"- **{title}**: not enough cells with it ({MIN_CELLS} needed).")
+      continue
+    if seeds < MIN_VERDICT_SEEDS:
+      lines.append(f"- **{title}**: τ = {_tau_text(acc)} against N1's test accuracy; with "
+                   f"{seeds} seed{'s' if seeds != 1 else ''} the seed bootstrap has too few "
+                   f"distinct resamples to bound it, so no verdict ({MIN_VERDICT_SEEDS} seeds "
+                   "needed).")
       continue
     parts = [_verdict(acc, "ranks the cells as N1's test accuracy does",
                       "ranks them opposite to N1's test accuracy",

@@ -78,7 +78,7 @@ def reason(variant, num_classes, preds=None, y=None, accuracy=None, n=None,
     chance = chance_accuracy(num_classes, y)
     if accuracy is not None and chance is not None and n:
       if accuracy <= chance + at_chance_margin(chance, int(n)):
-        reasons.append(f"test accuracy {accuracy:.1f}% is at chance ({chance:.1f}%, |D3| = {n})")
+        reasons.append(f"has test accuracy {accuracy:.1f}%, at chance ({chance:.1f}%, |D3| = {n})")
   return "; ".join(reasons) if reasons else None
 
 

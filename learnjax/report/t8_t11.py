@@ -43,6 +43,10 @@ def section_t8(ctx: Context) -> str:
     if not all(k in arrays for k in ("n1_preds_d3", "n2_preds_d3", "y_d3")):
       ctx.notes.append(f"cell {c['cell']} lacks the D3 predictions or labels for the 2x2 table")
       continue
+    if "n1_preds_test" in arrays:   # D3 is the variant's noise (docs/protocol.md section 2)
+      parts.append(f"**{cell_label(c)}**: no table: learnability's D3 is the variant's noise, "
+                   "whose images have no true label (N1's test accuracy is taken on the real D3).")
+      continue
     per_seed = correct_agree_table(arrays["n1_preds_d3"], arrays["n2_preds_d3"], arrays["y_d3"])
     mean, std = per_seed.mean(0), per_seed.std(0)
     cell = lambda i, j: f"{mean[i, j]:.1f} ± {std[i, j]:.1f}"
