@@ -109,13 +109,19 @@ def stored_config(path: str) -> ml_collections.ConfigDict:
     raise ValueError(f"{path} holds fields this learnjax does not know ({', '.join(unknown[:5])})"
                      "; replay it with the learnjax release that wrote it")
   for key, value in {**{k: v for k, v in NEUTRAL.items() if k not in stored}, **stored}.items():
-    *blocks, name = key.split(".")
-    node = config
-    for block in blocks:
-      node = node[block]
-    with node.ignore_type():
-      node[name] = value
+    set_field(config, key, value)
   return config
+
+
+def set_field(config: ml_collections.ConfigDict, key: str, value) -> None:
+  """Sets the field of dotted name ``key`` (``'train.learning_rate'``) to ``value``, whatever the
+  field's type was (a stored value, a comma list in an integer field)."""
+  *blocks, name = key.split(".")
+  node = config
+  for block in blocks:
+    node = node[block]
+  with node.ignore_type():
+    node[name] = value
 
 
 def make_smoke(config: ml_collections.ConfigDict, max_epochs: int = 10, seeds: int = 2,

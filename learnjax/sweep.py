@@ -68,7 +68,6 @@ class Experiment:
                                          config.data.test_size)
     self.data_fingerprint = fingerprint_lib.fingerprint(self.pool, self.splits)
     self.store = Store(workdir)
-    guard.Workdir(workdir, config, self.data_fingerprint).check_records()
     validation.check_devices(config)
     apply_precision(config)
     self.seed_indices = np.arange(config.seeds)

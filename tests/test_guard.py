@@ -34,12 +34,7 @@ def quickstart(**fields):
   spec.loader.exec_module(module)
   config = module.get_config()
   for key, value in fields.items():
-    *blocks, name = key.split("__")
-    node = config
-    for block in blocks:
-      node = node[block]
-    with node.ignore_type():
-      node[name] = value
+    config_lib.set_field(config, key.replace("__", "."), value)
   return config
 
 
