@@ -216,7 +216,8 @@ def _variant_units(cfg) -> list[tuple[str, float | None]]:
 
 
 def run(config, workdir: str, overrides: dict | None = None, task_index: int = 0,
-        num_tasks: int = 1, out: Callable[[str], None] | None = print) -> list[dict]:
+        num_tasks: int = 1, out: Callable[[str], None] | None = print, *,
+        retry_out_of_memory: bool = True) -> list[dict]:
   """Runs (or resumes) an experiment as ``python -m learnjax.main`` does; returns its cells.
 
   config: a ConfigDict, or a config file as on the command line (``'configs/t5_mlp_variants.py'``
@@ -225,6 +226,12 @@ def run(config, workdir: str, overrides: dict | None = None, task_index: int = 0
   comma lists of batch sizes as the command line does (``{'n1.batch_size': '32,64'}``). Bad
   arguments raise :class:`~learnjax.errors.ArgumentError` (a ``ValueError``) before the workdir
   is touched.
+
+  An N1 row that another process is training is waited for, then this call's own cells of it are
+  trained. Cells the machine could not finish are not results: memory running out leaves them
+  unmeasured with a :class:`~learnjax.failures.MachineFailureWarning` (a later call retries them,
+  unless ``retry_out_of_memory=False``: cells known to be too big); a failed write or a lost
+  device raises :class:`~learnjax.failures.MachineFailure`.
   """
   import ml_collections
 
@@ -247,8 +254,14 @@ def run(config, workdir: str, overrides: dict | None = None, task_index: int = 0
   task_index = _integer_argument(task_index, "task_index", 0, num_tasks - 1)
   apply_overrides(config, overrides if overrides is not None else {})
   _checked(validation.check_config, config)
-  return sweep.train_and_evaluate(config, os.fspath(workdir), task_index, num_tasks,
-                                  out=out or (lambda _: None))
+  outcome = sweep.launch(config, os.fspath(workdir), task_index, num_tasks,
+                         out=out or (lambda _: None), retry_out_of_memory=retry_out_of_memory)
+  if outcome.last_line():
+    import warnings
+
+    from learnjax import failures
+    warnings.warn(outcome.last_line(), failures.MachineFailureWarning, stacklevel=2)
+  return outcome.cells
 
 
 def load_config(spec: str):
