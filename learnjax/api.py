@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from learnjax import validation
+from learnjax import plugins, validation
 from learnjax.errors import ArgumentError, LearnjaxError
 from learnjax.result import Learnability  # noqa: F401  (learnjax.Learnability)
 
@@ -77,6 +77,7 @@ def learnability(n1: N1, data: Any = "digits", n2: str = "mlp_1", seeds: int | S
     raise ArgumentError(f"n1_name must be a non-empty string, got {n1_name!r}")
   cfg = config_lib.base_config()
   apply_overrides(cfg, config if config is not None else {})
+  _checked(plugins.load, cfg.plugins)   # before anything reads a registry
   seed_indices = _seed_indices(seeds)
   _integer_argument(seed, "seed", 0, validation.SEED_MAX)
   for value, key in ((n1_size, "n1_size"), (test_size, "test_size")):
@@ -253,6 +254,7 @@ def run(config, workdir: str, overrides: dict | None = None, task_index: int = 0
   num_tasks = _integer_argument(num_tasks, "num_tasks", 1)
   task_index = _integer_argument(task_index, "task_index", 0, num_tasks - 1)
   apply_overrides(config, overrides if overrides is not None else {})
+  _checked(plugins.load, config.get("plugins", ""))   # before anything reads a registry
   _checked(validation.check_config, config)
   outcome = sweep.launch(config, os.fspath(workdir), task_index, num_tasks,
                          out=out or (lambda _: None), retry_out_of_memory=retry_out_of_memory)

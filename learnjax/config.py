@@ -41,6 +41,10 @@ def n1_block(model: str) -> ml_collections.ConfigDict:
 
 def base_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
+  # The researcher's own modules (.py paths or module names, comma-separated), imported before
+  # anything else: what they register (models, variants, metrics, report sections) is known to
+  # every command, and the report imports them again (learnjax.plugins)
+  config.plugins = ""
   config.experiment = ""     # the experiment's name in the report (T1 ... T14, F1, D5)
   config.seed = 0            # the experiment seed; seed i of a cell derives from (seed, i)
   config.seeds = 5           # independent seeds per cell

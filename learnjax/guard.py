@@ -34,7 +34,8 @@ from learnjax.errors import LearnjaxError
 
 # How the work is executed: never changes a number.
 EXECUTION_FIELDS = ("train.loop", "train.seed_layout", "train.eval_batch_size", "train.devices",
-                    "train.concurrent_seeds", "checkpoint_every_epochs", "progress_seconds")
+                    "train.concurrent_seeds", "checkpoint_every_epochs", "progress_seconds",
+                    "plugins")
 # Where an input lies: the content is fingerprinted instead (data hashes, predictions sha256), so
 # the same .npz reached by another path is the same data.
 PATH_FIELDS = ("data.npz_path", "data.data_dir", "n1.predictions")

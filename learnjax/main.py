@@ -20,7 +20,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from learnjax import cli_input, config as config_lib, validation
+from learnjax import cli_input, config as config_lib, plugins, validation
 from learnjax.errors import LearnjaxError
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -103,6 +103,7 @@ def _main(command: _Command):
   cli_input.apply_list_overrides(config, command.list_overrides)
   pool = None
   try:  # settings and workdir, before JAX is imported: bad input is answered in about a second
+    plugins.load(config.plugins)   # what they register is known to every check below
     validation.check_config(config)
     validation.check_workdir(_WORKDIR.value)
     if not _GATHER_ONLY.value:

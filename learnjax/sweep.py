@@ -18,8 +18,8 @@ import time
 
 import numpy as np
 
-from learnjax import (checkpoint, engine, failures, guard, metrics, models, predictions, protocol,
-                      records, sizes, validation)
+from learnjax import (checkpoint, engine, failures, guard, metrics, models, plugins, predictions,
+                      protocol, records, sizes, validation)
 from learnjax.data import fingerprint as fingerprint_lib, sources, splits as splits_lib
 from learnjax.grid import Cell, ModelChoice, N1Job, plan, snapshot_epochs
 from learnjax.errors import LearnjaxError
@@ -60,6 +60,7 @@ class Experiment:
     line checks it before JAX is imported); loaded here otherwise."""
     # Every check comes before the workdir is created or anything is compiled or trained.
     self.config = config
+    self.plugins = plugins.load(config.get("plugins", ""))   # imported once, before any check
     validation.check_workdir(workdir)
     self.rows = plan(config)
     self.out = progress.tolerant(out)   # a console that cannot show a line never stops the run
@@ -538,6 +539,7 @@ def launch(config, workdir: str, task_index: int = 0, num_tasks: int = 1, out=pr
       experiment.guard.open()
   else:
     experiment.guard.open()
+  plugins.record(workdir, experiment.plugins)   # the report imports them again
   store_lib.atomic_write_json(os.path.join(workdir, "plan.json"), {
       "n1": [job.id for job, _ in experiment.rows], "cells": experiment.cell_ids})
   cells = experiment.run(task_index, num_tasks, lock_rows=not distributed,

@@ -17,7 +17,7 @@ import tempfile
 
 import ml_collections
 
-from learnjax import guard, sizes as sizes_lib
+from learnjax import guard, plugins, sizes as sizes_lib
 from learnjax.config import base_config, flatten  # noqa: F401  (flatten: validation.flatten)
 from learnjax.predictions import MODEL as PREDICTIONS_MODEL
 from learnjax.data import variants
@@ -102,6 +102,7 @@ def check_config(config) -> None:
   """Refuses any setting that would fail later or train something other than what was asked."""
   check_structure(config)
   flat = flatten(config)
+  plugins.specs(flat["plugins"])
   if not isinstance(flat["data.name"], str) or not flat["data.name"].strip():
     raise LearnjaxError("data.name is empty; choose digits, npz (with --config.data.npz_path) or "
                         "a tensorflow-datasets name (mnist, cifar10, fashion_mnist...)")

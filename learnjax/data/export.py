@@ -121,10 +121,13 @@ def main(argv=None) -> None:
       _fail("give --config=CONFIG.py and --out=FILE.npz")
     try:
       data_config = config_flag.value.data
+      plugin_names = config_flag.value.get("plugins", "")
     except OSError as e:  # a config file that could not be loaded
       lines = [line.strip() for line in str(e).splitlines() if line.strip()]
       _fail(f"{lines[0]}: {lines[-1]}" if len(lines) > 1 else str(e))
     try:
+      from learnjax import plugins
+      plugins.load(plugin_names)   # a data source or variant of the researcher's own
       arrays = export(data_config, out_flag.value)
     except LearnjaxError as e:
       _fail(str(e))

@@ -3,14 +3,16 @@
 Each family of report sections registers itself with a predicate on the stored record: which grid
 axes the experiment varies (from its ``config.json`` and its stored cells), whether it trains N1
 only (``n2.model = none``), whether N1 snapshots were kept. A report shows every analysis whose
-predicate holds, in the order it registers with; the config's ``experiment`` only names the report (its
-title). A new analysis is one :func:`register` call in its own module, imported by
-:mod:`learnjax.report.document`.
+predicate holds, by its ``order``; the config's ``experiment`` only names the report (its title).
+A new analysis is one :func:`register` call in its own module: learnjax's own are listed in
+:data:`BUILTIN`, a researcher's module is a plugin (:mod:`learnjax.plugins`, imported by the
+report from the workdir's record), and both register the same way.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from typing import Callable
 
 from learnjax.report.context import Context
@@ -31,6 +33,8 @@ class Analysis:
 
 
 REGISTRY: list[Analysis] = []
+# learnjax's own families of sections, each a module of this package that registers itself.
+BUILTIN = ("variants", "grids", "curves", "t12", "t14", "t7", "t8_t11", "f1", "d5")
 
 
 def register(name: str, title: str, applies: Callable[[Context], bool], order: int = 100):
@@ -43,7 +47,15 @@ def register(name: str, title: str, applies: Callable[[Context], bool], order: i
   return decorate
 
 
+def load_builtin() -> None:
+  """Imports learnjax's own families (each registers itself once)."""
+  for module in BUILTIN:
+    importlib.import_module(f"learnjax.report.{module}")
+
+
 def found(ctx: Context) -> list[Analysis]:
+  """The analyses whose predicate holds for ``ctx``: learnjax's own and every plugin's."""
+  load_builtin()
   return sorted((a for a in REGISTRY if a.applies(ctx)), key=lambda a: a.order)
 
 

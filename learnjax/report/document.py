@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 
 from learnjax.errors import LearnjaxError
-# The families of analyses register themselves (learnjax.report.analyses) when imported.
-from learnjax.report import (analyses, correlation, curves, d5, f1, grids, notes, sections, t7,  # noqa: F401
-                             t8_t11, t12, t14, variants)
+# The families of analyses register themselves: analyses.found imports learnjax's own.
+from learnjax.report import analyses, correlation, notes, sections
 from learnjax.report.context import DEGENERATE_MARK, Context, load
 from learnjax.report.figures import DPI
 from learnjax.store import atomic_write_bytes
