@@ -226,4 +226,6 @@ def _fail(message: str, code: int = 2):
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=_parse_flags)
+  with cli_input.interruptible("the launch", "finished cells are kept and the same command "
+                               "resumes"):
+    app.run(main, flags_parser=_parse_flags)
