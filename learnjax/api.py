@@ -28,11 +28,12 @@ from learnjax.result import Learnability  # noqa: F401  (learnjax.Learnability)
 N1 = Any  # a model name | predict(images float32 NHWC) -> labels or logits | (d2, d3) labels
 
 
-def learnability(n1: N1, data: Any = "digits", n2: str = "mlp_1", seeds: int | Sequence[int] = 5,
-                 *, seed: int = 0, n1_size: int | None = None, n2_size=None,
-                 test_size: int | None = None, data_dir: str | None = None,
-                 config: dict | None = None, n1_name: str | None = None,
-                 progress: Callable[[str], None] | None = print):
+def learnability(n1: N1 = None, data: Any = None, n2: str | None = None,
+                 seeds: int | Sequence[int] | None = None, *, seed: int | None = None,
+                 n1_size: int | None = None, n2_size=None, test_size: int | None = None,
+                 data_dir: str | None = None, config: dict | None = None,
+                 n1_name: str | None = None,
+                 progress: Callable[[str], None] | bool | None = print):
   """The learnability of ``n1`` on ``data``, measured with N2 = ``n2`` over ``seeds`` seeds.
 
   n1: a learnjax model name (``'mlp_1'``: N1 is trained on D1 as on the command line); or a
@@ -43,20 +44,24 @@ def learnability(n1: N1, data: Any = "digits", n2: str = "mlp_1", seeds: int | S
     (:mod:`learnjax.predictions`: (S, N) integer labels are one row per seed). See ``python -m
     learnjax.data.export`` for the images they belong to. N1 is then "given": its training error
     is its error on D1 where D1's labels are known (a function, or ``'d1'``).
-  data: a data set name (``'digits'``, a tensorflow-datasets name), a path to an .npz with
+  data: a data set name (default ``'digits'``, a tensorflow-datasets name), a path to an .npz with
     x_train, y_train, x_test, y_test, or those four arrays as a tuple (uint8 images N,H,W[,C]).
-  n2: a model name (``'same'``: N1's, when n1 is a name).
-  seeds: how many seeds (indices 0..seeds-1), or the seed indices themselves.
-  n2_size: |D2|; or several sizes (a list, ``'500,1000'``, ``'geometric:250:25000:8'``): one N2
+  n2: a model name (default ``'mlp_1'``; ``'same'``: N1's, when n1 is a name).
+  seeds: how many seeds (indices 0..seeds-1; default 5), or the seed indices themselves.
+  seed: the experiment seed (default 0).
+  n2_size: |D2|; or several sizes (any sequence of integers, a numpy array too, ``'500,1000'``,
+    ``'geometric:250:25000:8'``): one N2
     per size on the first n examples of D2 (D2 = the largest), and the result is a
     :class:`learnjax.curves.Curve` (one Learnability per size, the area under the curve, n_at and
     the prequential code length of N1's labels; n_at at 90 %, ``c.n_at_level(p)`` at any p).
   config: overrides of the base config by dotted name, e.g. ``{'train.max_epochs': 20,
-    'n2.batch_size': 32, 'data.variant': 'random_labels'}``.
+    'n2.batch_size': 32, 'data.variant': 'random_labels'}``. A field that an argument also sets
+    (``'seeds'``, ``'seed'``, ``'n1.model'``, ``'n2.model'``, ``'data.name'``, ``'data.n1_size'``
+    ...) may be given either way; given both ways, the two must agree, or the call is refused.
   n1_name: N1's name in the result (default: the model name, the function's name, or
     'predictions').
   progress: a function taking a line (``print``, the default: a line per ``progress_seconds`` of
-    training, as the command line prints), or None for silence.
+    training, as the command line prints); True (``print``); False or None for silence.
 
   Bad arguments raise :class:`~learnjax.errors.ArgumentError` (a ``ValueError``) before anything
   is trained, as the command line refuses them; so does an N1 whose output is ambiguous (an
@@ -68,20 +73,57 @@ def learnability(n1: N1, data: Any = "digits", n2: str = "mlp_1", seeds: int | S
   from learnjax.data import splits as splits_lib
   from learnjax.predictions import MODEL as predictions_model
   started = time.time()
+  if isinstance(progress, (bool, np.bool_)):
+    progress = print if progress else None
   if progress is not None and not callable(progress):
-    raise ArgumentError(f"progress must be a function taking a line (print) or None, got "
-                        f"{type(progress).__name__}")
+    raise ArgumentError(f"progress must be a function taking a line (print), True, False or "
+                        f"None, got {type(progress).__name__}")
+  if config is not None and not isinstance(config, dict):
+    raise ArgumentError(f"config must be a dict of dotted field names ({{'train.max_epochs': "
+                        f"5}}), got {type(config).__name__}")
+  config = dict(config or {})
+  from learnjax import sizes as sizes_lib
+  if n1 is None and isinstance(config.get("n1.model"), str):
+    n1 = config["n1.model"]
+  if n1 is None:
+    raise ArgumentError("learnability() needs n1: a model name, a predict function or N1's "
+                        "predictions")
+  if "n1.model" in config and not isinstance(n1, str):
+    raise ArgumentError(f"config['n1.model']={config['n1.model']!r} names a model, but n1 is a "
+                        f"{type(n1).__name__}: give N1 one way")
+  _agreed(config, "n1.model", "n1", n1 if isinstance(n1, str) else None, None)
+  n1_name = _agreed(config, "n1.name", "n1_name", n1_name, None) or None
+  if data is None or isinstance(data, str):
+    data = _agreed(config, "data.name", "data", data, "digits")
+    if data == "npz" and config.get("data.npz_path"):
+      data = config["data.npz_path"]
+  elif "data.name" in config:
+    raise ArgumentError(f"config['data.name']={config['data.name']!r} and data (a "
+                        f"{type(data).__name__}) both give the data: give it one way")
+  n2 = _agreed(config, "n2.model", "n2", n2, "mlp_1")
+  seeds = _agreed(config, "seeds", "seeds", seeds, 5, lambda v: _seed_indices(v).tolist())
+  seed = _agreed(config, "seed", "seed", seed, 0)
+  n1_size = _agreed(config, "data.n1_size", "n1_size", n1_size, None)
+  test_size = _agreed(config, "data.test_size", "test_size", test_size, None)
+  n2_size = _agreed(config, "data.n2_size", "n2_size", n2_size, None,
+                    lambda v: _checked(sizes_lib.n2_sizes, v))
+  data_dir = _agreed(config, "data.data_dir", "data_dir", data_dir, None)
+  for field in ("n1.model", "n1.name", "n2.model", "seeds", "seed", "data.n1_size",
+                "data.test_size", "data.n2_size", "data.data_dir"):
+    config.pop(field, None)   # applied below from the agreed values
   if n1_name is not None and (not isinstance(n1_name, str) or not n1_name.strip()):
     raise ArgumentError(f"n1_name must be a non-empty string, got {n1_name!r}")
   cfg = config_lib.base_config()
-  apply_overrides(cfg, config if config is not None else {})
+  apply_overrides(cfg, config)
+  for field, value in (("n1", n1), ("n2", n2)):
+    if isinstance(value, str):   # so that a comma list is refused as one below
+      cfg[field].model = value
   _checked(plugins.load, cfg.plugins)   # before anything reads a registry
   seed_indices = _seed_indices(seeds)
   _integer_argument(seed, "seed", 0, validation.SEED_MAX)
   for value, key in ((n1_size, "n1_size"), (test_size, "test_size")):
     if value is not None:
       cfg.data[key] = _integer_argument(value, key, 1)
-  from learnjax import sizes as sizes_lib
   n2_sizes = _checked(sizes_lib.n2_sizes, cfg.data.n2_size if n2_size is None else n2_size)
   if n2_sizes != [None]:
     cfg.data.n2_size = n2_sizes[-1]   # |D2|: the largest size
@@ -212,7 +254,8 @@ def _variant_units(cfg) -> list[tuple[str, float | None]]:
 
 
 def run(config, workdir: str, overrides: dict | None = None, task_index: int = 0,
-        num_tasks: int = 1, out: Callable[[str], None] | None = print) -> list[dict]:
+        num_tasks: int = 1, out: Callable[[str], None] | None = print, *,
+        retry_out_of_memory: bool = True) -> list[dict]:
   """Runs (or resumes) an experiment as ``python -m learnjax.main`` does; returns its cells.
 
   config: a ConfigDict, or a config file as on the command line (``'configs/t5_mlp_variants.py'``
@@ -221,6 +264,12 @@ def run(config, workdir: str, overrides: dict | None = None, task_index: int = 0
   comma lists of batch sizes as the command line does (``{'n1.batch_size': '32,64'}``). Bad
   arguments raise :class:`~learnjax.errors.ArgumentError` (a ``ValueError``) before the workdir
   is touched.
+
+  An N1 row that another process is training is waited for, then this call's own cells of it are
+  trained. Cells the machine could not finish are not results: memory running out leaves them
+  unmeasured with a :class:`~learnjax.failures.MachineFailureWarning` (a later call retries them,
+  unless ``retry_out_of_memory=False``: cells known to be too big); a failed write or a lost
+  device raises :class:`~learnjax.failures.MachineFailure`.
   """
   import ml_collections
 
@@ -244,8 +293,14 @@ def run(config, workdir: str, overrides: dict | None = None, task_index: int = 0
   apply_overrides(config, overrides if overrides is not None else {})
   _checked(plugins.load, config.get("plugins", ""))   # before anything reads a registry
   _checked(validation.check_config, config)
-  return sweep.train_and_evaluate(config, os.fspath(workdir), task_index, num_tasks,
-                                  out=out or (lambda _: None))
+  outcome = sweep.launch(config, os.fspath(workdir), task_index, num_tasks,
+                         out=out or (lambda _: None), retry_out_of_memory=retry_out_of_memory)
+  if outcome.last_line():
+    import warnings
+
+    from learnjax import failures
+    warnings.warn(outcome.last_line(), failures.MachineFailureWarning, stacklevel=2)
+  return outcome.cells
 
 
 def load_config(spec: str):
@@ -284,6 +339,17 @@ def apply_overrides(config, overrides: dict) -> None:
         setattr(node, leaf, value)
     except (TypeError, ValueError) as e:
       raise ArgumentError(f"config field {key}: {e}") from None
+
+
+def _agreed(config: dict, field: str, name: str, value, default, normal=lambda v: v):
+  """The value of a setting that both ``config[field]`` and the argument ``name`` may give:
+  either one, or both where they agree; refused, naming both, where they differ."""
+  if field in config and value is not None:
+    if normal(config[field]) != normal(value):
+      raise ArgumentError(f"config[{field!r}]={config[field]!r} and {name}={value!r} disagree; "
+                          f"give {name} one way")
+    return value
+  return value if value is not None else config.get(field, default)
 
 
 def _checked(check, *args):

@@ -15,6 +15,9 @@ Layout of a workdir::
   checkpoints/<kind>/<id>/    in-flight training state of an unfinished unit (orbax), with the
                               fingerprint.json of the unit it belongs to, written before it
   locks/<n1_id>.lock          held by the process working on that N1 row
+  attempts/<kind>/<id>.json   the last attempt at an unfinished unit that the machine stopped (out
+                              of memory, a failed write, a lost device): not a result, retried by
+                              the next launch (learnjax.failures)
 
 Every file is written whole or not at all (:mod:`learnjax.storage`); result.json is written
 last, so its presence marks the unit as finished.
@@ -25,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import json
 import os
 import shutil
 
@@ -63,6 +67,70 @@ class Store:
     atomic_write_npz(os.path.join(folder, "arrays.npz"), arrays)
     atomic_write_json(os.path.join(folder, "result.json"), result)
     shutil.rmtree(self.checkpoint_dir(kind, unit_id), ignore_errors=True)
+    with contextlib.suppress(FileNotFoundError):
+      os.remove(self._attempt_path(kind, unit_id))
+
+  # Attempts: what the machine stopped (learnjax.failures). Never a result.
+
+  def _attempt_path(self, kind: str, unit_id: str) -> str:
+    return os.path.join(self.workdir, "attempts", kind, unit_id + ".json")
+
+  def record_attempt(self, kind: str, unit_id: str, record: dict) -> bool:
+    """Records the machine failure of an unfinished unit (``record`` holds ``failure``, its
+    kind, and ``error``); whether it could be written (a full disk may refuse it too)."""
+    path = self._attempt_path(kind, unit_id)
+    previous = self.attempt(kind, unit_id) or {}
+    record = {**record, "attempts": int(previous.get("attempts", 0)) + 1,
+              "host": os.uname().nodename}
+    try:
+      atomic_write_json(path, record)
+      return True
+    except OSError:
+      return False
+
+  def attempt(self, kind: str, unit_id: str) -> dict | None:
+    """The recorded machine failure of an unfinished unit, or None."""
+    path = self._attempt_path(kind, unit_id)
+    try:
+      with open(path) as f:
+        record = json.load(f)
+    except (OSError, ValueError):
+      return None
+    return record if isinstance(record, dict) and not self.has(kind, unit_id) else None
+
+  def attempts(self, kind: str = "cells") -> list[dict]:
+    """The recorded machine failures of every unfinished unit of a kind, sorted by id."""
+    root = os.path.join(self.workdir, "attempts", kind)
+    names = sorted(n[:-len(".json")] for n in os.listdir(root)
+                   if n.endswith(".json") and not n.startswith(".tmp-")) \
+        if os.path.isdir(root) else []
+    return [a for a in (self.attempt(kind, n) for n in names) if a is not None]
+
+  def release_out_of_memory_cells(self) -> list[str]:
+    """Moves the cells an older learnjax stored as results with status 'out_of_memory' (a
+    machine failure, not a result) to attempts/, so that this launch trains them; their ids."""
+    root = os.path.join(self.workdir, "cells")
+    moved = []
+    for unit_id in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+      folder = os.path.join(root, unit_id)
+      try:
+        with open(os.path.join(folder, "result.json")) as f:
+          result = json.load(f)
+      except (OSError, ValueError):
+        continue
+      if not isinstance(result, dict) or result.get("status") != "out_of_memory":
+        continue
+      atomic_write_json(self._attempt_path("cells", unit_id),
+                        {**result, "failure": "out_of_memory", "attempts": 1,
+                         "stored_as_result_by": result.get("versions", {}).get("learnjax")})
+      gone = os.path.join(root, f".tmp-released-{unit_id}-{os.getpid()}")
+      try:
+        os.rename(folder, gone)   # atomic: a concurrent launch sees it stored or not at all
+      except FileNotFoundError:
+        continue
+      shutil.rmtree(gone, ignore_errors=True)
+      moved.append(unit_id)
+    return moved
 
   def load(self, kind: str, unit_id: str, with_arrays: bool = True):
     folder = self._unit(kind, unit_id)
@@ -113,12 +181,33 @@ class Store:
 
   def write_summary(self, order: list[str] = ()) -> str:
     """Gathers every finished cell into results.json, those named in ``order`` first, in order."""
-    rank = {cell_id: i for i, cell_id in enumerate(order)}
-    cells = sorted(self.results("cells"), key=lambda r: (rank.get(r["cell"], len(rank)), r["cell"]))
     path = os.path.join(self.workdir, "results.json")
-    atomic_write_json(path, {"cells": cells})
+    atomic_write_json(path, {"cells": self.summary_cells(order)})
     return path
 
+  def summary_cells(self, order: list[str] = ()) -> list[dict]:
+    """Every finished cell's result, each with every metric its stored arrays allow (a cell
+    stored before a metric existed gains it, as a fresh one has it), in ``order`` first."""
+    rank = {cell_id: i for i, cell_id in enumerate(order)}
+    cells = sorted(self.results("cells"), key=lambda r: (rank.get(r["cell"], len(rank)), r["cell"]))
+    return [self._completed(c) for c in cells]
+
+  def _completed(self, cell: dict) -> dict:
+    from learnjax import metrics
+    if cell.get("status") not in ("ok", "diverged"):
+      return cell
+    missing = set(metrics.names()) - set(cell)
+    if not missing:
+      return cell
+    key = (cell["cell"], json.dumps(cell, sort_keys=True, default=str))
+    cache = self.__dict__.setdefault("_completed_cache", {})
+    if key not in cache:
+      try:
+        arrays = read_npz(os.path.join(self._unit("cells", cell["cell"]), "arrays.npz"))
+      except LearnjaxError:
+        return cell   # arrays unreadable: its stored numbers only
+      cache[key] = metrics.complete(cell, arrays)[0]
+    return cache[key]
 
 def _lock(f, path: str):
   """Locks ``f`` without waiting: the function that unlocks it, or None if another holds it."""

@@ -179,7 +179,24 @@ def test_a_workdir_of_an_earlier_version_resumes_reports_and_refuses_changes(tmp
   assert "mlp_2" in markdown
   cells, lines = run(fixture_config(), workdir)
   assert not trained(lines) and len(cells) == 2
-  assert tree(workdir)["results.json"] == stored["results.json"]
+  # results.json keeps every stored number and gains each metric added since, as a fresh
+  # workdir's has them; learnjax.run returns the same.
+  before = json.loads(stored["results.json"])["cells"]
+  after = json.loads(tree(workdir)["results.json"])["cells"]
+  assert [c["cell"] for c in after] == [c["cell"] for c in before]
+  for old, new in zip(before, after):
+    assert {k: new[k] for k in old} == old
+  assert json.loads(json.dumps(cells)) == after
+  fresh, _ = run(fixture_config(), str(tmp_path / "fresh"))
+  from learnjax import metrics
+  for old_cell, fresh_cell in zip(after, fresh):
+    fresh_metrics = set(fresh_cell) & set(metrics.names())
+    with np.load(os.path.join(workdir, "cells", old_cell["cell"], "arrays.npz")) as arrays:
+      stored = set(arrays.files)
+    # Only what needs arrays the earlier version did not store (the nets' probabilities) is left.
+    assert "n1_log_probs_d3" not in stored
+    assert fresh_metrics - set(old_cell) <= {"kl_n1_n2"}, fresh_metrics - set(old_cell)
+    assert {"kappa", "learnability"} <= set(old_cell)
   refused(fixture_config(train__learning_rate=0.05), workdir,
           r"holds results computed with a different config \(train.learning_rate: 0.01 -> 0.05\)")
   # A new grid point joins: the N1 is reused, one cell is added.

@@ -152,4 +152,6 @@ def _fail(message: str) -> None:
 
 
 if __name__ == "__main__":
-  main()
+  from learnjax.cli_input import interruptible
+  with interruptible("the export", "no file was written"):
+    main()

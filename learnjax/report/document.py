@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 
 from learnjax.errors import LearnjaxError
@@ -53,8 +54,10 @@ def write_report(markdown: str, figures: dict, out: str) -> str:
   except OSError as e:
     raise LearnjaxError(f"cannot create the out folder {out}: {e}") from None
   for name, fig in figures.items():
-    try:
-      fig.savefig(os.path.join(out, name), dpi=DPI)
+    try:   # rendered in memory, then renamed into place: an interruption leaves no partial file
+      buffer = io.BytesIO()
+      fig.savefig(buffer, dpi=DPI, format=os.path.splitext(name)[1][1:] or "png")
+      atomic_write_bytes(os.path.join(out, name), buffer.getvalue())
     except OSError as e:
       raise LearnjaxError(f"cannot write {os.path.join(out, name)}: {e}") from None
   path = os.path.join(out, "report.md")
