@@ -21,6 +21,7 @@ import threading
 import jax
 import numpy as np
 
+from learnjax import failures
 from learnjax.errors import LearnjaxError
 
 _stop = threading.Event()
@@ -117,8 +118,11 @@ class TrainingCheckpoint:
     stacked = {k: (np.stack(v, axis=1) if v else np.zeros((len(state.epoch), 0), np.float32))
                for k, v in history.items()}
     host_state = jax.device_get(state)
-    self.manager.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(host_state),
-                                                     history=ocp.args.StandardSave(stacked)),
-                      force=True)
-    self.manager.wait_until_finished()
+    # A failed write is a StorageError whatever orbax calls it (a full disk reads as
+    # RESOURCE_EXHAUSTED there): never mistaken for the accelerator's memory.
+    with failures.writing(os.path.join(self.directory, str(epoch))):
+      self.manager.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(host_state),
+                                                       history=ocp.args.StandardSave(stacked)),
+                        force=True)
+      self.manager.wait_until_finished()
 
