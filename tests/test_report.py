@@ -535,9 +535,10 @@ def test_console_summary_of_an_n1_only_experiment(tmp_path):
   header, _, row = text.splitlines()[:3]
   import re
   assert re.split(r"\s{2,}", header)[:5] == ["variant", "N1", "N1 batch", "seeds", "N1 test acc %"]
-  # Two identical seeds, both right everywhere: GDE accuracy 100, its error 0, CACE 0.
+  # Two identical seeds, both right everywhere: GDE accuracy 100, its error 0, CACE and the
+  # class-wise ECE 0.
   assert row.split() == ["true", "shallow_cnn_16", "64", "2", "100.0", "±", "0.0", "100.0", "±",
-                         "0.0", "0.0", "±", "0.0", "0.0", "10", "ok"]
+                         "0.0", "0.0", "±", "0.0", "0.0", "0.0", "10", "ok"]
   assert "N1 only (n2.model = none)" in text and "Epochs: mean over seeds." in text
 
 
