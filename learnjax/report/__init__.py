@@ -66,8 +66,7 @@ learnability that measures nothing.
 Modules: ``context`` (loading, reference matching), ``analyses`` (which sections a report has),
 ``formatting`` and ``status`` (numbers, names,
 what became of a cell), ``figures``, one module per family of experiments (``variants``,
-``grids``, ``t7``, ``t8_t11``, ``t12``, ``t14``, ``f1``, ``d5``), ``correlation`` and
-``granulated``, ``degenerate``,
+``grids``, ``t7``, ``t8_t11``, ``t12``, ``t14``, ``f1``, ``d5``), ``correlation`` (its statistics in :mod:`learnjax.ranking`), ``degenerate``,
 ``notes`` and ``sections`` (parts every report has), ``document`` (assembling and writing),
 ``console`` (the table ``python -m learnjax.main`` prints) and ``cli``.
 """
