@@ -55,6 +55,7 @@ class TrainConfig:
   batch_size: int = 64
   learning_rate: float = 0.01
   momentum: float = 0.0
+  nesterov: bool = False
   plateau_factor: float = 0.75
   plateau_patience: int = 10
   stop_error: float = 0.01
@@ -113,7 +114,7 @@ def stop_count(stop_error: float, n: int) -> int:
 
 
 def _sgd(cfg: TrainConfig):
-  return optax.sgd(cfg.learning_rate, momentum=cfg.momentum or None)
+  return optax.sgd(cfg.learning_rate, momentum=cfg.momentum or None, nesterov=cfg.nesterov)
 
 
 def _plateau(cfg: TrainConfig):
