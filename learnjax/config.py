@@ -79,6 +79,9 @@ def base_config() -> ml_collections.ConfigDict:
       "learning_rate": 0.01,       # SGD step size (positive, finite)
       "momentum": 0.0,             # SGD momentum in [0, 1)
       "nesterov": False,           # Nesterov momentum (PyTorch's nesterov=True; needs momentum)
+      # L2 penalty wd/2 * |params|^2 on every parameter, added to the gradient before momentum as
+      # PyTorch's SGD(weight_decay=wd) does (coupled, scaled by the learning rate); 0: none
+      "weight_decay": 0.0,
       "plateau_factor": 0.75,      # lr *= factor when the train error has not decreased ...
       "plateau_patience": 10,      # ... for this many epochs (optax reduce_on_plateau)
       "stop_error": 0.01,          # stop a seed when its training error falls below this (0: never)

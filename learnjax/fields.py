@@ -132,6 +132,8 @@ _TABLE = (
           number(0, low_open=True, what="a positive finite number"), engine=True),
     Field("train.momentum", PROTOCOL, number(0, 1, high_open=True, what="in [0, 1)"), engine=True),
     Field("train.nesterov", PROTOCOL, boolean, neutral=False, engine=True),
+    Field("train.weight_decay", PROTOCOL, number(0, what="a number >= 0 (0: no weight decay)"),
+          neutral=0.0, engine=True),
     Field("train.plateau_factor", PROTOCOL, number(0, 1, True, True, what="in (0, 1)"),
           engine=True),
     Field("train.plateau_patience", PROTOCOL, integer(1, "an integer >= 1 (epochs)"), engine=True),
