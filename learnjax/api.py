@@ -129,9 +129,10 @@ def learnability(n1: N1 = None, data: Any = None, n2: str | None = None,
     cfg.data.n2_size = n2_sizes[-1]   # |D2|: the largest size
   cfg.seed = int(seed)
   _checked(validation.check_config, cfg)
-  for field in ("n1.model", "n2.model", "n1.batch_size", "n2.batch_size", "data.variant"):
+  for field in ("n1.model", "n2.model", "n1.batch_size", "n2.batch_size", "data.variant",
+                "n1.dropout", "n2.dropout"):
     value = validation.flatten(cfg)[field]   # a list once checked (learnjax.fields)
-    if len(value) != 1:
+    if value is not None and len(value) != 1:
       raise ArgumentError(f"config[{field!r}]={','.join(map(str, value))!r} is a list; "
                           "learnability() measures one N1 and one N2: give one value "
                           "(learnjax.run sweeps a grid)")
@@ -212,11 +213,12 @@ class _Measurement:
                         interval=self.cfg.progress_seconds, stream=self.stream)
 
   def hparams(self, field: str, name: str) -> dict:
-    """config's width and depth of block ``field``, refused where model ``name`` ignores them."""
+    """config's width, depth and dropout of block ``field``, refused where model ``name``
+    ignores them."""
     from learnjax import grid
-    given = {h: self.cfg[field].get(h) for h in ("width", "depth")}
+    given = grid.block_hparams(self.cfg[field])
     _checked(validation.check_model_hparams, field, [name], given, grid.model_hparams)
-    return given
+    return {h: v[0] if isinstance(v, list) else v for h, v in given.items()}
 
   def trainer(self, name: str, batch_size: int, hparams: dict):
     from learnjax import engine, models, sweep

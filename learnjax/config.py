@@ -28,6 +28,9 @@ def model_block(model: str, batch_size: int | str = 64) -> ml_collections.Config
       "model": model,                          # a registry name or family (comma-separated to sweep)
       "width": config_dict.placeholder(int),   # for family names: shallow_cnn, mlp
       "depth": config_dict.placeholder(int),   # for family names: mlp
+      # dropout rate of the models that take it (mlp and shallow_cnn families and presets), e.g.
+      # 0.5; several (0,0.5) sweep it; unset: no dropout
+      "dropout": config_dict.placeholder(object),
       "batch_size": batch_size,                # comma-separated to sweep, e.g. '32,64'
   })
 
