@@ -22,6 +22,7 @@ from learnjax import (checkpoint, engine, failures, fields, guard, measurement, 
                       plugins, predictions, protocol, records, sizes, validation)
 from learnjax.data import fingerprint as fingerprint_lib, sources, splits as splits_lib
 from learnjax.grid import Cell, ModelChoice, N1Job, plan, snapshot_epochs
+from learnjax.models import identity as model_identity
 from learnjax.errors import LearnjaxError
 from learnjax import progress
 from learnjax.progress import EpochPrinter
@@ -72,6 +73,7 @@ class Experiment:
     self.seed_indices = np.arange(config.seeds)
     self.cell_ids = [c.id for _, cells in self.rows for c in cells]
     self._trainers = {}
+    self._identities = {}
     # Build every model once now, so a bad model choice stops the run before any training.
     # N1s given as predictions: read and checked now, before any training.
     part_sizes = {k: len(getattr(self.splits, k)) for k in predictions.PARTS}
@@ -100,12 +102,24 @@ class Experiment:
                            job.batch_size, () if given else snapshot_epochs(self.config),
                            self.given[job.n1].sha256 if given else None,
                            corrupt_fraction=job.corrupt_fraction,
-                           construction=job.variant_record["variant_construction"])
+                           construction=job.variant_record["variant_construction"],
+                           model_identity=self._identity(job.n1))
       planned[f"n1/{job.id}"] = n1
       for cell in cells:
         planned[f"cells/{cell.id}"] = guard.cell_fields(n1, cell.n2.name, cell.n2_batch_size,
-                                                        cell.n1_epoch, cell.n2_size)
+                                                        cell.n1_epoch, cell.n2_size,
+                                                        self._identity(cell.n2))
     return planned
+
+  def _identity(self, choice: ModelChoice) -> dict | None:
+    """A user's model's parameter shapes and definition digest (None for learnjax's own models
+    and for an N1 given as predictions): part of its units' fingerprints."""
+    if choice.predictions or models.is_native(choice.model):
+      return None
+    if choice not in self._identities:
+      self._identities[choice] = model_identity.identity(choice.build(self.splits.num_classes),
+                                                   self.pool.image_shape)
+    return self._identities[choice]
 
   def _bind(self, kind: str, unit_id: str) -> dict:
     """Before a unit trains: its in-flight state checked and fingerprinted; its fingerprint."""
