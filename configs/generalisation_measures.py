@@ -4,15 +4,17 @@ The population is every combination of the axes of ``population.axes`` (N1's set
 trained with ``seeds`` seeds to the stop criterion (``train.stop_error``); every N1's learnability
 is measured with one N2 setup (``n2.model``, trained with the config's ``train`` block whatever the
 N1's settings). Each registered measure is then scored against the generalisation gap: Kendall's
-tau, psi per axis and Psi, K and the robust sign error (docs/protocol.md, "Generalisation measures over a population").
+tau, psi per axis and Psi, K and the robust sign error (docs/protocol.md, "Generalisation
+measures over a population").
 
   python -m learnjax.population --config=configs/generalisation_measures.py --workdir=/tmp/lj_runs/gm
 
 Real MNIST (tensorflow-datasets, or from an .npz file with ``--config.data.name=npz
---config.data.npz_path=PATH/mnist.npz``): ``configs/generalisation_measures.py:mnist`` (the default): 48 MLPs (depth 1, 2 x width 128, 512 x batch 32,
-128 x learning rate 0.02, 0.1 x |D1| 1000, 2000 x ... see below), 2 seeds, small enough for a CPU.
+--config.data.npz_path=PATH/mnist.npz``): ``configs/generalisation_measures.py:mnist`` (the default): 48 MLPs (depth 1, 2 x width 64,
+256 x batch 32, 128 x learning rate 0.02, 0.1 x |D1| 250, 500, 1000), 2 seeds, |D2| = |D3| =
+1000, small enough for a loaded CPU.
 ``:cifar10``: MLPs on CIFAR-10 (tfds) at full size, for accelerators.
-``:smoke``: 32 small MLPs on the embedded digits, 2 seeds (about two minutes on a laptop CPU).
+``:smoke``: 32 small MLPs on the embedded digits, 2 seeds.
 """
 
 from learnjax.config import base_config, check_arg
@@ -59,12 +61,13 @@ def get_config(arg=None):
     return config
   if arg in (None, "", "mnist"):
     config.data.name = "mnist"
-    config.data.n2_size = 5000
-    config.data.test_size = 5000
-    config.train.max_epochs = 300
+    config.data.n2_size = 1000
+    config.data.test_size = 1000
+    config.train.max_epochs = 200
+    config.train.learning_rate = 0.05   # N2's (N1's is an axis)
     config.population = population_block(
-        "n1.depth=1,2;n1.width=128,512;n1.batch_size=32,128;train.learning_rate=0.02,0.1;"
-        "data.n1_size=1000,2000")
+        "n1.depth=1,2;n1.width=64,256;n1.batch_size=32,128;train.learning_rate=0.02,0.1;"
+        "data.n1_size=250,500,1000")
     return config
   # smoke: the embedded digits (1797 images: D1 <= 600, D2 500, D3 297)
   config.data.name = "digits"
@@ -72,6 +75,7 @@ def get_config(arg=None):
   config.data.test_size = 297
   config.train.max_epochs = 60
   config.train.stop_error = 0.02
+  config.train.learning_rate = 0.05   # N2's (N1's is an axis)
   config.population = population_block(
       "n1.depth=1,2;n1.width=16,64;n1.batch_size=32,64;train.learning_rate=0.05,0.1;"
       "data.n1_size=300,600")

@@ -93,10 +93,17 @@ def test_flatness_searches_respect_the_bound():
                            measures.Settings(examples=200, bound=0.05))
   loose = measures.Network(net.init, net.final, net.model, x, net.y,
                            measures.Settings(examples=200, bound=0.3))
+  from learnjax.population import perturb
+  keys = jax.random.split(jax.random.PRNGKey(0), 2)
   for kind in ("noise", "magnitude", "sharpness"):
     a, b = tight.largest_scale(kind), loose.largest_scale(kind)
     assert np.all(np.isfinite(a)) and np.all(a > 0)
     assert np.all(b >= a)
+    increase = perturb._increase_fn(net.model, kind, 5, 10)
+    at = np.asarray(increase(tight.tree, x, net.y, keys, a.astype(np.float32)))
+    above = np.asarray(increase(tight.tree, x, net.y, keys, (a * 1.01).astype(np.float32)))
+    assert np.all(at <= 0.05 + 1e-6)                                 # the bound holds at sigma
+    assert np.all((above > 0.05) | (a >= perturb.HIGH))              # and fails just above it
   # a perfect-fitting seed's flatness: 1/sigma^2 positive and finite
   values = measures.pacbayes_flatness(tight)
   assert np.isfinite(values[0]) and values[0] > 0
@@ -171,3 +178,14 @@ def test_environments_and_sign_error_by_hand():
   measure = np.asarray([[1.0, 1.0], [2.0, 2.0], [1.5, 2.5]])
   # env (1,2): seed pairs (s,t): dm = sign(2 - {1.5,2.5}) = {+,-} for each s -> half wrong
   assert list(scoring.sign_errors(measure, gap, envs)) == [0.0, 0.5]
+
+
+def test_kendall_tau_b_matches_scipy():
+  from scipy import stats
+  rng = np.random.default_rng(3)
+  for n in (2, 5, 30):
+    x, y = rng.integers(0, 4, n).astype(float), rng.normal(size=n)
+    expected = stats.kendalltau(x, y).statistic
+    got = scoring.kendall_tau(x, y)
+    assert (np.isnan(got) and np.isnan(expected)) or got == pytest.approx(expected)
+  assert np.isnan(scoring.kendall_tau([1.0, 1.0, 1.0], [1.0, 2.0, 3.0]))

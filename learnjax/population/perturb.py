@@ -34,28 +34,12 @@ def _error(model, params, x, y):
   return jnp.mean(jnp.argmax(logits, -1) != y)
 
 
-def _bisect(fails, steps: int):
-  """Largest scale in [LOW, HIGH] (log-bisection) with ``fails(scale)`` False; LOW if even LOW
-  fails, HIGH if HIGH does not."""
-  lo, hi = jnp.log(LOW), jnp.log(HIGH)
-
-  def body(_, bounds):
-    lo, hi = bounds
-    mid = (lo + hi) / 2
-    bad = fails(jnp.exp(mid))
-    return jnp.where(bad, lo, mid), jnp.where(bad, mid, hi)
-
-  top_ok = ~fails(jnp.asarray(HIGH))
-  lo, hi = jax.lax.fori_loop(0, steps, body, (lo, hi))
-  return jnp.where(top_ok, HIGH, jnp.exp(lo))
-
-
-def _noise_search(model, params, x, y, key, *, bound, samples, steps, magnitude):
+def _noise_increase(model, params, x, y, key, sigma, *, samples, magnitude):
+  """E_u[err(w + u)] - err(w) at scale ``sigma``; the k-th draw is the same at every sigma."""
   base = _error(model, params, x, y)
   leaves, tree = jax.tree.flatten(params)
 
-  def moved_error(sigma, k):
-    """The error with the k-th noise draw at scale sigma (draw k is the same at every sigma)."""
+  def moved_error(k):
     keys = jax.random.split(jax.random.fold_in(key, k), len(leaves))
     moved = []
     for w, kk in zip(leaves, keys):
@@ -64,37 +48,30 @@ def _noise_search(model, params, x, y, key, *, bound, samples, steps, magnitude)
       moved.append(w + scale * u)
     return _error(model, jax.tree.unflatten(tree, moved), x, y)
 
-  def fails(sigma):
-    errors = jax.lax.map(lambda k: moved_error(sigma, k), jnp.arange(samples))
-    return jnp.mean(errors) - base > bound
-
-  return _bisect(fails, steps)
+  return jnp.mean(jax.lax.map(moved_error, jnp.arange(samples))) - base
 
 
-def _sharpness_search(model, params, x, y, key, *, bound, steps, ascent_steps):
+def _sharpness_increase(model, params, x, y, key, alpha, *, ascent_steps):
+  """err(w + u) - err(w), u the box's worst point found by projected sign-gradient ascent on the
+  cross-entropy from a uniform start (the same start at every alpha)."""
   base = _error(model, params, x, y)
   leaves, tree = jax.tree.flatten(params)
   keys = jax.random.split(key, len(leaves))
-  starts = [jax.random.uniform(k, w.shape, w.dtype, -1.0, 1.0) for k, w in zip(keys, leaves)]
+  radius = [alpha * (jnp.abs(w) + 1.0) for w in leaves]
+  u = [r * jax.random.uniform(k, w.shape, w.dtype, -1.0, 1.0)
+       for k, w, r in zip(keys, leaves, radius)]
 
-  def loss(moved):
-    logits = model.apply({"params": jax.tree.unflatten(tree, moved)}, x, train=False)
+  def loss(u):
+    logits = model.apply({"params": jax.tree.unflatten(tree, [w + d for w, d in zip(leaves, u)])},
+                         x, train=False)
     return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
-  def fails(alpha):
-    radius = [alpha * (jnp.abs(w) + 1.0) for w in leaves]
-    u = [r * s for r, s in zip(radius, starts)]
+  def ascend(_, u):
+    grads = jax.grad(loss)(u)
+    return [jnp.clip(d + 0.25 * r * jnp.sign(g), -r, r) for d, r, g in zip(u, radius, grads)]
 
-    def ascend(_, u):
-      grads = jax.grad(lambda u: loss([w + d for w, d in zip(leaves, u)]))(u)
-      step = [d + 0.25 * r * jnp.sign(g) for d, r, g in zip(u, radius, grads)]
-      return [jnp.clip(d, -r, r) for d, r in zip(step, radius)]
-
-    u = jax.lax.fori_loop(0, ascent_steps, ascend, u)
-    moved = jax.tree.unflatten(tree, [w + d for w, d in zip(leaves, u)])
-    return _error(model, moved, x, y) - base > bound
-
-  return _bisect(fails, steps)
+  u = jax.lax.fori_loop(0, ascent_steps, ascend, u)
+  return _error(model, jax.tree.unflatten(tree, [w + d for w, d in zip(leaves, u)]), x, y) - base
 
 
 _CACHE: dict = {}
@@ -107,31 +84,43 @@ def _cached(key, build):
   return _CACHE[key]
 
 
-def _compiled(model, kind: str, bound: float, samples: int, steps: int, ascent_steps: int):
-  return _cached((repr(model), kind, bound, samples, steps, ascent_steps),
-                 lambda: _build(model, kind, bound, samples, steps, ascent_steps))
-
-
-def _build(model, kind: str, bound: float, samples: int, steps: int, ascent_steps: int):
-  if kind == "sharpness":
-    one = functools.partial(_sharpness_search, model, bound=bound, steps=steps,
-                            ascent_steps=ascent_steps)
-  else:
-    one = functools.partial(_noise_search, model, bound=bound, samples=samples, steps=steps,
-                            magnitude=kind == "magnitude")
-  return jax.jit(jax.vmap(lambda p, x, y, k: one(p, x, y, k), in_axes=(0, None, None, 0)))
+def _increase_fn(model, kind: str, samples: int, ascent_steps: int):
+  """(stacked params, x, y, keys (S,), scales (S,)) -> (S,) error increases, compiled once."""
+  def build():
+    if kind == "sharpness":
+      one = functools.partial(_sharpness_increase, model, ascent_steps=ascent_steps)
+    else:
+      one = functools.partial(_noise_increase, model, samples=samples,
+                              magnitude=kind == "magnitude")
+    return jax.jit(jax.vmap(one, in_axes=(0, None, None, 0, 0)))
+  return _cached((repr(model), kind, samples, ascent_steps), build)
 
 
 def largest_scale(model, stacked_params, x, y, key, kind: str, *, bound: float, samples: int,
                   steps: int, ascent_steps: int):
-  """(S,) the largest sigma ('noise', 'magnitude') or alpha ('sharpness') per seed."""
+  """(S,) the largest sigma ('noise', 'magnitude') or alpha ('sharpness') per seed whose error
+  increase stays within ``bound``: a bisection on the log scale between LOW and HIGH, all seeds
+  at once (each its own interval), HIGH where the bound holds there."""
+  import numpy as np
   seeds = jax.tree.leaves(stacked_params)[0].shape[0]
   keys = jax.random.split(key, seeds)
-  fn = _compiled(model, kind, float(bound), int(samples), int(steps), int(ascent_steps))
-  return fn(stacked_params, jnp.asarray(x), jnp.asarray(y), keys)
+  fn = _increase_fn(model, kind, int(samples), int(ascent_steps))
+  x, y = jnp.asarray(x), jnp.asarray(y)
+
+  def fails(scale):
+    return np.asarray(fn(stacked_params, x, y, keys, jnp.asarray(scale, jnp.float32))) > bound
+
+  lo, hi = np.full(seeds, np.log(LOW)), np.full(seeds, np.log(HIGH))
+  top_ok = ~fails(np.full(seeds, HIGH))
+  for _ in range(int(steps)):
+    mid = (lo + hi) / 2
+    bad = fails(np.exp(mid))
+    lo, hi = np.where(bad, lo, mid), np.where(bad, mid, hi)
+  return np.where(top_ok, HIGH, np.exp(lo))
 
 
 def _logits_fn(model):
+  """(stacked params, x) -> (S, N, K) logits, compiled once per model."""
   return _cached((repr(model), "logits"), lambda: jax.jit(jax.vmap(lambda p, x: model.apply({"params": p}, x, train=False),
                           in_axes=(0, None))))
 
