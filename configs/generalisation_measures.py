@@ -56,7 +56,7 @@ def get_config(arg=None):
     config.data.n2_size = 10000
     config.population = population_block(
         "n1.depth=1,2,3;n1.width=256,1024;n1.batch_size=32,128;"
-        "train.learning_rate=0.01,0.05;data.n1_size=10000,25000")
+        "train.learning_rate=0.01,0.05;train.weight_decay=0,0.0005;data.n1_size=10000,25000")
     config.population.examples = 5000
     return config
   if arg in (None, "", "mnist"):
