@@ -182,3 +182,11 @@ def test_the_command_line_refuses_bad_input_before_training(tmp_path):
   assert result.returncode == 2
   assert result.stderr.strip().splitlines()[-1].startswith("error: config.population.axes needs")
   assert not os.path.exists(f"{tmp_path}/w")
+
+
+def test_learnjax_main_points_a_population_config_to_its_command(tmp_path):
+  env = {**os.environ, "PYTHONPATH": os.getcwd()}
+  result = subprocess.run(
+      [sys.executable, "-m", "learnjax.main", "--config=configs/generalisation_measures.py:smoke",
+       f"--workdir={tmp_path}/w"], capture_output=True, text=True, env=env, timeout=120)
+  assert result.returncode == 2 and "python -m learnjax.population" in result.stderr
