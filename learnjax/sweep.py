@@ -133,9 +133,8 @@ class Experiment:
     every = self.config.get("checkpoint_every_epochs", 0)
     if not every:
       return None
-    root = self.store.checkpoint_dir(kind, unit_id)
-    return lambda seeds: checkpoint.TrainingCheckpoint(
-        os.path.join(root, f"seeds{seeds[0]}-{seeds[-1]}"), every)
+    return checkpoint.CheckpointSet(self.store.checkpoint_dir(kind, unit_id), every, out=self.out,
+                                    label=f"{'N1' if kind == 'n1' else 'N2'} {unit_id}")
 
   def _printer(self, label: str, n: int, batch_size: int):
     return EpochPrinter(label, n, self.config.seeds, self.config.train.max_epochs,

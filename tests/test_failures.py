@@ -300,3 +300,22 @@ def test_a_real_full_disk_moved_to_a_big_one_ends_with_every_cell_measured(tmp_p
   assert proc.returncode == 0, proc.stderr
   with open(tmp_path / "big" / "results.json") as f:
     assert [c["status"] for c in json.load(f)["cells"]] == ["ok"]
+
+
+@pytest.mark.slow
+def test_two_launches_sharing_an_n1_row_with_other_n2_models_both_train_their_cells(tmp_path):
+  workdir = str(tmp_path / "w")
+  env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+  args = [sys.executable, "-m", "learnjax.main", f"--config={ROOT}/configs/quickstart.py",
+          "--config.data.variant=true", "--config.seeds=1", "--config.train.max_epochs=30",
+          "--config.train.stop_error=0", "--config.data.n1_size=300", "--config.data.n2_size=60",
+          "--config.data.test_size=40", f"--workdir={workdir}"]
+  first = subprocess.Popen(args + ["--config.n2.model=mlp_1"], env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+  time.sleep(2)
+  second = subprocess.Popen(args + ["--config.n2.model=mlp_2"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+  outs = [p.communicate(timeout=600) for p in (first, second)]
+  assert first.returncode == 0 and second.returncode == 0, outs
+  assert cell_ids(workdir) == ["true__mlp_1__b64__mlp_1__b64", "true__mlp_1__b64__mlp_2__b64"]
+  assert sum(out.count("on D1 (") for out, _ in outs) == 1   # one N1, trained once
