@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from learnjax import plugins, validation
+from learnjax import fields, plugins, validation
 from learnjax.errors import ArgumentError, LearnjaxError
 from learnjax.result import Learnability  # noqa: F401  (learnjax.Learnability)
 
@@ -67,13 +67,11 @@ def learnability(n1: N1 = None, data: Any = None, n2: str | None = None,
   is trained, as the command line refuses them; so does an N1 whose output is ambiguous (an
   (N, 1) column, logits of another width than the classes) or not finite.
   """
-  from learnjax import config as config_lib
-  from learnjax import grid, models, protocol, sweep
-  from learnjax.predictions import MODEL as predictions_model
-  from learnjax.data import splits as splits_lib
-
   import time
-  from learnjax.progress import EpochPrinter
+
+  from learnjax import config as config_lib, measurement, metrics, protocol
+  from learnjax.data import splits as splits_lib
+  from learnjax.predictions import MODEL as predictions_model
   started = time.time()
   if isinstance(progress, (bool, np.bool_)):
     progress = print if progress else None
@@ -132,101 +130,98 @@ def learnability(n1: N1 = None, data: Any = None, n2: str | None = None,
   cfg.seed = int(seed)
   _checked(validation.check_config, cfg)
   for field in ("n1.model", "n2.model", "n1.batch_size", "n2.batch_size", "data.variant"):
-    value = validation.flatten(cfg)[field]
-    if len(validation.grid_list(value, field, int if "batch" in field else str)) != 1:
-      raise ArgumentError(f"config[{field!r}]={value!r} is a list; learnability() measures one "
-                          "N1 and one N2: give one value (learnjax.run sweeps a grid)")
+    value = validation.flatten(cfg)[field]   # a list once checked (learnjax.fields)
+    if len(value) != 1:
+      raise ArgumentError(f"config[{field!r}]={','.join(map(str, value))!r} is a list; "
+                          "learnability() measures one N1 and one N2: give one value "
+                          "(learnjax.run sweeps a grid)")
   pool = _checked(_pool, data, data_dir)
   splits = _checked(splits_lib.make_splits, pool, cfg.data.n1_size, cfg.data.n2_size,
                     cfg.data.test_size)
-  sweep.apply_precision(cfg)
-  dtype = sweep.PRECISIONS[cfg.train.precision][1]
-  t = cfg.train
-  run_kw = dict(seed_layout=t.seed_layout, devices=t.devices, concurrent_seeds=t.concurrent_seeds)
-  stream = _LineStream(progress)
-
-  def printer(label, n):
-    if progress is None:
-      return None
-    return EpochPrinter(label, n, len(seed_indices), t.max_epochs, interval=cfg.progress_seconds,
-                        stream=stream)
-
-  def hparams(field, name):
-    """config's width and depth of block ``field``, refused where model ``name`` ignores them."""
-    given = {h: cfg[field].get(h) for h in ("width", "depth")}
-    _checked(validation.check_model_hparams, field, [name], given, grid.model_hparams)
-    return given
-
-  def trainer(name, batch_size, **hparams):
-    model = models.build(name, splits.num_classes, dtype=dtype, **hparams)
-    from learnjax import engine
-    return engine.Trainer(model, sweep.train_config(cfg, int(batch_size)))
-
+  run = _Measurement(cfg, splits, len(seed_indices), progress)
   if n2 == "same" and not isinstance(n1, str):
     raise ArgumentError("n2='same' needs N1's architecture: give n1 as a model name, or name N2")
   n2_name = n1 if n2 == "same" else n2
   if not isinstance(n2_name, str):
     raise ArgumentError(f"n2 must be a model name, got {type(n2_name).__name__}")
-  n1_hparams = hparams("n1", n1 if isinstance(n1, str) else predictions_model)
-  n2_hparams = n1_hparams if n2 == "same" else hparams("n2", n2_name)
+  n1_hparams = run.hparams("n1", n1 if isinstance(n1, str) else predictions_model)
+  n2_hparams = n1_hparams if n2 == "same" else run.hparams("n2", n2_name)
   if n2 == "same":
-    hparams("n2", "same")
-  n2_trainer = trainer(n2_name, cfg.n2.batch_size, **n2_hparams)  # a bad N2 stops before N1 trains
-  variant, n1_test_preds = "true", None
+    run.hparams("n2", "same")
+  n2_trainer = run.trainer(n2_name, cfg.n2.batch_size[0], n2_hparams)  # a bad N2 stops first
+  variant = "true"
   if isinstance(n1, str):
     (variant, fraction), = _variant_units(cfg)
-    net = protocol.train_n1(splits, trainer(n1, cfg.n1.batch_size, **n1_hparams), variant, seed,
-                            seed_indices, corrupt_fraction=fraction,
-                            on_epoch=printer(f"N1 {n1} {variant}", len(splits.d1)), **run_kw)
-    preds_d2, preds_d3, name = net.preds_d2, net.preds_d3, n1
-    n1_log_probs, n1_test_preds = net.log_probs_d3, net.preds_test
+    net = protocol.train_n1(splits, run.trainer(n1, cfg.n1.batch_size[0], n1_hparams), variant,
+                            seed, seed_indices, corrupt_fraction=fraction,
+                            on_epoch=run.printer(f"N1 {n1} {variant}", len(splits.d1)),
+                            **run.execution)
+    labels, name, record = measurement.n1_labels(net), n1, measurement.metric_record()
     n1_train_error = np.asarray(net.train_error, float)
-    per_seed = True
   else:
     given, name = _given(n1, splits, len(seed_indices))
-    preds_d2, preds_d3, per_seed = given.d2, given.d3, given.per_seed
-    n1_log_probs = None   # an N1 given as labels has no probabilities
+    labels = measurement.N1Labels(given.d2, given.d3)   # labels only: no probabilities
+    record = measurement.metric_record(predictions_model, given.per_seed)
     n1_train_error = (None if given.d1 is None else
                       (given.d1 != splits.d1.y[None]).mean(-1).astype(float))
   n1_name = n1_name or name
-  from learnjax import metrics
-  y3 = splits.d3.y
-  record = {} if isinstance(n1, str) else {"n1_source": "predictions", "n1_per_seed": per_seed}
 
-  def measure(size):
+  def point(size):
     """(Learnability, arrays) of the N2 trained on D2's first ``size`` examples (None: all)."""
-    n2_net = protocol.train_n2(
-        splits, n2_trainer, preds_d2, seed, seed_indices, variant=variant, n2_size=size,
-        on_epoch=printer(f"N2 {n2_name} <- {n1_name}", size or len(splits.d2)), **run_kw)
-    arrays = {"n1_preds_d3": np.asarray(preds_d3), "n2_preds_d3": np.asarray(n2_net.preds_d3),
-              "n1_preds_d2": np.asarray(preds_d2), "y_d3": y3,
-              # rounded as the command line stores them, so both give the same numbers
-              **{f"{k}_log_probs_d3": np.asarray(v, np.float16)
-                 for k, v in (("n1", n1_log_probs), ("n2", n2_net.log_probs_d3)) if v is not None},
-              # the real test images' predictions, where the variant's D3 is noise
-              **{f"{k}_preds_test": np.asarray(v)
-                 for k, v in (("n1", n1_test_preds), ("n2", n2_net.preds_test)) if v is not None}}
-    if size is not None:
-      arrays["n2_preds_d2_train"] = n2_net.preds_d2_train
-      arrays["n2_label_log_probs_d2_after"] = n2_net.label_log_probs_d2_after
-    values = {m.name: v for m in metrics.REGISTRY.values()
-              if (v := m.per_seed(arrays, record)) is not None}
+    n2_net, arrays = measurement.measure(
+        splits, n2_trainer, labels, seed, seed_indices, variant=variant, n2_size=size,
+        on_epoch=run.printer(f"N2 {n2_name} <- {n1_name}", size or len(splits.d2)),
+        **run.execution)
     result = Learnability(
-        metrics=values, seeds=seed_indices, n1=n1_name, n2=n2_name, dataset=pool.name,
-        n1_preds_d3=arrays["n1_preds_d3"], n2_preds_d3=arrays["n2_preds_d3"], y_d3=y3,
-        n1_source="trained" if isinstance(n1, str) else "given", n1_train_error=n1_train_error,
-        n2_epochs=np.asarray(n2_net.epochs), n2_train_error=np.asarray(n2_net.train_error, float),
-        n2_diverged=np.asarray(n2_net.diverged, bool), stop_error=float(t.stop_error),
+        metrics=metrics.per_seed(arrays, record), seeds=seed_indices, n1=n1_name, n2=n2_name,
+        dataset=pool.name, n1_preds_d3=arrays["n1_preds_d3"], n2_preds_d3=arrays["n2_preds_d3"],
+        y_d3=splits.d3.y, n1_source="trained" if isinstance(n1, str) else "given",
+        n1_train_error=n1_train_error, n2_epochs=np.asarray(n2_net.epochs),
+        n2_train_error=np.asarray(n2_net.train_error, float),
+        n2_diverged=np.asarray(n2_net.diverged, bool), stop_error=float(cfg.train.stop_error),
         seconds=time.time() - started)
     return result, arrays
 
   if len(n2_sizes) == 1:
-    return measure(None)[0]
+    return point(None)[0]
   from learnjax import curves
-  measured = [measure(n) for n in n2_sizes]
+  measured = [point(n) for n in n2_sizes]
   summary = curves.summarise(n2_sizes, [a for _, a in measured], splits.num_classes,
                              len(splits.d2), curves.DEFAULT_LEVEL)
   return curves.Curve(points=[p for p, _ in measured], summary=summary)
+
+
+class _Measurement:
+  """How one :func:`learnability` call trains: its trainers, progress lines and execution."""
+
+  def __init__(self, cfg, splits, seeds: int, progress):
+    from learnjax import sweep
+    sweep.apply_precision(cfg)
+    self.cfg, self.splits, self.seeds, self.progress = cfg, splits, seeds, progress
+    self.dtype = sweep.PRECISIONS[cfg.train.precision][1]
+    self.stream = _LineStream(progress)
+    t = cfg.train
+    self.execution = dict(seed_layout=t.seed_layout, devices=t.devices,
+                          concurrent_seeds=t.concurrent_seeds)
+
+  def printer(self, label: str, n: int):
+    from learnjax.progress import EpochPrinter
+    if self.progress is None:
+      return None
+    return EpochPrinter(label, n, self.seeds, self.cfg.train.max_epochs,
+                        interval=self.cfg.progress_seconds, stream=self.stream)
+
+  def hparams(self, field: str, name: str) -> dict:
+    """config's width and depth of block ``field``, refused where model ``name`` ignores them."""
+    from learnjax import grid
+    given = {h: self.cfg[field].get(h) for h in ("width", "depth")}
+    _checked(validation.check_model_hparams, field, [name], given, grid.model_hparams)
+    return given
+
+  def trainer(self, name: str, batch_size: int, hparams: dict):
+    from learnjax import engine, models, sweep
+    model = models.build(name, self.splits.num_classes, dtype=self.dtype, **hparams)
+    return engine.Trainer(model, sweep.train_config(self.cfg, int(batch_size)))
 
 
 class _LineStream:
@@ -317,9 +312,6 @@ def load_config(spec: str):
   return _checked(cli_input.load_config_file, spec)
 
 
-# Grid axes whose config field holds one integer but that also take a comma list, as
-# --config.n1.batch_size=32,64 does on the command line.
-_LIST_FIELDS = ("n1.batch_size", "n2.batch_size", "data.n2_size")
 
 
 def apply_overrides(config, overrides: dict) -> None:
@@ -340,7 +332,7 @@ def apply_overrides(config, overrides: dict) -> None:
       raise ArgumentError(f"config override {key!r} is a block, not a field; give each field by "
                           "its dotted name ({'train.max_epochs': 5, 'train.momentum': 0.9})")
     try:
-      if key in _LIST_FIELDS and isinstance(value, str):
+      if key in fields.list_fields():   # a grid axis: one value, a comma string or a list
         with node.ignore_type():
           setattr(node, leaf, value)
       else:

@@ -2,8 +2,11 @@
 
 An experiment is a grid of *cells*: data variant x N1 model x N1 batch size x N2 model, each measured
 with ``seeds`` seeds. The grid axes are the fields ``data.variant`` (with ``data.corrupt_fraction``
-for the variants that read it), ``n1.model``, ``n1.batch_size`` and ``n2.model``; each takes one value or several separated by commas, so any of them can be swept
-from the command line (``--config.n1.model=shallow_cnn_16,shallow_cnn_32``). ``n2.model='same'``
+for the variants that read it), ``n1.model``, ``n1.batch_size`` and ``n2.model``; each takes one value, several separated by
+commas or a list, so any of them can be swept from the command line
+(``--config.n1.model=shallow_cnn_16,shallow_cnn_32``), and each holds its list once the config is
+checked. Every field's kind (grid axis, protocol, execution, path) is declared in
+:mod:`learnjax.fields`. ``n2.model='same'``
 trains N2 with N1's architecture; ``data.n2_size`` with several sizes trains one N2 per size on the
 first n examples of D2 (a learnability curve, :mod:`learnjax.sizes`); ``n2.model='none'`` trains
 N1 only (for analyses of N1 alone, such as seed agreement).
@@ -16,6 +19,8 @@ from __future__ import annotations
 
 import ml_collections
 from ml_collections import config_dict
+
+from learnjax import fields
 
 
 def model_block(model: str, batch_size: int | str = 64) -> ml_collections.ConfigDict:
@@ -93,11 +98,10 @@ def base_config() -> ml_collections.ConfigDict:
 
 
 # Fields added after the first release, each with the value at which learnjax behaves as it did
-# before the field existed. At that value a field is left out of every fingerprint
-# (:mod:`learnjax.guard`), so a workdir stored before it existed still resumes, and
-# :func:`stored_config` gives it that value where an older config.json lacks it. Every field added
-# from now on goes here (with the old behaviour's value, whatever its default).
-NEUTRAL = {"train.precision": "default", "train.shared_order": False}
+# before the field existed (declared in learnjax.fields): at that value a field is left out of
+# every fingerprint (:mod:`learnjax.guard`), and :func:`stored_config` gives it that value where
+# an older config.json lacks it.
+NEUTRAL = fields.NEUTRAL
 
 
 def stored_config(path: str) -> ml_collections.ConfigDict:

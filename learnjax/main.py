@@ -162,7 +162,7 @@ def _hint(kind: str) -> str:
 
 def _gather(config) -> None:
   """Writes results.json from the finished cells, in plan order; trains nothing."""
-  from learnjax import store as store_lib, sweep
+  from learnjax import storage, store as store_lib, sweep
   from learnjax.report import console
   workdir = _WORKDIR.value
   plan_path = os.path.join(workdir, "plan.json")
@@ -171,7 +171,7 @@ def _gather(config) -> None:
   try:
     store = store_lib.Store(workdir)
     sweep.check_workdir_config(store, config)
-    planned = _planned_cells(store_lib.read_json(plan_path), plan_path)
+    planned = _planned_cells(storage.read_json(plan_path), plan_path)
     store.write_summary(planned)
     results = store.summary_cells(planned)
   except LearnjaxError as e:

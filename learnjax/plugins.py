@@ -20,6 +20,7 @@ import json
 import os
 import sys
 
+from learnjax import storage
 from learnjax.errors import LearnjaxError
 
 RECORD = "plugins.json"
@@ -90,12 +91,11 @@ def record(workdir: str, loaded: list[dict]) -> None:
   kept: their results may need them)."""
   if not loaded:
     return
-  from learnjax import store
   known = recorded(workdir) if os.path.isfile(os.path.join(workdir, RECORD)) else []
   modules = {r["module"] for r in known}
   merged = known + [r for r in loaded if r["module"] not in modules]
   if merged != known:
-    store.atomic_write_json(os.path.join(workdir, RECORD), {"plugins": merged})
+    storage.atomic_write_json(os.path.join(workdir, RECORD), {"plugins": merged})
 
 
 def recorded(workdir: str) -> list[dict]:

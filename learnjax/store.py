@@ -11,6 +11,7 @@ Layout of a workdir::
   cells/<cell_id>/result.json one learnability measurement (all seeds) ...
   cells/<cell_id>/arrays.npz  ... with N1's and N2's predictions on D3
   results.json                every finished cell's result.json, gathered
+  plugins.json                the plugins the launches imported (learnjax.plugins)
   checkpoints/<kind>/<id>/    in-flight training state of an unfinished unit (orbax), with the
                               fingerprint.json of the unit it belongs to, written before it
   locks/<n1_id>.lock          held by the process working on that N1 row
@@ -18,10 +19,8 @@ Layout of a workdir::
                               of memory, a failed write, a lost device): not a result, retried by
                               the next launch (learnjax.failures)
 
-Every file is written to a temporary name in its folder and renamed into place; result.json is
-written last, so its presence marks the unit as finished. A killed run leaves at most a stray
-temporary file, never a half-written result. Files get the mode the umask gives new files (as
-``open`` does), so colleagues sharing a workdir can read them.
+Every file is written whole or not at all (:mod:`learnjax.storage`); result.json is written
+last, so its presence marks the unit as finished.
 """
 
 from __future__ import annotations
@@ -32,76 +31,12 @@ import fcntl
 import json
 import os
 import shutil
-import tempfile
-from typing import Any
 
 import numpy as np
 
-from learnjax import provenance
+from learnjax import guard, provenance
 from learnjax.errors import LearnjaxError
-
-
-def _file_mode() -> int:
-  """0666 less the process's umask: the mode ``open`` gives a new file (mkstemp gives 0600)."""
-  umask = os.umask(0o022)
-  os.umask(umask)
-  return 0o666 & ~umask
-
-
-_FILE_MODE = _file_mode()
-
-
-def atomic_write_bytes(path: str, data: bytes) -> None:
-  folder = os.path.dirname(path) or "."
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-" + os.path.basename(path))
-  try:
-    os.fchmod(fd, _FILE_MODE)
-    with os.fdopen(fd, "wb") as f:
-      f.write(data)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
-
-
-def atomic_write_json(path: str, obj: Any) -> None:
-  atomic_write_bytes(path, (json.dumps(obj, indent=1, default=_json_default) + "\n").encode())
-
-
-def atomic_write_npz(path: str, arrays: dict[str, np.ndarray]) -> None:
-  import io
-  buffer = io.BytesIO()
-  np.savez_compressed(buffer, **arrays)
-  atomic_write_bytes(path, buffer.getvalue())
-
-
-def _json_default(value):
-  if isinstance(value, np.ndarray):
-    return value.tolist()
-  if isinstance(value, np.generic):
-    return value.item()
-  raise TypeError(f"cannot store {type(value).__name__} as JSON")
-
-
-def read_json(path: str, hint: str = "") -> Any:
-  """A JSON file; a LearnjaxError naming it (and ``hint``, what to do) if it cannot be read."""
-  try:
-    with open(path) as f:
-      return json.load(f)
-  except (OSError, ValueError) as e:
-    raise LearnjaxError(f"cannot read {path}: {e}{'; ' + hint if hint else ''}") from None
-
-
-def read_npz(path: str) -> dict[str, np.ndarray]:
-  try:
-    with np.load(path) as data:
-      return {k: data[k] for k in data.files}
-  except Exception as e:  # truncated or foreign file
-    raise LearnjaxError(f"cannot read {path}: {e}; delete its folder to recompute it") from None
+from learnjax.storage import atomic_write_bytes, atomic_write_json, atomic_write_npz, read_json, read_npz
 
 
 class Store:
@@ -128,7 +63,6 @@ class Store:
     folder = self._unit(kind, unit_id)
     result = {**result, "versions": result.get("versions") or provenance.versions()}
     if fingerprint is not None:
-      from learnjax import guard
       guard.write_fingerprint(folder, fingerprint)
     atomic_write_npz(os.path.join(folder, "arrays.npz"), arrays)
     atomic_write_json(os.path.join(folder, "result.json"), result)

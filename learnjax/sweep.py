@@ -18,14 +18,14 @@ import time
 
 import numpy as np
 
-from learnjax import (checkpoint, engine, failures, guard, metrics, models, plugins, predictions,
-                      protocol, records, sizes, validation)
+from learnjax import (checkpoint, engine, failures, fields, guard, measurement, metrics, models,
+                      plugins, predictions, protocol, records, sizes, validation)
 from learnjax.data import fingerprint as fingerprint_lib, sources, splits as splits_lib
 from learnjax.grid import Cell, ModelChoice, N1Job, plan, snapshot_epochs
 from learnjax.errors import LearnjaxError
 from learnjax import progress
 from learnjax.progress import EpochPrinter
-from learnjax import store as store_lib
+from learnjax import storage
 from learnjax.store import Store
 
 
@@ -44,12 +44,9 @@ def apply_precision(config) -> None:
 def train_config(config, batch_size: int) -> engine.TrainConfig:
   """The engine's settings for one batch size (every field checked by validation.check_config)."""
   validation.check_config(config)
-  t = config.train
-  return engine.TrainConfig(
-      batch_size=batch_size, learning_rate=t.learning_rate, momentum=t.momentum,
-      plateau_factor=t.plateau_factor, plateau_patience=t.plateau_patience,
-      stop_error=t.stop_error, max_epochs=t.max_epochs, error_measure=t.error_measure,
-      loop=t.loop, shared_order=t.shared_order, eval_batch_size=t.eval_batch_size)
+  flat = validation.flatten(config)
+  return engine.TrainConfig(batch_size=batch_size, **{
+      name.rsplit(".", 1)[-1]: flat[name] for name in fields.engine_fields()})
 
 
 class Experiment:
@@ -161,104 +158,88 @@ class Experiment:
                             concurrent_seeds=self.config.train.get("concurrent_seeds", 0),
                             corrupt_fraction=job.corrupt_fraction)
     size = models.size(self.trainer(job.n1, job.batch_size).model, self.pool.image_shape)
-    result = {"n1": job.id, "dataset": self.pool.name, **job.variant_record,
-              "model": job.n1.name, "batch_size": job.batch_size, "seeds": int(self.config.seeds),
-              "num_classes": self.splits.num_classes, "d1": len(self.splits.d1),
-              "d2": len(self.splits.d2), "d3": len(self.splits.d3), "params": size.params,
-              "param_tensors": size.tensors, "snapshot_epochs": sorted(net.snapshots),
-              **records.net_summary(net), **self._class_names()}
-    arrays = {**records.net_arrays("n1", net), "y_d2": self.splits.d2.y, "y_d3": self.splits.d3.y}
-    self.store.save("n1", job.id, result, arrays, fingerprint=fingerprint)
+    self._save_n1(job, net, {"params": size.params, "param_tensors": size.tensors,
+                             "snapshot_epochs": sorted(net.snapshots)}, fingerprint)
     return net
-
-  def _class_names(self) -> dict:
-    names = getattr(self.pool, "class_names", None)
-    return {"class_names": list(names)} if names else {}
 
   def _given_n1(self, job: N1Job) -> protocol.TrainedNet:
     """The N1 record of an N1 given as predictions: its labels for every seed, no training."""
     given = self.given[job.n1]
     self.out(f"N1 {job.id}: given as predictions ({job.n1.predictions})")
     net = records.given_net(given, self.config.seeds, self.splits.d1.y)
+    self._save_n1(job, net, {
+        "snapshot_epochs": [], "source": predictions.MODEL,
+        "predictions_file": job.n1.predictions, "predictions_sha256": given.sha256,
+        "predictions_d1": given.d1 is not None, "predictions_per_seed": given.per_seed},
+        self.guard.planned[f"n1/{job.id}"])
+    return net
+
+  def _save_n1(self, job: N1Job, net: protocol.TrainedNet, own: dict, fingerprint: dict) -> None:
+    """Stores an N1, trained or given: the one N1 record, with ``own`` (what only its kind has)."""
+    names = getattr(self.pool, "class_names", None)
     result = {"n1": job.id, "dataset": self.pool.name, **job.variant_record,
               "model": job.n1.name, "batch_size": job.batch_size, "seeds": int(self.config.seeds),
               "num_classes": self.splits.num_classes, "d1": len(self.splits.d1),
-              "d2": len(self.splits.d2), "d3": len(self.splits.d3), "snapshot_epochs": [],
-              "source": predictions.MODEL, "predictions_file": job.n1.predictions,
-              "predictions_sha256": given.sha256, "predictions_d1": given.d1 is not None,
-              "predictions_per_seed": given.per_seed, **records.net_summary(net),
-              **self._class_names()}
+              "d2": len(self.splits.d2), "d3": len(self.splits.d3), **own,
+              **records.net_summary(net), **({"class_names": list(names)} if names else {})}
     arrays = {**records.net_arrays("n1", net), "y_d2": self.splits.d2.y, "y_d3": self.splits.d3.y}
-    self.store.save("n1", job.id, result, arrays, fingerprint=self.guard.planned[f"n1/{job.id}"])
-    return net
+    self.store.save("n1", job.id, result, arrays, fingerprint=fingerprint)
 
   def cell(self, cell: Cell, n1: protocol.TrainedNet) -> dict:
     job = cell.n1_job
-    n1_preds_d2, n1_preds_d3, n1_test_preds = n1.preds_d2, n1.preds_d3, n1.test_preds
-    if cell.n1_epoch is not None:
-      if cell.n1_epoch not in n1.snapshots:
-        raise LearnjaxError(
-            f"the stored N1 {job.id} kept no snapshot after epoch {cell.n1_epoch} (it has "
-            f"{sorted(n1.snapshots) or 'none'}); delete {self.store.workdir}/n1/{job.id} to "
-            "retrain it with the new n1.snapshot_epochs")
-      n1_preds_d2, n1_preds_d3 = n1.snapshots[cell.n1_epoch]
-      n1_test_preds = n1_preds_d3
+    if cell.n1_epoch is not None and cell.n1_epoch not in n1.snapshots:
+      raise LearnjaxError(
+          f"the stored N1 {job.id} kept no snapshot after epoch {cell.n1_epoch} (it has "
+          f"{sorted(n1.snapshots) or 'none'}); delete {self.store.workdir}/n1/{job.id} to "
+          "retrain it with the new n1.snapshot_epochs")
     when = "" if cell.n1_epoch is None else f" after epoch {cell.n1_epoch}"
     first = "" if cell.n2_size is None else f" (its first {cell.n2_size} examples)"
     self.out(f"N2 {cell.id}: training {cell.n2.name} on N1's labels of D2{first}{when}")
     fingerprint = self._bind("cells", cell.id)
-    n2 = protocol.train_n2(self.splits, self.trainer(cell.n2, cell.n2_batch_size), n1_preds_d2,
-                           self.config.seed, self.seed_indices,
-                           seed_layout=self.config.train.seed_layout,
-                           on_epoch=self._printer(f"N2 {cell.n2.name} <- {job.n1.name} {job.variant_id}",
-                                                  cell.n2_size or len(self.splits.d2),
-                                                  cell.n2_batch_size),
-                           checkpoints=self._checkpoints("cells", cell.id),
-                           devices=self.config.train.get("devices", 0),
-                           concurrent_seeds=self.config.train.get("concurrent_seeds", 0),
-                           variant=job.variant, n2_size=cell.n2_size)
-    y3 = self.splits.d3.y
+    n2, arrays = measurement.measure(
+        self.splits, self.trainer(cell.n2, cell.n2_batch_size),
+        measurement.n1_labels(n1, cell.n1_epoch), self.config.seed, self.seed_indices,
+        variant=job.variant, n2_size=cell.n2_size, seed_layout=self.config.train.seed_layout,
+        on_epoch=self._printer(f"N2 {cell.n2.name} <- {job.n1.name} {job.variant_id}",
+                               cell.n2_size or len(self.splits.d2), cell.n2_batch_size),
+        checkpoints=self._checkpoints("cells", cell.id),
+        devices=self.config.train.get("devices", 0),
+        concurrent_seeds=self.config.train.get("concurrent_seeds", 0))
     n1_result, _ = self._load("n1", job.id, with_arrays=False)
-    arrays = {"n1_preds_d3": n1_preds_d3, "n1_preds_d2": n1_preds_d2, **records.net_arrays("n2", n2),
-              "y_d3": y3}
-    if cell.n1_epoch is None and n1.log_probs_d3 is not None:   # the final N1's probabilities
-      arrays["n1_log_probs_d3"] = np.asarray(n1.log_probs_d3, np.float16)
-    if cell.n2_size is not None:   # a curve's N2: its fit and its code of the rest of D2
-      arrays["n2_preds_d2_train"] = n2.preds_d2_train
-      arrays["n2_label_log_probs_d2_after"] = n2.label_log_probs_d2_after
     result = {
-        "cell": cell.id, "dataset": self.pool.name, **job.variant_record,
-        "n1_model": job.n1.name, "n1_batch_size": job.batch_size,
-        "n2_model": cell.n2.name, "n2_batch_size": cell.n2_batch_size, "n1_epoch": cell.n1_epoch,
-        **({"n2_size": cell.n2_size} if cell.n2_size is not None else {}),
-        "seeds": int(self.config.seeds), "d1": len(self.splits.d1), "d2": len(self.splits.d2),
+        **self._cell_record(cell), "d1": len(self.splits.d1), "d2": len(self.splits.d2),
         "d3": len(self.splits.d3), "num_classes": self.splits.num_classes,
         **({"n1_params": n1_result["params"], "n1_param_tensors": n1_result["param_tensors"]}
            if "params" in n1_result else {}),
-        **({"n1_source": n1_result["source"]} if "source" in n1_result else {}),
-        **({"n1_per_seed": True} if n1_result.get("predictions_per_seed") else {}),
+        **measurement.metric_record(n1_result.get("source"),
+                                    bool(n1_result.get("predictions_per_seed"))),
         "n1": records.net_summary(n1), "n2": records.net_summary(n2),
         "status": "diverged" if (n1.diverged.any() or n2.diverged.any()) else "ok",
     }
-    if n1_test_preds is not n1_preds_d3:   # N1 on the real D3, its D3 being the variant's
-      arrays["n1_preds_test"] = n1_test_preds
     result.update(metrics.compute(arrays, result))
     self.store.save("cells", cell.id, result, arrays, fingerprint=fingerprint)
     return result
 
+  def _cell_record(self, cell: Cell) -> dict:
+    """The fields naming a cell, of its stored record whether it was measured or failed."""
+    job = cell.n1_job
+    return {"cell": cell.id, "dataset": self.pool.name, **job.variant_record,
+            "n1_model": job.n1.name, "n1_batch_size": job.batch_size, "n2_model": cell.n2.name,
+            "n2_batch_size": cell.n2_batch_size, "n1_epoch": cell.n1_epoch,
+            **({"n2_size": cell.n2_size} if cell.n2_size is not None else {}),
+            "seeds": int(self.config.seeds)}
+
   def _record_failure(self, kind: str, unit_id: str, failure: str, error: BaseException,
                       cell: Cell | None = None, job: N1Job | None = None) -> None:
     """Records a machine failure of an unfinished unit as an attempt (never as a result)."""
-    job = cell.n1_job if cell is not None else job
-    record = {"n1" if kind == "n1" else "cell": unit_id, "failure": failure,
-              "status": failure, "error": failures.message(failure, error),
-              "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "dataset": self.pool.name,
-              **job.variant_record, "n1_model": job.n1.name, "n1_batch_size": job.batch_size,
-              "seeds": int(self.config.seeds)}
     if cell is not None:
-      record.update({"n2_model": cell.n2.name, "n2_batch_size": cell.n2_batch_size,
-                     "n1_epoch": cell.n1_epoch,
-                     **({"n2_size": cell.n2_size} if cell.n2_size is not None else {})})
+      record = self._cell_record(cell)
+    else:
+      record = {"n1": unit_id, "dataset": self.pool.name, **job.variant_record,
+                "n1_model": job.n1.name, "n1_batch_size": job.batch_size,
+                "seeds": int(self.config.seeds)}
+    record.update({"failure": failure, "status": failure, "error": failures.message(failure, error),
+                   "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     self.store.record_attempt(kind, unit_id, record)
 
   def _machine_failure(self, e: BaseException, label: str, units: list[tuple[str, str, Cell]],
@@ -422,7 +403,7 @@ class Experiment:
 
 def is_n1_only(config) -> bool:
   """Whether the experiment trains N1 only (``n2.model = none``): it has no cells."""
-  return str(config.n2.model).strip() == "none"
+  return validation.grid_list(config.n2.model, "n2.model") == ["none"]
 
 
 def is_out_of_memory(error: BaseException) -> bool:
@@ -539,7 +520,7 @@ def launch(config, workdir: str, task_index: int = 0, num_tasks: int = 1, out=pr
   else:
     experiment.guard.open()
   plugins.record(workdir, experiment.plugins)   # the report imports them again
-  store_lib.atomic_write_json(os.path.join(workdir, "plan.json"), {
+  storage.atomic_write_json(os.path.join(workdir, "plan.json"), {
       "n1": [job.id for job, _ in experiment.rows], "cells": experiment.cell_ids})
   cells = experiment.run(task_index, num_tasks, lock_rows=not distributed,
                          wait_for_rows=wait_for_rows, retry_out_of_memory=retry_out_of_memory)

@@ -152,7 +152,7 @@ def test_comma_lists_of_batch_sizes_are_split_off_without_state():
   from learnjax import cli_input
   argv = ["main", "--config.n1.batch_size=32,64", "--config.seeds=2", "--config.n2.batch_size=8,16"]
   assert cli_input.split_list_overrides(argv) == (
-      ["main", "--config.seeds=2"], [("n1", "32,64"), ("n2", "8,16")])
+      ["main", "--config.seeds=2"], [("n1.batch_size", "32,64"), ("n2.batch_size", "8,16")])
   assert cli_input.split_list_overrides(argv) == cli_input.split_list_overrides(argv)
 
 

@@ -59,7 +59,7 @@ def export(data_config, out: str) -> dict[str, np.ndarray]:
     raise LearnjaxError(f"--out must name an .npz file, got {out!r}")
   check_out(out, inputs_of(data_config))
   arrays = export_arrays(data_config)
-  from learnjax.store import atomic_write_npz
+  from learnjax.storage import atomic_write_npz
   try:
     atomic_write_npz(out, arrays)
   except OSError as e:

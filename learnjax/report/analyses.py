@@ -15,12 +15,11 @@ import dataclasses
 import importlib
 from typing import Callable
 
+from learnjax import fields
 from learnjax.report.context import Context
 
-# A grid axis as a cell record names it -> where the config lists its values.
-_CONFIG_AXES = {"variant": ("data", "variant"), "n1_model": ("n1", "model"),
-                "n2_model": ("n2", "model"), "n1_batch_size": ("n1", "batch_size"),
-                "n1_epoch": ("n1", "snapshot_epochs")}
+# A grid axis as a cell record names it -> where the config lists its values (learnjax.fields).
+_CONFIG_AXES = {f.column: tuple(f.name.split(".")) for f in fields.grid_axes()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,20 +60,10 @@ def found(ctx: Context) -> list[Analysis]:
 
 # ---- what the record says about the experiment -------------------------------------------------
 
-def _listed(value) -> list:
-  if value is None:
-    return []
-  if isinstance(value, (list, tuple)):
-    return list(value)
-  if isinstance(value, str):
-    return [v.strip() for v in value.split(",") if v.strip()]
-  return [value]
-
-
 def values(ctx: Context, axis: str) -> set:
   """The values an axis takes: those the config lists and those of the stored cells."""
   block, field = _CONFIG_AXES[axis]
-  listed = {str(v) for v in _listed(ctx.block(block).get(field))}
+  listed = {str(v) for v in fields.as_list(ctx.block(block).get(field))}
   stored = {str(c.get(axis)) for c in ctx.cells if c.get(axis) is not None}
   if axis == "n2_model":
     listed.discard("same")      # N2 = N1: one N2 per N1, not an axis of its own
@@ -91,7 +80,8 @@ def count(ctx: Context, axis: str) -> int:
 
 def n1_only(ctx: Context) -> bool:
   """N1 is trained alone (``n2.model = none``), or only N1s are stored."""
-  return str(ctx.block("n2").get("model", "")).strip() == "none" or (not ctx.cells and bool(ctx.n1s))
+  return (fields.as_list(ctx.block("n2").get("model")) == ["none"]
+          or not ctx.cells and bool(ctx.n1s))
 
 
 def with_snapshots(ctx: Context) -> bool:

@@ -6,11 +6,12 @@ import dataclasses
 import json
 import os
 
-from learnjax import metrics
+from learnjax import fields, metrics
 from learnjax.errors import LearnjaxError
 from learnjax.report import degenerate
 from learnjax.report.status import DEFAULT_STOP_ERROR, is_oom
-from learnjax.store import Store, read_json
+from learnjax.storage import read_json
+from learnjax.store import Store
 
 MATCH_KEYS = ("variant", "n1_model", "n2_model", "n1_batch_size", "n2_batch_size")
 DEGENERATE_MARK = "⚠"
@@ -59,11 +60,7 @@ class Context:
 
   def config_models(self, blocks=("n1", "n2")) -> list[str]:
     """The model names of the config's n1 (and n2) blocks, in the order given there."""
-    names = []
-    for block in blocks:
-      value = self.block(block).get("model", "")
-      names += [v.strip() for v in str(value).split(",") if v.strip()]
-    return names
+    return [str(v) for block in blocks for v in fields.as_list(self.block(block).get("model"))]
 
   def degenerate(self, cell: dict) -> str | None:
     """Why the cell's N1 is degenerate (:mod:`learnjax.report.degenerate`), or None."""

@@ -10,7 +10,7 @@ from learnjax.errors import LearnjaxError
 from learnjax.report import analyses, correlation, notes, sections
 from learnjax.report.context import DEGENERATE_MARK, Context, load
 from learnjax.report.figures import DPI
-from learnjax.store import atomic_write_bytes
+from learnjax.storage import atomic_write_bytes
 
 
 def build_report(workdir: str, reference: str | None = None,
