@@ -12,7 +12,6 @@ so no N1 is trained twice, and they may write into one shared workdir.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import time
 
@@ -23,6 +22,7 @@ from learnjax import (checkpoint, engine, failures, fields, guard, measurement, 
 from learnjax.data import fingerprint as fingerprint_lib, sources, splits as splits_lib
 from learnjax.grid import Cell, ModelChoice, N1Job, plan, snapshot_epochs
 from learnjax.errors import LearnjaxError
+from learnjax.failures import Outcome
 from learnjax import progress
 from learnjax.progress import EpochPrinter
 from learnjax import storage
@@ -457,41 +457,6 @@ def check_variant_constructions(experiment: Experiment) -> None:
             f"{experiment.store.workdir} holds {kind} {unit} computed by construction {found!r} "
             f"of {job.variant}, which is now {expected!r} (docs/protocol.md section 2); use a "
             f"new --workdir, or delete {experiment.store.workdir}/{kind}/{unit} to recompute it")
-
-
-@dataclasses.dataclass
-class Outcome:
-  """What a launch did: its finished cells, and the cells it did not finish and why."""
-  cells: list[dict]
-  failed: list[tuple[str, str, str, int]]   # (unit, failure kind, message, cells it held)
-  rows_elsewhere: list[str]                # N1 rows left to another process (no waiting)
-  not_retried: list[str]                   # cells out of memory before, left (no retrying)
-  planned: list[str] = dataclasses.field(default_factory=list)   # this task's cell ids
-
-  @property
-  def exit_code(self) -> int:
-    """0 when every cell of this launch is measured (or left out on purpose); else the code of
-    its failure (:data:`learnjax.failures.EXIT_CODES`) or ``EXIT_ROWS_ELSEWHERE``."""
-    if self.failed:
-      return failures.EXIT_CODES[self.failed[0][1]]
-    return failures.EXIT_ROWS_ELSEWHERE if self.rows_elsewhere else 0
-
-  def last_line(self) -> str | None:
-    """The line that says why the launch is not complete; None when it is."""
-    if self.failed:
-      cells = sum(n for *_, n in self.failed)
-      kinds = sorted({failures.DESCRIPTIONS[k] for _, k, _, _ in self.failed})
-      return (f"{cells} cell{'s' if cells != 1 else ''} not measured ({', '.join(kinds)}: "
-              f"{'; '.join(u for u, *_ in self.failed[:3])}"
-              f"{' ...' if len(self.failed) > 3 else ''}); recorded as attempts, not results: "
-              "the same command retries them (--noretry_out_of_memory leaves those out of "
-              "memory)")
-    if self.rows_elsewhere:
-      return (f"{len(self.rows_elsewhere)} N1 rows are being trained by another process "
-              f"({', '.join(self.rows_elsewhere[:3])}); their cells of this launch are not "
-              "trained yet: run the same command again once it finishes (or without "
-              "--nowait_for_rows to wait for it)")
-    return None
 
 
 def launch(config, workdir: str, task_index: int = 0, num_tasks: int = 1, out=print,

@@ -157,6 +157,13 @@ def test_out_of_memory_is_an_attempt_retried_unless_told_not_to(tmp_path, monkey
     return real_train(self, *args, **kwargs)
 
   monkeypatch.setattr(engine.Trainer, "train", train)
+  import learnjax
+  with pytest.warns(failures.MachineFailureWarning, match="1 cell not measured \\(out of memory"):
+    cells = learnjax.run(tiny(), workdir, out=None)   # the API: the measured cells, and a warning
+  assert [c["n2_model"] for c in cells] == ["mlp_1"]
+  from learnjax.report.document import build_report
+  assert "OOM" in build_report(workdir, None)[0]   # the report marks where memory ran out
+  shutil.rmtree(os.path.join(workdir, "attempts"))
   outcome, lines = launch(tiny(), workdir)
   assert outcome.exit_code == failures.EXIT_CODES[failures.OUT_OF_MEMORY]
   assert [c["n2_model"] for c in outcome.cells] == ["mlp_1"]
