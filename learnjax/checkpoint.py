@@ -14,8 +14,10 @@ killed mid-save leaves the previous checkpoint intact.
 
 from __future__ import annotations
 
+import glob
 import os
 import re
+import shutil
 import signal
 import threading
 
@@ -183,9 +185,17 @@ class TrainingCheckpoint:
     host_state = jax.device_get(state)
     # A failed write is a StorageError whatever orbax calls it (a full disk reads as
     # RESOURCE_EXHAUSTED there): never mistaken for the accelerator's memory.
-    with failures.writing(os.path.join(self.directory, str(epoch))):
-      self.manager.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(host_state),
-                                                       history=ocp.args.StandardSave(stacked)),
-                        force=True)
-      self.manager.wait_until_finished()
+    try:
+      with failures.writing(os.path.join(self.directory, str(epoch))):
+        self.manager.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(host_state),
+                                                         history=ocp.args.StandardSave(stacked)),
+                          force=True)
+        self.manager.wait_until_finished()
+    except BaseException:
+      # The unfinished write's temporary folder goes, freeing what it took of a full disk; the
+      # previous checkpoint stays whole.
+      for leftover in glob.glob(os.path.join(glob.escape(self.directory),
+                                             f"{epoch}.orbax-checkpoint-tmp*")):
+        shutil.rmtree(leftover, ignore_errors=True)
+      raise
 

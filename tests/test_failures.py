@@ -273,6 +273,8 @@ def test_a_full_disk_exits_4_with_one_line_and_a_later_launch_resumes(tmp_path, 
   assert last.startswith("error: ") and "cannot write to the workdir" in last, proc.stderr
   assert "memory" not in last and "Traceback" not in proc.stderr
   assert not os.path.isdir(os.path.join(workdir, "cells")) or cell_ids(workdir) == []
+  leftovers = [r for r, dirs, _ in os.walk(workdir) for d in dirs if "orbax-checkpoint-tmp" in d]
+  assert not leftovers, leftovers   # the failed write's partial checkpoint freed its space
   proc = _main(workdir)
   assert proc.returncode == 0, proc.stderr
   with open(os.path.join(workdir, "results.json")) as f:
