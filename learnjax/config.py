@@ -78,6 +78,10 @@ def base_config() -> ml_collections.ConfigDict:
   config.train = ml_collections.ConfigDict({
       "learning_rate": 0.01,       # SGD step size (positive, finite)
       "momentum": 0.0,             # SGD momentum in [0, 1)
+      "nesterov": False,           # Nesterov momentum (PyTorch's nesterov=True; needs momentum)
+      # L2 penalty wd/2 * |params|^2 on every parameter, added to the gradient before momentum as
+      # PyTorch's SGD(weight_decay=wd) does (coupled, scaled by the learning rate); 0: none
+      "weight_decay": 0.0,
       "plateau_factor": 0.75,      # lr *= factor when the train error has not decreased ...
       "plateau_patience": 10,      # ... for this many epochs (optax reduce_on_plateau)
       "stop_error": 0.01,          # stop a seed when its training error falls below this (0: never)
@@ -157,7 +161,8 @@ def check_arg(arg, allowed=("smoke",)):
 
 
 def describe_fields() -> str:
-  """Every ``--config.*`` field of :func:`base_config` with its default and the comment beside it."""
+  """Every ``--config.*`` field of :func:`base_config` with its default, its kind
+  (:mod:`learnjax.fields`) and the comment beside it."""
   import inspect
   import re
   comments, block, above = {}, "", []
@@ -183,7 +188,9 @@ def describe_fields() -> str:
   for key, value in flatten(base_config()).items():
     comment = comments.get(key) or comments.get(key.split(".")[-1], "")
     shown = "(unset)" if value is None else repr(value)
-    lines.append(f"  --config.{key}={shown}".ljust(44) + (f"  {comment}" if comment else ""))
+    kind = fields.FIELDS[key].kind if key in fields.FIELDS else ""
+    lines.append(f"  --config.{key}={shown}".ljust(44) + f"  [{kind}]".ljust(13)
+                 + (f"  {comment}" if comment else ""))
   return "\n".join(lines)
 
 
@@ -205,5 +212,8 @@ def flatten(config) -> dict:
 
 if __name__ == "__main__":
   print("Fields of every experiment config (python -m learnjax.main --config.FIELD=VALUE), with "
-        "the defaults of learnjax/config.py (an experiment's config file may change them):")
+        "the defaults of learnjax/config.py (an experiment's config file may change them) and "
+        "their kinds: [grid] an axis of the experiment's grid, [protocol] determines the numbers "
+        "(a workdir refuses a change), [unit] names a grid point, [execution] how the work runs, "
+        "[path] where an input lies (its content is fingerprinted):")
   print(describe_fields())

@@ -27,6 +27,7 @@ import json
 import os
 
 from learnjax import config as config_lib, fields, sizes as sizes_lib, storage
+from learnjax.data.variants import registry as variants_registry
 from learnjax.data.variants.registry import LEGACY_CONSTRUCTION
 from learnjax.errors import LearnjaxError
 
@@ -306,3 +307,46 @@ def _read_record(path: str, damaged: str):
     detail = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
     raise LearnjaxError(f"{path} {damaged} ({detail}); it is left as it is: give another "
                         "--workdir, or move the file away") from None
+
+
+# Units stored by earlier releases, whose fingerprints do not say everything.
+
+def check_given_predictions(rows, store, given: dict) -> None:
+  """Refuses a workdir whose N1 given as predictions was stored from a file that has changed, or
+  under the id it had before given N1s dropped the batch size (it would be measured again beside
+  the old cells, and both reported)."""
+  for job, _ in rows:
+    if job.legacy_id and store.has("n1", job.legacy_id):
+      raise LearnjaxError(
+          f"{store.workdir} stores the given N1 {job.n1.name} as n1/{job.legacy_id}, "
+          f"the name this version gives n1/{job.id} (a given N1 has no batch size); its stored "
+          f"numbers stay readable by python -m learnjax.report; to measure it with this version, "
+          f"use a new --workdir")
+  for job, _ in rows:
+    if not job.n1.predictions or not store.has("n1", job.id):
+      continue
+    stored, _ = store.load("n1", job.id, with_arrays=False)
+    old, new = stored.get("predictions_sha256"), given[job.n1].sha256
+    if old != new:
+      raise LearnjaxError(
+          f"{job.n1.predictions} is not the file whose predictions {store.workdir} "
+          f"measured for N1 {job.id} (sha256 {str(old)[:12]}..., now {new[:12]}...); use a new "
+          f"--workdir, or --config.n1.name=NEW_NAME to measure the new file beside the old one")
+
+
+def check_variant_constructions(rows, store) -> None:
+  """Refuses a workdir whose stored units of a variant were computed by another construction of
+  it (random_images before its D2 and D3 were noise, say)."""
+  for job, cells in rows:
+    expected = variants_registry.get(job.variant).construction
+    units = [("n1", job.id)] + [("cells", c.id) for c in cells]
+    for kind, unit in units:
+      if not store.has(kind, unit):
+        continue
+      stored, _ = store.load(kind, unit, with_arrays=False)
+      found = stored.get("variant_construction", LEGACY_CONSTRUCTION)
+      if found != expected:
+        raise LearnjaxError(
+            f"{store.workdir} holds {kind} {unit} computed by construction {found!r} "
+            f"of {job.variant}, which is now {expected!r} (docs/protocol.md section 2); use a "
+            f"new --workdir, or delete {store.workdir}/{kind}/{unit} to recompute it")

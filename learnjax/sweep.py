@@ -78,7 +78,7 @@ class Experiment:
     self.given = {job.n1: predictions.load(job.n1.predictions, part_sizes, self.splits.num_classes,
                                            int(config.seeds))
                   for job, _ in self.rows if job.n1.predictions}
-    check_given_predictions(self)
+    guard.check_given_predictions(self.rows, self.store, self.given)
     self.guard = guard.Workdir(workdir, config, self.data_fingerprint, self._planned_fields())
     self.guard.check_records()
     self.guard.check_units()
@@ -417,48 +417,6 @@ def check_workdir_config(store: Store, config) -> None:
   guard.Workdir(store.workdir, config).check_records()
 
 
-def check_given_predictions(experiment: Experiment) -> None:
-  """Refuses a workdir whose N1 given as predictions was stored from a file that has changed, or
-  under the id it had before given N1s dropped the batch size (it would be measured again beside
-  the old cells, and both reported)."""
-  for job, _ in experiment.rows:
-    if job.legacy_id and experiment.store.has("n1", job.legacy_id):
-      raise LearnjaxError(
-          f"{experiment.store.workdir} stores the given N1 {job.n1.name} as n1/{job.legacy_id}, "
-          f"the name this version gives n1/{job.id} (a given N1 has no batch size); its stored "
-          f"numbers stay readable by python -m learnjax.report; to measure it with this version, "
-          f"use a new --workdir")
-  for job, _ in experiment.rows:
-    if not job.n1.predictions or not experiment.store.has("n1", job.id):
-      continue
-    stored, _ = experiment.store.load("n1", job.id, with_arrays=False)
-    old, new = stored.get("predictions_sha256"), experiment.given[job.n1].sha256
-    if old != new:
-      raise LearnjaxError(
-          f"{job.n1.predictions} is not the file whose predictions {experiment.store.workdir} "
-          f"measured for N1 {job.id} (sha256 {str(old)[:12]}..., now {new[:12]}...); use a new "
-          f"--workdir, or --config.n1.name=NEW_NAME to measure the new file beside the old one")
-
-
-def check_variant_constructions(experiment: Experiment) -> None:
-  """Refuses a workdir whose stored units of a variant were computed by another construction of
-  it (random_images before its D2 and D3 were noise, say)."""
-  from learnjax.data import variants
-  for job, cells in experiment.rows:
-    expected = variants.get(job.variant).construction
-    units = [("n1", job.id)] + [("cells", c.id) for c in cells]
-    for kind, unit in units:
-      if not experiment.store.has(kind, unit):
-        continue
-      stored, _ = experiment.store.load(kind, unit, with_arrays=False)
-      found = stored.get("variant_construction", variants.LEGACY_CONSTRUCTION)
-      if found != expected:
-        raise LearnjaxError(
-            f"{experiment.store.workdir} holds {kind} {unit} computed by construction {found!r} "
-            f"of {job.variant}, which is now {expected!r} (docs/protocol.md section 2); use a "
-            f"new --workdir, or delete {experiment.store.workdir}/{kind}/{unit} to recompute it")
-
-
 def launch(config, workdir: str, task_index: int = 0, num_tasks: int = 1, out=print,
            distributed: bool = False, pool=None, wait_for_rows: bool = True,
            retry_out_of_memory: bool = True) -> Outcome:
@@ -473,7 +431,8 @@ def launch(config, workdir: str, task_index: int = 0, num_tasks: int = 1, out=pr
   :class:`learnjax.failures.MachineFailure`; memory running out does not stop the launch.
   """
   experiment = Experiment(config, workdir, out=out, pool=pool)
-  check_variant_constructions(experiment)   # units stored before constructions were fingerprinted
+  # Units stored before variant constructions were fingerprinted.
+  guard.check_variant_constructions(experiment.rows, experiment.store)
   if distributed:
     import jax
     from jax.experimental import multihost_utils

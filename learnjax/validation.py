@@ -83,6 +83,10 @@ def check_unused_settings(flat: dict) -> None:
     raise LearnjaxError(f"config.data.npz_path={flat['data.npz_path']!r} is read only with "
                         f"data.name=npz, but data.name is {flat['data.name']!r}; add "
                         "--config.data.name=npz, or leave data.npz_path empty")
+  if flat["train.nesterov"] and not flat["train.momentum"]:
+    raise LearnjaxError("config.train.nesterov=True is read only with a momentum above 0, but "
+                        "train.momentum is 0; set --config.train.momentum (e.g. 0.9), or leave "
+                        "train.nesterov False")
   given = PREDICTIONS_MODEL in grid_list(flat["n1.model"], "n1.model")
   for field in ("n1.predictions", "n1.name"):
     if flat[field] and not given:

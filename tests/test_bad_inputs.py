@@ -141,6 +141,7 @@ CASES = [
     settings("train.momentum", "-0.5", "train.momentum must be in [0, 1)"),
     settings("train.momentum", "1.0", "train.momentum must be in [0, 1)"),
     settings("train.momentum", "nan", "train.momentum must be a finite number"),
+    settings("train.weight_decay", "-0.1", "train.weight_decay must be a number >= 0"),
     settings("train.plateau_patience", "0", "train.plateau_patience must be an integer >= 1"),
     settings("train.plateau_patience", "-3", "train.plateau_patience must be an integer >= 1"),
     settings("train.plateau_factor", "0", "train.plateau_factor must be in (0, 1)"),

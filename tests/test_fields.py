@@ -60,3 +60,27 @@ def test_grid_axes_become_lists_once_from_the_command_line_the_api_and_a_file():
 def test_the_report_reads_stored_lists_and_comma_strings_alike():
   assert fields.as_list("a, b") == fields.as_list(["a", "b"]) == ["a", "b"]
   assert fields.as_list(None) == [] and fields.as_list(64) == [64]
+
+
+def test_nesterov_momentum_follows_its_definition():
+  """Two SGD steps with Nesterov momentum, against the update written out by hand (PyTorch's
+  nesterov=True: buf = m * buf + g, step = lr * (g + m * buf))."""
+  import jax.numpy as jnp
+  import numpy as np
+  lr, m, g1, g2 = 0.1, 0.9, 2.0, -1.0
+  config = config_lib.base_config()
+  config.train.learning_rate, config.train.momentum, config.train.nesterov = lr, m, True
+  validation.check_config(config)
+  opt = engine._sgd(sweep.train_config(config, 64))
+  state = opt.init(jnp.zeros(()))
+  u1, state = opt.update(jnp.asarray(g1), state)
+  u2, _ = opt.update(jnp.asarray(g2), state)
+  buf1 = g1
+  buf2 = m * buf1 + g2
+  np.testing.assert_allclose([u1, u2], [-lr * (g1 + m * buf1), -lr * (g2 + m * buf2)], rtol=1e-6)
+  # Without momentum it would change nothing: refused rather than recorded as if used.
+  config.train.momentum = 0.0
+  with pytest.raises(LearnjaxError, match="nesterov=True is read only with a momentum above 0"):
+    validation.check_config(config)
+  # At its neutral value it leaves every fingerprint as it was.
+  assert "train.nesterov" not in guard.settings(config_lib.base_config())

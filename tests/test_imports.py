@@ -1,6 +1,7 @@
 """The import graph of learnjax has no cycle, counting imports inside functions too.
 
-``python tests/test_imports.py`` prints the package's modules, lines, largest module and cycles.
+``python tests/test_imports.py [--graph]`` prints the package's modules, lines, largest module and
+cycles (and the import graph's layers).
 """
 
 import ast
@@ -118,3 +119,12 @@ if __name__ == "__main__":
   print(f"import cycles (imports inside functions count): {len(found_cycles)}")
   for cycle in found_cycles:
     print("  " + " <-> ".join(cycle))
+  if "--graph" in sys.argv:   # layers: a module imports only modules of lower layers
+    edges, layer = graph(), {}
+    while len(layer) < len(edges) and not found_cycles:
+      for name in sorted(edges):
+        if name not in layer and all(t in layer for t in edges[name]):
+          layer[name] = 1 + max((layer[t] for t in edges[name]), default=-1)
+    for level in sorted(set(layer.values())):
+      names = sorted(n.replace("learnjax.", "") for n, v in layer.items() if v == level)
+      print(f"layer {level}: {', '.join(names)}")

@@ -132,3 +132,31 @@ def test_a_plugin_reaches_main_report_and_api(tmp_path):
               *common], cwd=elsewhere)
   assert bad.returncode == 2 and bad.stderr.startswith("error: plugin nowhere/missing_plugin.py")
   assert len(bad.stderr.strip().splitlines()) == 1 and not (tmp_path / "wd2").exists()
+
+
+@pytest.mark.parametrize("fixture", ["workdir_legacy", "workdir_fingerprinted"])
+def test_a_stored_workdir_resumes_with_plugins_and_reports_them(tmp_path, fixture, monkeypatch):
+  """config.plugins is not a protocol setting: a workdir stored without it resumes, training
+  nothing, and records the plugin for its report."""
+  import shutil
+
+  from learnjax import sweep
+  from learnjax.report.document import build_report
+  from test_guard import FIXTURES, fixture_config
+
+  from learnjax.report import analyses
+  monkeypatch.setattr(analyses, "REGISTRY", list(analyses.REGISTRY))   # other tests keep theirs
+  plugin = tmp_path / f"section_plugin_{fixture}.py"
+  plugin.write_text(textwrap.dedent(f'''
+      from learnjax.report import analyses
+      analyses.register("{fixture}_section", "Fixture plugin", lambda ctx: True)(
+          lambda ctx: "FIXTURE PLUGIN SECTION")
+      '''))
+  workdir = str(tmp_path / "w")
+  shutil.copytree(os.path.join(FIXTURES, fixture), workdir)
+  lines = []
+  cells = sweep.train_and_evaluate(fixture_config(plugins=str(plugin)), workdir, out=lines.append)
+  assert len(cells) == 2 and not [line for line in lines if ": training" in line]
+  assert plugins.recorded(workdir)[0]["file"] == str(plugin)
+  text = build_report(workdir)[0]
+  assert "FIXTURE PLUGIN SECTION" in text and f"`section_plugin_{fixture}` ({plugin})" in text
