@@ -394,8 +394,8 @@ class Experiment:
           not self.store.has("n1", job.id):
         self.rows_elsewhere.append(job.id)
     if self.rows_elsewhere:
-      self.out(f"{len(self.rows_elsewhere)} N1 rows left to the other process training them "
-               f"({', '.join(self.rows_elsewhere)}); their cells are not trained by this launch")
+      self.out(f"N1 rows left to the other process training them: "
+               f"{', '.join(self.rows_elsewhere)}; their cells are not trained by this launch")
     self.store.write_summary(self.cell_ids)
     by_id = {r["cell"]: r for r in self.store.summary_cells(self.cell_ids)}
     return [by_id[c.id] for _, cells in mine for c in cells if c.id in by_id]
