@@ -12,7 +12,6 @@ so no N1 is trained twice, and they may write into one shared workdir.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import time
 
@@ -23,6 +22,7 @@ from learnjax import (checkpoint, engine, failures, fields, guard, measurement, 
 from learnjax.data import fingerprint as fingerprint_lib, sources, splits as splits_lib
 from learnjax.grid import Cell, ModelChoice, N1Job, plan, snapshot_epochs
 from learnjax.errors import LearnjaxError
+from learnjax.failures import Outcome
 from learnjax import progress
 from learnjax.progress import EpochPrinter
 from learnjax import storage
@@ -133,9 +133,8 @@ class Experiment:
     every = self.config.get("checkpoint_every_epochs", 0)
     if not every:
       return None
-    root = self.store.checkpoint_dir(kind, unit_id)
-    return lambda seeds: checkpoint.TrainingCheckpoint(
-        os.path.join(root, f"seeds{seeds[0]}-{seeds[-1]}"), every)
+    return checkpoint.CheckpointSet(self.store.checkpoint_dir(kind, unit_id), every, out=self.out,
+                                    label=f"{'N1' if kind == 'n1' else 'N2'} {unit_id}")
 
   def _printer(self, label: str, n: int, batch_size: int):
     return EpochPrinter(label, n, self.config.seeds, self.config.train.max_epochs,
@@ -405,8 +404,8 @@ class Experiment:
           not self.store.has("n1", job.id):
         self.rows_elsewhere.append(job.id)
     if self.rows_elsewhere:
-      self.out(f"{len(self.rows_elsewhere)} N1 rows left to the other process training them "
-               f"({', '.join(self.rows_elsewhere)}); their cells are not trained by this launch")
+      self.out(f"N1 rows left to the other process training them: "
+               f"{', '.join(self.rows_elsewhere)}; their cells are not trained by this launch")
     self.store.write_summary(self.cell_ids)
     by_id = {r["cell"]: r for r in self.store.summary_cells(self.cell_ids)}
     return [by_id[c.id] for _, cells in mine for c in cells if c.id in by_id]
@@ -426,41 +425,6 @@ def is_out_of_memory(error: BaseException) -> bool:
 def check_workdir_config(store: Store, config) -> None:
   """Refuses a workdir launched with other protocol settings (its config.json, see guard)."""
   guard.Workdir(store.workdir, config).check_records()
-
-
-@dataclasses.dataclass
-class Outcome:
-  """What a launch did: its finished cells, and the cells it did not finish and why."""
-  cells: list[dict]
-  failed: list[tuple[str, str, str, int]]   # (unit, failure kind, message, cells it held)
-  rows_elsewhere: list[str]                # N1 rows left to another process (no waiting)
-  not_retried: list[str]                   # cells out of memory before, left (no retrying)
-  planned: list[str] = dataclasses.field(default_factory=list)   # this task's cell ids
-
-  @property
-  def exit_code(self) -> int:
-    """0 when every cell of this launch is measured (or left out on purpose); else the code of
-    its failure (:data:`learnjax.failures.EXIT_CODES`) or ``EXIT_ROWS_ELSEWHERE``."""
-    if self.failed:
-      return failures.EXIT_CODES[self.failed[0][1]]
-    return failures.EXIT_ROWS_ELSEWHERE if self.rows_elsewhere else 0
-
-  def last_line(self) -> str | None:
-    """The line that says why the launch is not complete; None when it is."""
-    if self.failed:
-      cells = sum(n for *_, n in self.failed)
-      kinds = sorted({failures.DESCRIPTIONS[k] for _, k, _, _ in self.failed})
-      return (f"{cells} cell{'s' if cells != 1 else ''} not measured ({', '.join(kinds)}: "
-              f"{'; '.join(u for u, *_ in self.failed[:3])}"
-              f"{' ...' if len(self.failed) > 3 else ''}); recorded as attempts, not results: "
-              "the same command retries them (--noretry_out_of_memory leaves those out of "
-              "memory)")
-    if self.rows_elsewhere:
-      return (f"{len(self.rows_elsewhere)} N1 rows are being trained by another process "
-              f"({', '.join(self.rows_elsewhere[:3])}); their cells of this launch are not "
-              "trained yet: run the same command again once it finishes (or without "
-              "--nowait_for_rows to wait for it)")
-    return None
 
 
 def launch(config, workdir: str, task_index: int = 0, num_tasks: int = 1, out=print,
