@@ -12,7 +12,6 @@ so no N1 is trained twice, and they may write into one shared workdir.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import time
 
@@ -24,6 +23,7 @@ from learnjax.data import fingerprint as fingerprint_lib, sources, splits as spl
 from learnjax.grid import Cell, ModelChoice, N1Job, plan, snapshot_epochs
 from learnjax.models import identity as model_identity
 from learnjax.errors import LearnjaxError
+from learnjax.failures import Outcome
 from learnjax import progress
 from learnjax.progress import EpochPrinter
 from learnjax import storage
@@ -53,9 +53,12 @@ def train_config(config, batch_size: int) -> engine.TrainConfig:
 class Experiment:
   """The state shared by the cells of one launch: data, compiled trainers, the store."""
 
-  def __init__(self, config, workdir: str, out=print, pool=None):
+  def __init__(self, config, workdir: str, out=print, pool=None, n1_extras=None):
     """``pool``: the data of ``config.data`` when the caller has loaded it already (the command
-    line checks it before JAX is imported); loaded here otherwise."""
+    line checks it before JAX is imported); loaded here otherwise. ``n1_extras(job, trainer,
+    splits, net)``: called once each N1 is trained, with its variables kept in ``net``; the
+    arrays it returns are stored with the N1 (its parameters, for measures of them)."""
+    self.n1_extras = n1_extras
     # Every check comes before the workdir is created or anything is compiled or trained.
     self.config = config
     self.plugins = plugins.load(config.get("plugins", ""))   # imported once, before any check
@@ -144,9 +147,8 @@ class Experiment:
     every = self.config.get("checkpoint_every_epochs", 0)
     if not every:
       return None
-    root = self.store.checkpoint_dir(kind, unit_id)
-    return lambda seeds: checkpoint.TrainingCheckpoint(
-        os.path.join(root, f"seeds{seeds[0]}-{seeds[-1]}"), every)
+    return checkpoint.CheckpointSet(self.store.checkpoint_dir(kind, unit_id), every, out=self.out,
+                                    label=f"{'N1' if kind == 'n1' else 'N2'} {unit_id}")
 
   def _printer(self, label: str, n: int, batch_size: int):
     return EpochPrinter(label, n, self.config.seeds, self.config.train.max_epochs,
@@ -171,10 +173,15 @@ class Experiment:
                             checkpoints=self._checkpoints("n1", job.id),
                             devices=self.config.train.get("devices", 0),
                             concurrent_seeds=self.config.train.get("concurrent_seeds", 0),
-                            corrupt_fraction=job.corrupt_fraction)
+                            corrupt_fraction=job.corrupt_fraction,
+                            keep_variables=self.n1_extras is not None)
     size = models.size(self.trainer(job.n1, job.batch_size).model, self.pool.image_shape)
+    extras = {}
+    if self.n1_extras is not None:
+      extras = self.n1_extras(job, self.trainer(job.n1, job.batch_size), self.splits, net)
+      net.variables = None
     self._save_n1(job, net, {"params": size.params, "param_tensors": size.tensors,
-                             "snapshot_epochs": sorted(net.snapshots)}, fingerprint)
+                             "snapshot_epochs": sorted(net.snapshots)}, fingerprint, extras)
     return net
 
   def _given_n1(self, job: N1Job) -> protocol.TrainedNet:
@@ -189,7 +196,8 @@ class Experiment:
         self.guard.planned[f"n1/{job.id}"])
     return net
 
-  def _save_n1(self, job: N1Job, net: protocol.TrainedNet, own: dict, fingerprint: dict) -> None:
+  def _save_n1(self, job: N1Job, net: protocol.TrainedNet, own: dict, fingerprint: dict,
+               extras: dict | None = None) -> None:
     """Stores an N1, trained or given: the one N1 record, with ``own`` (what only its kind has)."""
     names = getattr(self.pool, "class_names", None)
     result = {"n1": job.id, "dataset": self.pool.name, **job.variant_record,
@@ -197,7 +205,8 @@ class Experiment:
               "num_classes": self.splits.num_classes, "d1": len(self.splits.d1),
               "d2": len(self.splits.d2), "d3": len(self.splits.d3), **own,
               **records.net_summary(net), **({"class_names": list(names)} if names else {})}
-    arrays = {**records.net_arrays("n1", net), "y_d2": self.splits.d2.y, "y_d3": self.splits.d3.y}
+    arrays = {**records.net_arrays("n1", net), "y_d2": self.splits.d2.y, "y_d3": self.splits.d3.y,
+              **(extras or {})}
     self.store.save("n1", job.id, result, arrays, fingerprint=fingerprint)
 
   def cell(self, cell: Cell, n1: protocol.TrainedNet) -> dict:
@@ -409,8 +418,8 @@ class Experiment:
           not self.store.has("n1", job.id):
         self.rows_elsewhere.append(job.id)
     if self.rows_elsewhere:
-      self.out(f"{len(self.rows_elsewhere)} N1 rows left to the other process training them "
-               f"({', '.join(self.rows_elsewhere)}); their cells are not trained by this launch")
+      self.out(f"N1 rows left to the other process training them: "
+               f"{', '.join(self.rows_elsewhere)}; their cells are not trained by this launch")
     self.store.write_summary(self.cell_ids)
     by_id = {r["cell"]: r for r in self.store.summary_cells(self.cell_ids)}
     return [by_id[c.id] for _, cells in mine for c in cells if c.id in by_id]
@@ -432,44 +441,9 @@ def check_workdir_config(store: Store, config) -> None:
   guard.Workdir(store.workdir, config).check_records()
 
 
-@dataclasses.dataclass
-class Outcome:
-  """What a launch did: its finished cells, and the cells it did not finish and why."""
-  cells: list[dict]
-  failed: list[tuple[str, str, str, int]]   # (unit, failure kind, message, cells it held)
-  rows_elsewhere: list[str]                # N1 rows left to another process (no waiting)
-  not_retried: list[str]                   # cells out of memory before, left (no retrying)
-  planned: list[str] = dataclasses.field(default_factory=list)   # this task's cell ids
-
-  @property
-  def exit_code(self) -> int:
-    """0 when every cell of this launch is measured (or left out on purpose); else the code of
-    its failure (:data:`learnjax.failures.EXIT_CODES`) or ``EXIT_ROWS_ELSEWHERE``."""
-    if self.failed:
-      return failures.EXIT_CODES[self.failed[0][1]]
-    return failures.EXIT_ROWS_ELSEWHERE if self.rows_elsewhere else 0
-
-  def last_line(self) -> str | None:
-    """The line that says why the launch is not complete; None when it is."""
-    if self.failed:
-      cells = sum(n for *_, n in self.failed)
-      kinds = sorted({failures.DESCRIPTIONS[k] for _, k, _, _ in self.failed})
-      return (f"{cells} cell{'s' if cells != 1 else ''} not measured ({', '.join(kinds)}: "
-              f"{'; '.join(u for u, *_ in self.failed[:3])}"
-              f"{' ...' if len(self.failed) > 3 else ''}); recorded as attempts, not results: "
-              "the same command retries them (--noretry_out_of_memory leaves those out of "
-              "memory)")
-    if self.rows_elsewhere:
-      return (f"{len(self.rows_elsewhere)} N1 rows are being trained by another process "
-              f"({', '.join(self.rows_elsewhere[:3])}); their cells of this launch are not "
-              "trained yet: run the same command again once it finishes (or without "
-              "--nowait_for_rows to wait for it)")
-    return None
-
-
 def launch(config, workdir: str, task_index: int = 0, num_tasks: int = 1, out=print,
            distributed: bool = False, pool=None, wait_for_rows: bool = True,
-           retry_out_of_memory: bool = True) -> Outcome:
+           retry_out_of_memory: bool = True, n1_extras=None) -> Outcome:
   """Runs (or resumes) the experiment of ``config`` in ``workdir``; what it did.
 
   The workdir's record of the settings and data is created (or matched) before anything trains.
@@ -479,8 +453,9 @@ def launch(config, workdir: str, task_index: int = 0, num_tasks: int = 1, out=pr
   the caller has loaded it already. ``wait_for_rows`` and ``retry_out_of_memory``: see
   :meth:`Experiment.run`. A failed write or a lost device raises
   :class:`learnjax.failures.MachineFailure`; memory running out does not stop the launch.
+  ``n1_extras``: see :class:`Experiment`.
   """
-  experiment = Experiment(config, workdir, out=out, pool=pool)
+  experiment = Experiment(config, workdir, out=out, pool=pool, n1_extras=n1_extras)
   # Units stored before variant constructions were fingerprinted.
   guard.check_variant_constructions(experiment.rows, experiment.store)
   if distributed:
