@@ -52,9 +52,12 @@ def train_config(config, batch_size: int) -> engine.TrainConfig:
 class Experiment:
   """The state shared by the cells of one launch: data, compiled trainers, the store."""
 
-  def __init__(self, config, workdir: str, out=print, pool=None):
+  def __init__(self, config, workdir: str, out=print, pool=None, n1_extras=None):
     """``pool``: the data of ``config.data`` when the caller has loaded it already (the command
-    line checks it before JAX is imported); loaded here otherwise."""
+    line checks it before JAX is imported); loaded here otherwise. ``n1_extras(job, trainer,
+    splits, net)``: called once each N1 is trained, with its variables kept in ``net``; the
+    arrays it returns are stored with the N1 (its parameters, for measures of them)."""
+    self.n1_extras = n1_extras
     # Every check comes before the workdir is created or anything is compiled or trained.
     self.config = config
     self.plugins = plugins.load(config.get("plugins", ""))   # imported once, before any check
@@ -156,10 +159,15 @@ class Experiment:
                             checkpoints=self._checkpoints("n1", job.id),
                             devices=self.config.train.get("devices", 0),
                             concurrent_seeds=self.config.train.get("concurrent_seeds", 0),
-                            corrupt_fraction=job.corrupt_fraction)
+                            corrupt_fraction=job.corrupt_fraction,
+                            keep_variables=self.n1_extras is not None)
     size = models.size(self.trainer(job.n1, job.batch_size).model, self.pool.image_shape)
+    extras = {}
+    if self.n1_extras is not None:
+      extras = self.n1_extras(job, self.trainer(job.n1, job.batch_size), self.splits, net)
+      net.variables = None
     self._save_n1(job, net, {"params": size.params, "param_tensors": size.tensors,
-                             "snapshot_epochs": sorted(net.snapshots)}, fingerprint)
+                             "snapshot_epochs": sorted(net.snapshots)}, fingerprint, extras)
     return net
 
   def _given_n1(self, job: N1Job) -> protocol.TrainedNet:
@@ -174,7 +182,8 @@ class Experiment:
         self.guard.planned[f"n1/{job.id}"])
     return net
 
-  def _save_n1(self, job: N1Job, net: protocol.TrainedNet, own: dict, fingerprint: dict) -> None:
+  def _save_n1(self, job: N1Job, net: protocol.TrainedNet, own: dict, fingerprint: dict,
+               extras: dict | None = None) -> None:
     """Stores an N1, trained or given: the one N1 record, with ``own`` (what only its kind has)."""
     names = getattr(self.pool, "class_names", None)
     result = {"n1": job.id, "dataset": self.pool.name, **job.variant_record,
@@ -182,7 +191,8 @@ class Experiment:
               "num_classes": self.splits.num_classes, "d1": len(self.splits.d1),
               "d2": len(self.splits.d2), "d3": len(self.splits.d3), **own,
               **records.net_summary(net), **({"class_names": list(names)} if names else {})}
-    arrays = {**records.net_arrays("n1", net), "y_d2": self.splits.d2.y, "y_d3": self.splits.d3.y}
+    arrays = {**records.net_arrays("n1", net), "y_d2": self.splits.d2.y, "y_d3": self.splits.d3.y,
+              **(extras or {})}
     self.store.save("n1", job.id, result, arrays, fingerprint=fingerprint)
 
   def cell(self, cell: Cell, n1: protocol.TrainedNet) -> dict:
@@ -419,7 +429,7 @@ def check_workdir_config(store: Store, config) -> None:
 
 def launch(config, workdir: str, task_index: int = 0, num_tasks: int = 1, out=print,
            distributed: bool = False, pool=None, wait_for_rows: bool = True,
-           retry_out_of_memory: bool = True) -> Outcome:
+           retry_out_of_memory: bool = True, n1_extras=None) -> Outcome:
   """Runs (or resumes) the experiment of ``config`` in ``workdir``; what it did.
 
   The workdir's record of the settings and data is created (or matched) before anything trains.
@@ -429,8 +439,9 @@ def launch(config, workdir: str, task_index: int = 0, num_tasks: int = 1, out=pr
   the caller has loaded it already. ``wait_for_rows`` and ``retry_out_of_memory``: see
   :meth:`Experiment.run`. A failed write or a lost device raises
   :class:`learnjax.failures.MachineFailure`; memory running out does not stop the launch.
+  ``n1_extras``: see :class:`Experiment`.
   """
-  experiment = Experiment(config, workdir, out=out, pool=pool)
+  experiment = Experiment(config, workdir, out=out, pool=pool, n1_extras=n1_extras)
   # Units stored before variant constructions were fingerprinted.
   guard.check_variant_constructions(experiment.rows, experiment.store)
   if distributed:
