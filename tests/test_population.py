@@ -51,6 +51,9 @@ def test_the_report_and_the_tidy_table(tiny):
                 "log product of spectral norms", "PAC-Bayes flatness", "10th-percentile margin"):
     assert f"| {title} |" in text
   assert os.path.getsize(os.path.join(workdir, "report", "measures_vs_gap.png")) > 0
+  scores = open(os.path.join(workdir, "report", "scores.csv")).read().splitlines()
+  assert scores[0].startswith("rank,measure,sign,networks,seeds,tau,tau_lo,tau_hi,tau_p")
+  assert len(scores) >= 1 + 10
   frame = _columns(workdir)
   assert len(frame["network"]) == 4 * 2
   for column in ("network", "width", "lr", "seed", "gap", "train_accuracy", "test_accuracy",
