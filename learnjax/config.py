@@ -8,7 +8,7 @@ commas or a list, so any of them can be swept from the command line
 checked. Every field's kind (grid axis, protocol, execution, path) is declared in
 :mod:`learnjax.fields`. ``n2.model='same'``
 trains N2 with N1's architecture; ``data.n2_size`` with several sizes trains one N2 per size on the
-first n examples of D2 (a learnability curve, :mod:`learnjax.sizes`); ``n2.model='none'`` trains
+first n examples of D2 (a learnability curve, :mod:`learnjax.train_sizes`); ``n2.model='none'`` trains
 N1 only (for analyses of N1 alone, such as seed agreement).
 
 A model is a registry name (``python -m learnjax.models`` lists them) or a family name with its

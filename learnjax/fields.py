@@ -30,7 +30,7 @@ import dataclasses
 import math
 from typing import Any, Callable
 
-from learnjax import sizes
+from learnjax import train_sizes
 from learnjax.errors import LearnjaxError
 
 GRID, UNIT, PROTOCOL, EXECUTION, PATH = "grid", "unit", "protocol", "execution", "path"
@@ -231,7 +231,7 @@ def parse(name: str, value):
   (one size stays a number); refuses a bad list with the value as the user wrote it."""
   field = FIELDS[name]
   if name == "data.n2_size":
-    values = sizes.n2_sizes(value)
+    values = train_sizes.parse(value)
     return values if len(values) > 1 else values[0]
   if name == "data.corrupt_fraction" and value is None:
     return None   # unset: no variant reads it

@@ -2,7 +2,7 @@
 
 The grid is data variant (x corrupt fraction, for the variants that read one) x N1 model x N1
 batch size x N2 model (x N2's training-set size for a learnability curve; see
-:mod:`learnjax.config` and :mod:`learnjax.sizes`);
+:mod:`learnjax.config` and :mod:`learnjax.train_sizes`);
 :func:`plan` validates every axis and names each unit of work, whose ids key the workdir.
 """
 
@@ -12,7 +12,7 @@ import dataclasses
 import itertools
 import os
 
-from learnjax import models, predictions, sizes, validation
+from learnjax import models, predictions, train_sizes, validation
 from learnjax.validation import snapshot_epochs
 from learnjax.data import variants
 from learnjax.errors import LearnjaxError
@@ -125,7 +125,7 @@ def plan(config) -> list[tuple[N1Job, list[Cell]]]:
   n2_batches = validation.grid_list(config.n2.batch_size, "n2.batch_size", int)
   n1_epochs = [None] + snapshot_epochs(config)
   # One size: the cell's N2 learns all of D2 (its id and fingerprint name no size).
-  n2_sizes = sizes.n2_sizes(config.data.n2_size) if sizes.is_curve(config.data.n2_size) else [None]
+  n2_sizes = train_sizes.parse(config.data.n2_size) if train_sizes.is_curve(config.data.n2_size) else [None]
   rows = []
   variant_units = [(v.name, f) for v in variant_list for f in (fractions if v.uses_fraction
                                                                  else [None])]

@@ -26,7 +26,7 @@ import hashlib
 import json
 import os
 
-from learnjax import config as config_lib, fields, sizes as sizes_lib, storage
+from learnjax import config as config_lib, fields, train_sizes, storage
 from learnjax.data.variants import registry as variants_registry
 from learnjax.data.variants.registry import LEGACY_CONSTRUCTION
 from learnjax.errors import LearnjaxError
@@ -69,7 +69,7 @@ def settings(config) -> dict:
   left_out = EXECUTION_FIELDS + PATH_FIELDS + GRID_FIELDS
   flat = _flatten(config.to_dict() if hasattr(config, "to_dict") else config)
   if "data.n2_size" in flat:   # |D2|, the largest size; N2's sizes are each cell's own
-    flat["data.n2_size"] = sizes_lib.d2_size(flat["data.n2_size"])
+    flat["data.n2_size"] = train_sizes.d2_size(flat["data.n2_size"])
   return _plain({k: v for k, v in sorted(flat.items()) if k not in left_out
                  and not (k in config_lib.NEUTRAL and v == config_lib.NEUTRAL[k])})
 

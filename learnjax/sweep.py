@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from learnjax import (checkpoint, engine, failures, fields, guard, measurement, metrics, models,
-                      plugins, predictions, protocol, records, sizes, validation)
+                      plugins, predictions, training, stored_nets, train_sizes, validation)
 from learnjax.data import fingerprint as fingerprint_lib, sources, splits as splits_lib
 from learnjax.grid import Cell, ModelChoice, N1Job, plan, snapshot_epochs
 from learnjax.errors import LearnjaxError
@@ -66,7 +66,7 @@ class Experiment:
     self.out = progress.tolerant(out)   # a console that cannot show a line never stops the run
     self.pool = sources.load_pool(config.data) if pool is None else pool
     self.splits = splits_lib.make_splits(self.pool, config.data.n1_size,
-                                         sizes.d2_size(config.data.n2_size),
+                                         train_sizes.d2_size(config.data.n2_size),
                                          config.data.test_size)
     self.data_fingerprint = fingerprint_lib.fingerprint(self.pool, self.splits)
     self.store = Store(workdir)
@@ -86,7 +86,7 @@ class Experiment:
     self.guard.check_records()
     self.guard.check_units()
     for kind in ("n1", "cells"):   # every finished record readable, before anything trains
-      self.store.results(kind)
+      self.store.finished(kind)
     for job, cells in self.rows:
       if not job.n1.predictions:
         self.trainer(job.n1, job.batch_size)
@@ -140,21 +140,21 @@ class Experiment:
     return EpochPrinter(label, n, self.config.seeds, self.config.train.max_epochs,
                         interval=self.config.progress_seconds)
 
-  def n1(self, job: N1Job) -> protocol.TrainedNet:
+  def n1(self, job: N1Job) -> training.TrainedNet:
     if self.store.has("n1", job.id):
-      return records.net_from_store(*self._load("n1", job.id), prefix="n1")
+      return stored_nets.net_from_store(*self._load("n1", job.id), prefix="n1")
     if job.n1.predictions:
       return self._given_n1(job)
     fingerprint = self._bind("n1", job.id)
     self.out(f"N1 {job.id}: training {job.n1.name} on D1 ({job.variant_id}), "
              f"{len(self.splits.d1)} examples, {self.config.seeds} seeds")
-    net = protocol.train_n1(self.splits, self.trainer(job.n1, job.batch_size), job.variant,
+    net = training.train_n1(self.splits, self.trainer(job.n1, job.batch_size), job.variant,
                             self.config.seed, self.seed_indices,
                             seed_layout=self.config.train.seed_layout,
                             on_epoch=self._printer(f"N1 {job.n1.name} {job.variant_id}",
                                                    len(self.splits.d1), job.batch_size),
                             snapshot_epochs=snapshot_epochs(self.config),
-                            snapshot_cache=records.SnapshotCache(os.path.join(
+                            snapshot_cache=stored_nets.SnapshotCache(os.path.join(
                                 self.store.checkpoint_dir("n1", job.id), "snapshots")),
                             checkpoints=self._checkpoints("n1", job.id),
                             devices=self.config.train.get("devices", 0),
@@ -170,11 +170,11 @@ class Experiment:
                              "snapshot_epochs": sorted(net.snapshots)}, fingerprint, extras)
     return net
 
-  def _given_n1(self, job: N1Job) -> protocol.TrainedNet:
+  def _given_n1(self, job: N1Job) -> training.TrainedNet:
     """The N1 record of an N1 given as predictions: its labels for every seed, no training."""
     given = self.given[job.n1]
     self.out(f"N1 {job.id}: given as predictions ({job.n1.predictions})")
-    net = records.given_net(given, self.config.seeds, self.splits.d1.y)
+    net = stored_nets.given_net(given, self.config.seeds, self.splits.d1.y)
     self._save_n1(job, net, {
         "snapshot_epochs": [], "source": predictions.MODEL,
         "predictions_file": job.n1.predictions, "predictions_sha256": given.sha256,
@@ -182,7 +182,7 @@ class Experiment:
         self.guard.planned[f"n1/{job.id}"])
     return net
 
-  def _save_n1(self, job: N1Job, net: protocol.TrainedNet, own: dict, fingerprint: dict,
+  def _save_n1(self, job: N1Job, net: training.TrainedNet, own: dict, fingerprint: dict,
                extras: dict | None = None) -> None:
     """Stores an N1, trained or given: the one N1 record, with ``own`` (what only its kind has)."""
     names = getattr(self.pool, "class_names", None)
@@ -190,12 +190,12 @@ class Experiment:
               "model": job.n1.name, "batch_size": job.batch_size, "seeds": int(self.config.seeds),
               "num_classes": self.splits.num_classes, "d1": len(self.splits.d1),
               "d2": len(self.splits.d2), "d3": len(self.splits.d3), **own,
-              **records.net_summary(net), **({"class_names": list(names)} if names else {})}
-    arrays = {**records.net_arrays("n1", net), "y_d2": self.splits.d2.y, "y_d3": self.splits.d3.y,
+              **stored_nets.net_summary(net), **({"class_names": list(names)} if names else {})}
+    arrays = {**stored_nets.net_arrays("n1", net), "y_d2": self.splits.d2.y, "y_d3": self.splits.d3.y,
               **(extras or {})}
     self.store.save("n1", job.id, result, arrays, fingerprint=fingerprint)
 
-  def cell(self, cell: Cell, n1: protocol.TrainedNet) -> dict:
+  def cell(self, cell: Cell, n1: training.TrainedNet) -> dict:
     job = cell.n1_job
     if cell.n1_epoch is not None and cell.n1_epoch not in n1.snapshots:
       raise LearnjaxError(
@@ -223,7 +223,7 @@ class Experiment:
            if "params" in n1_result else {}),
         **measurement.metric_record(n1_result.get("source"),
                                     bool(n1_result.get("predictions_per_seed"))),
-        "n1": records.net_summary(n1), "n2": records.net_summary(n2),
+        "n1": stored_nets.net_summary(n1), "n2": stored_nets.net_summary(n2),
         "status": "diverged" if (n1.diverged.any() or n2.diverged.any()) else "ok",
     }
     result.update(metrics.compute(arrays, result))

@@ -4,7 +4,7 @@ A population's N1 stores, for every seed, its parameters at initialisation and a
 its ``arrays.npz`` (``params_init/<path>`` and ``params_final/<path>``, the Flax path joined by
 ``/``, seed axis first), so that a measure added later is computed from the stored population
 without training again. The initial parameters are not kept from training: they are the model's
-init from the seed's key (:func:`learnjax.protocol.seed_keys`, purpose N1_INIT) computed again,
+init from the seed's key (:func:`learnjax.training.seed_keys`, purpose N1_INIT) computed again,
 the same function of the same key. numpy only.
 """
 

@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from learnjax import sizes, sweep
+from learnjax import train_sizes, sweep
 from learnjax.data import sources, splits as splits_lib
 from learnjax.errors import LearnjaxError
 from learnjax.grid import plan
@@ -48,10 +48,10 @@ def initial_params(trainer, sub_config, x1) -> dict:
   """The seeds' parameters at initialisation: the model's init from each seed's N1 key, the same
   computation training starts from."""
   import jax
-  from learnjax import protocol
+  from learnjax import training
   seeds = np.arange(int(sub_config.seeds))
-  state = trainer.init(protocol.seed_keys(sub_config.seed, seeds, protocol.Purpose.N1_INIT),
-                       protocol.seed_keys(sub_config.seed, seeds, protocol.Purpose.N1_ORDER),
+  state = trainer.init(training.seed_keys(sub_config.seed, seeds, training.Purpose.N1_INIT),
+                       training.seed_keys(sub_config.seed, seeds, training.Purpose.N1_ORDER),
                        jax.numpy.asarray(x1[:1]))
   return jax.device_get(state.params)
 
@@ -123,7 +123,7 @@ def train(config, workdir: str, out=print) -> dict:
 
 def _n1_unit(workdir: str, name: str):
   store = Store(n1_dir(workdir, name))
-  records = store.results("n1")
+  records = store.finished("n1")
   if len(records) != 1:
     raise LearnjaxError(f"{n1_dir(workdir, name)} holds {len(records)} trained N1s, not one; "
                         "run the population again to train it")
@@ -177,7 +177,7 @@ def compute_measures(config, workdir: str, out=print) -> dict:
         pool = sources.load_pool(config.data)
       sub = spec.n1_config(config, axes, net)
       job = plan(sub)[0][0]
-      parts = splits_lib.make_splits(pool, sub.data.n1_size, sizes.d2_size(sub.data.n2_size),
+      parts = splits_lib.make_splits(pool, sub.data.n1_size, train_sizes.d2_size(sub.data.n2_size),
                                      sub.data.test_size)
       model = job.n1.build(parts.num_classes)
       values = parameter_measures(model, params_lib.read(arrays, params_lib.INIT),

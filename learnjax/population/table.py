@@ -38,7 +38,7 @@ class Population:
   def _cells(self) -> dict:
     """{network: (cell record of D2's full size, code bits or None)}."""
     store = Store(os.path.join(self.workdir, "n2"))
-    cells = [c for c in store.results("cells") if c.get("status", "ok") == "ok"]
+    cells = [c for c in store.finished("cells") if c.get("status", "ok") == "ok"]
     out = {}
     by_net = {}
     for c in cells:
@@ -62,7 +62,7 @@ class Population:
     for net in self.record["networks"]:
       name = net["name"]
       store = Store(os.path.join(self.workdir, "n1", name))
-      n1s = store.results("n1")
+      n1s = store.finished("n1")
       if not n1s:
         continue
       n1, arrays = store.load("n1", n1s[0]["n1"])

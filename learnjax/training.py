@@ -1,4 +1,4 @@
-"""One learnability measurement (docs/protocol.md section 1), pure: arrays in, arrays out, no files.
+"""N1's and N2's training for one measurement (docs/protocol.md section 1): arrays in, arrays out.
 
 For each seed s: N1 is trained on D1 (with the variant's labels or images), labels D2 with its
 argmax predictions, N2 is trained on (D2, N1(D2)), and
