@@ -154,7 +154,7 @@ def compute_measures(config, workdir: str, out=print) -> dict:
   pool = None
   spent = {}
   for net in nets:
-    if not Store(n1_dir(workdir, net.name)).results("n1"):
+    if not Store(n1_dir(workdir, net.name)).finished("n1"):
       out(f"population: {net.name} is not trained yet; its measures wait for it")
       continue
     store, record = _n1_unit(workdir, net.name)
