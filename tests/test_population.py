@@ -14,7 +14,7 @@ from learnjax.errors import LearnjaxError
 from learnjax.population import measures, params as params_lib, report, run, scoring, spec, table
 
 
-def _tiny(axes="n1.width=4,8;train.learning_rate=0.05,0.1", store_params=True):
+def _tiny(axes="n1.width=4,8;train.learning_rate=0.05,0.1", store_params=True, curve=""):
   config = generalisation_measures.get_config("smoke")
   config.data.n1_size, config.data.n2_size, config.data.test_size = 100, 100, 100
   config.train.max_epochs = 4
@@ -24,6 +24,7 @@ def _tiny(axes="n1.width=4,8;train.learning_rate=0.05,0.1", store_params=True):
   config.population.examples = 100
   config.population.search_steps = 6
   config.population.ascent_steps = 2
+  config.population.curve = curve
   config.progress_seconds = 1000.0
   return config
 
@@ -37,7 +38,7 @@ def _columns(workdir):
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp("population"))
-  config = _tiny()
+  config = _tiny(curve="50,100")   # a learnability curve per N1: the code length of its labels
   run.train(config, workdir, out=lambda line: None)
   report.write(workdir, draws=5, permutations=20)
   return config, workdir
@@ -51,12 +52,15 @@ def test_the_report_and_the_tidy_table(tiny):
                 "log product of spectral norms", "PAC-Bayes flatness", "10th-percentile margin"):
     assert f"| {title} |" in text
   assert os.path.getsize(os.path.join(workdir, "report", "measures_vs_gap.png")) > 0
+  scores = open(os.path.join(workdir, "report", "scores.csv")).read().splitlines()
+  assert scores[0].startswith("rank,measure,sign,networks,seeds,tau,tau_lo,tau_hi,tau_p")
+  assert len(scores) >= 1 + 10
   frame = _columns(workdir)
   assert len(frame["network"]) == 4 * 2
   for column in ("network", "width", "lr", "seed", "gap", "train_accuracy", "test_accuracy",
                  *measures.REGISTRY):
     assert column in frame
-  assert np.all(np.isnan(frame["code_length"]))           # no curve: absent, not invented
+  assert np.all(np.isfinite(frame["code_length"]) & (frame["code_length"] > 0))
   assert np.allclose(frame["gap"], frame["train_accuracy"] - frame["test_accuracy"])
   csv = open(os.path.join(workdir, "report", "population.csv")).read().splitlines()
   assert csv[0].split(",") == list(frame) and len(csv) == 9
@@ -148,6 +152,7 @@ def test_without_stored_parameters_the_measures_come_from_training(tmp_path):
   run.train(config, str(tmp_path), out=lambda line: None)
   frame = _columns(str(tmp_path))
   assert len(frame["network"]) == 4 and np.all(np.isfinite(frame["dist_init"]))
+  assert np.all(np.isnan(frame["code_length"]))           # no curve: absent, not invented
   store, record = run._n1_unit(str(tmp_path), frame["network"][0])
   assert not params_lib.has_params(store.load("n1", record["n1"])[1])
 

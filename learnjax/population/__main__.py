@@ -46,7 +46,7 @@ def main(argv):
     validation.check_workdir(_WORKDIR.value)
   except LearnjaxError as e:
     _fail(str(e))
-  from learnjax import checkpoint
+  from learnjax import checkpoint, failures
   from learnjax.population import report, run
   checkpoint.install_signal_handlers()
   start = time.time()
@@ -56,6 +56,11 @@ def main(argv):
     else:
       run.train(config, _WORKDIR.value)
     text = report.write(_WORKDIR.value)
+  except checkpoint.Preempted as e:
+    _fail(f"stopped on SIGTERM ({e}); run the same command again to resume", code=143)
+  except failures.MachineFailure as e:
+    _fail(f"{e}; recorded as an attempt, not a result; run the same command again to resume",
+          code=e.exit_code)
   except LearnjaxError as e:
     _fail(str(e))
   except KeyboardInterrupt:

@@ -59,6 +59,28 @@ def ranked_table(scores: dict, axes: list[str]) -> str:
   return md_table(header, rows)
 
 
+def scores_csv(scores: dict, axes: list[str]) -> str:
+  """The ranked table's numbers, one row per measure, every interval's ends as columns."""
+  import csv
+  buffer = io.StringIO()
+  header = (["rank", "measure", "sign", "networks", "seeds", "tau", "tau_lo", "tau_hi", "tau_p"]
+            + [c for a in axes for c in (f"psi_{a}", f"psi_{a}_lo", f"psi_{a}_hi")]
+            + ["Psi", "Psi_lo", "Psi_hi", "K", "K_lo", "K_hi", "K_p", "sign_error_max",
+               "sign_error_max_lo", "sign_error_max_hi", "sign_error_p90", "sign_error_mean",
+               "environments", "verdict"])
+  writer = csv.writer(buffer, lineterminator="\n")
+  writer.writerow(header)
+  for i, name in enumerate(ranked(scores), 1):
+    s = scores[name]
+    writer.writerow([i, name, measures_lib.REGISTRY[name].orientation, s.networks, s.seeds, s.tau,
+                     *s.tau_ci, s.tau_p]
+                    + [v for a in axes for v in (s.psi.get(a), *s.psi_ci.get(a, (None, None)))]
+                    + [s.big_psi, *s.big_psi_ci, s.k, *s.k_ci, s.k_p, s.sign_error_max,
+                       *s.sign_error_max_ci, s.sign_error_p90, s.sign_error_mean,
+                       s.environments, s.verdict])
+  return buffer.getvalue()
+
+
 def figure(pop: Population, names: list[str], measures: list[str]):
   """One panel per measure: each network's mean measure against its mean gap."""
   cols = 4
@@ -111,7 +133,9 @@ def write(workdir: str, draws: int = scoring.BOOTSTRAP_DRAWS,
   if not scores:
     lines.append("No measure has 3 scored networks: nothing to rank.")
   else:
-    lines += [ranked_table(scores, axes), "", "Verdicts (τ against the gap):", ""]
+    atomic_write_bytes(os.path.join(folder, "scores.csv"), scores_csv(scores, axes).encode())
+    lines += [ranked_table(scores, axes), "", "Every number with its interval: [scores.csv]"
+              "(scores.csv).", "", "Verdicts (τ against the gap):", ""]
     for name in ranked(scores):
       lines.append(f"- **{measures_lib.REGISTRY[name].title}**: {scores[name].verdict}.")
     missing = [m.title for n, m in measures_lib.REGISTRY.items() if n not in scores]

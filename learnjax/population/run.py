@@ -154,6 +154,9 @@ def compute_measures(config, workdir: str, out=print) -> dict:
   pool = None
   spent = {}
   for net in nets:
+    if not Store(n1_dir(workdir, net.name)).finished("n1"):
+      out(f"population: {net.name} is not trained yet; its measures wait for it")
+      continue
     store, record = _n1_unit(workdir, net.name)
     unit = os.path.join(store.workdir, "n1", record["n1"])
     key = {"settings": settings.record(), "n1": _digest(os.path.join(unit, "result.json"))}
