@@ -132,6 +132,10 @@ def train_seeds(trainer: Trainer, init_keys, order_keys, x, y, *, per_seed_x: bo
   x_example = x[0, :1] if per_seed_x else x[:1]
   layout = choose_seed_layout(seed_layout, trainer.model, x_example)
   groups = seed_groups(num_seeds, layout, len(local), explicit_devices=bool(devices))
+  if hasattr(checkpoints, "resume_groups"):   # an interrupted training keeps its own grouping
+    resumed = checkpoints.resume_groups(groups, num_seeds)
+    if resumed is not groups:
+      groups, layout = resumed, ("vmap" if len(resumed) == 1 else "sequential")
   workers = choose_concurrency(concurrent_seeds, layout, len(groups),
                                len(_devices_for(len(groups[0]), local)))
 

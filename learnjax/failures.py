@@ -19,6 +19,7 @@ This module imports no JAX.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import shutil
@@ -166,3 +167,39 @@ def free_space(path: str) -> int | None:
 
 def is_out_of_memory(error: BaseException) -> bool:
   return classify(error) == OUT_OF_MEMORY
+
+
+@dataclasses.dataclass
+class Outcome:
+  """What a launch did: its finished cells, and the cells it did not finish and why."""
+  cells: list[dict]
+  failed: list[tuple[str, str, str, int]]   # (unit, failure kind, message, cells it held)
+  rows_elsewhere: list[str]                # N1 rows left to another process (no waiting)
+  not_retried: list[str]                   # cells out of memory before, left (no retrying)
+  planned: list[str] = dataclasses.field(default_factory=list)   # this task's cell ids
+
+  @property
+  def exit_code(self) -> int:
+    """0 when every cell of this launch is measured (or left out on purpose); else the code of
+    its failure (:data:`learnjax.EXIT_CODES`) or ``EXIT_ROWS_ELSEWHERE``."""
+    if self.failed:
+      return EXIT_CODES[self.failed[0][1]]
+    return EXIT_ROWS_ELSEWHERE if self.rows_elsewhere else 0
+
+  def last_line(self) -> str | None:
+    """The line that says why the launch is not complete; None when it is."""
+    if self.failed:
+      cells = sum(n for *_, n in self.failed)
+      kinds = sorted({DESCRIPTIONS[k] for _, k, _, _ in self.failed})
+      return (f"{cells} cell{'s' if cells != 1 else ''} not measured ({', '.join(kinds)}: "
+              f"{'; '.join(u for u, *_ in self.failed[:3])}"
+              f"{' ...' if len(self.failed) > 3 else ''}); recorded as attempts, not results: "
+              "the same command retries them (--noretry_out_of_memory leaves those out of "
+              "memory)")
+    if self.rows_elsewhere:
+      rows = len(self.rows_elsewhere)
+      return (f"{rows} N1 row{'s are' if rows != 1 else ' is'} being trained by another process "
+              f"({', '.join(self.rows_elsewhere[:3])}); its cells of this launch are not "
+              "trained yet: run the same command again once it finishes (or without "
+              "--nowait_for_rows to wait for it)")
+    return None

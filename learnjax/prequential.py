@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from learnjax import engine, execution, protocol
+from learnjax import engine, execution, training
 
 HELD_OUT_FRACTION = 0.1
 PATIENCE = 10   # epochs without a better held-out loss before a code model stops
@@ -82,7 +82,7 @@ class _EarlyStopping:
 
   def loss(self, variables, positions) -> np.ndarray:
     x = self.x_held[positions[0]:positions[-1] + 1] if self.per_seed else self.x_held
-    _, log_probs = protocol.predict_with_log_probs(self.trainer, variables, x, self.per_seed)
+    _, log_probs = training.predict_with_log_probs(self.trainer, variables, x, self.per_seed)
     y = self.y_held[positions]
     return -np.take_along_axis(np.asarray(log_probs, np.float64), y[..., None], -1)[..., 0].mean(-1)
 
@@ -112,11 +112,11 @@ def fit_and_code(splits, trainer: engine.Trainer, labels_d2: np.ndarray, n: int,
   """The code models of size ``n`` < |D2| (see the module docstring) and their code of D2 after n.
 
   ``labels_d2``: (S, |D2|) N1's labels; ``trainer``: N2's trainer; D2's images are the
-  variant's (:func:`learnjax.protocol.eval_data`); ``on_epoch``: progress.
+  variant's (:func:`learnjax.training.eval_data`); ``on_epoch``: progress.
   """
-  data = protocol.eval_data(splits, variant, experiment_seed, seed_indices)
-  init_keys = protocol.seed_keys(experiment_seed, seed_indices, protocol.Purpose.CODE_INIT)
-  order_keys = protocol.seed_keys(experiment_seed, seed_indices, protocol.Purpose.CODE_ORDER)
+  data = training.eval_data(splits, variant, experiment_seed, seed_indices)
+  init_keys = training.seed_keys(experiment_seed, seed_indices, training.Purpose.CODE_INIT)
+  order_keys = training.seed_keys(experiment_seed, seed_indices, training.Purpose.CODE_ORDER)
   labels = np.asarray(labels_d2).astype(np.int64)
   seeds = labels.shape[0]
   h = held_out_size(n)
@@ -133,7 +133,7 @@ def fit_and_code(splits, trainer: engine.Trainer, labels_d2: np.ndarray, n: int,
   final = [jax.tree.map(lambda a, s=s: np.asarray(a[s]), result.variables) for s in range(seeds)]
   best = [b if b is not None else f for b, f in zip(stopping.best, final)]
   variables = jax.tree.map(lambda *a: jnp.asarray(np.stack(a)), *best)
-  _, log_probs = protocol.predict_with_log_probs(coder, variables, x2, data.per_seed)
+  _, log_probs = training.predict_with_log_probs(coder, variables, x2, data.per_seed)
   after = labels[:, n:]
   code = np.take_along_axis(np.asarray(log_probs)[:, n:], after[..., None], -1)[..., 0]
   return CodeModels(code.astype(np.float32), h, np.asarray(result.epochs),

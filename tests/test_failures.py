@@ -157,6 +157,13 @@ def test_out_of_memory_is_an_attempt_retried_unless_told_not_to(tmp_path, monkey
     return real_train(self, *args, **kwargs)
 
   monkeypatch.setattr(engine.Trainer, "train", train)
+  import learnjax
+  with pytest.warns(failures.MachineFailureWarning, match="1 cell not measured \\(out of memory"):
+    cells = learnjax.run(tiny(), workdir, out=None)   # the API: the measured cells, and a warning
+  assert [c["n2_model"] for c in cells] == ["mlp_1"]
+  from learnjax.report.document import build_report
+  assert "OOM" in build_report(workdir, None)[0]   # the report marks where memory ran out
+  shutil.rmtree(os.path.join(workdir, "attempts"))
   outcome, lines = launch(tiny(), workdir)
   assert outcome.exit_code == failures.EXIT_CODES[failures.OUT_OF_MEMORY]
   assert [c["n2_model"] for c in outcome.cells] == ["mlp_1"]
@@ -243,6 +250,8 @@ def test_a_launch_waits_for_a_shared_row_then_trains_its_own_cells(tmp_path, mon
 
 def _main(workdir, *extra, preexec=None, cwd=ROOT):
   env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+  if preexec is not None:   # its file size limit would truncate the tests' shared compilation cache
+    env["JAX_ENABLE_COMPILATION_CACHE"] = "false"
   args = [f"--config={ROOT}/configs/quickstart.py", "--config.data.variant=true",
           "--config.seeds=1", "--config.train.max_epochs=2", "--config.data.n1_size=60",
           "--config.data.n2_size=60", "--config.data.test_size=40",
@@ -266,6 +275,8 @@ def test_a_full_disk_exits_4_with_one_line_and_a_later_launch_resumes(tmp_path, 
   assert last.startswith("error: ") and "cannot write to the workdir" in last, proc.stderr
   assert "memory" not in last and "Traceback" not in proc.stderr
   assert not os.path.isdir(os.path.join(workdir, "cells")) or cell_ids(workdir) == []
+  leftovers = [r for r, dirs, _ in os.walk(workdir) for d in dirs if "orbax-checkpoint-tmp" in d]
+  assert not leftovers, leftovers   # the failed write's partial checkpoint freed its space
   proc = _main(workdir)
   assert proc.returncode == 0, proc.stderr
   with open(os.path.join(workdir, "results.json")) as f:
@@ -300,3 +311,22 @@ def test_a_real_full_disk_moved_to_a_big_one_ends_with_every_cell_measured(tmp_p
   assert proc.returncode == 0, proc.stderr
   with open(tmp_path / "big" / "results.json") as f:
     assert [c["status"] for c in json.load(f)["cells"]] == ["ok"]
+
+
+@pytest.mark.slow
+def test_two_launches_sharing_an_n1_row_with_other_n2_models_both_train_their_cells(tmp_path):
+  workdir = str(tmp_path / "w")
+  env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+  args = [sys.executable, "-m", "learnjax.main", f"--config={ROOT}/configs/quickstart.py",
+          "--config.data.variant=true", "--config.seeds=1", "--config.train.max_epochs=30",
+          "--config.train.stop_error=0", "--config.data.n1_size=300", "--config.data.n2_size=60",
+          "--config.data.test_size=40", f"--workdir={workdir}"]
+  first = subprocess.Popen(args + ["--config.n2.model=mlp_1"], env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+  time.sleep(2)
+  second = subprocess.Popen(args + ["--config.n2.model=mlp_2"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+  outs = [p.communicate(timeout=600) for p in (first, second)]
+  assert first.returncode == 0 and second.returncode == 0, outs
+  assert cell_ids(workdir) == ["true__mlp_1__b64__mlp_1__b64", "true__mlp_1__b64__mlp_2__b64"]
+  assert sum(out.count("on D1 (") for out, _ in outs) == 1   # one N1, trained once
