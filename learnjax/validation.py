@@ -32,7 +32,8 @@ PRECISION_NAMES = tuple(PRECISIONS)
 SEED_MAX = 2**32 - 1                 # random keys are made from 32-bit seeds
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")   # one path component, no hidden file
 CHOICES = {"train.error_measure": ("running", "full"), "train.loop": ("auto", "scan", "step"),
-           "train.seed_layout": ("auto", "vmap", "sequential"), "train.precision": PRECISION_NAMES}
+           "train.seed_layout": ("auto", "vmap", "vmap_grouped", "sequential"),
+           "train.precision": PRECISION_NAMES}
 
 
 def grid_list(value, field: str, kind=str, allow_empty: bool = False) -> list:
