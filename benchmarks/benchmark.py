@@ -580,6 +580,10 @@ def parse_args(argv=None):
   parser.add_argument("--sequential", choices=("deep", "all"), default="all",
                       help="sequential-seed rows for every model, or only for the BatchNorm nets "
                            "(where seed_layout='auto' picks them)")
+  parser.add_argument("--slow_cpu_scans", choices=("skip", "run"), default="skip",
+                      help="on the CPU, skip a conv net's scan row when its step row takes over "
+                           "50 ms per seed-step (as seed_layout=auto does: such scans take "
+                           "minutes per step)")
   parser.add_argument("--budget_s", type=float, default=None,
                       help="skip rows once the run has taken this long (default: 270 on "
                            "accelerators, none on the CPU)")
@@ -667,6 +671,7 @@ def main(argv=None) -> int:
     y_all = jax.device_put(jax.random.randint(ky, (max_seeds, n), 0, NUM_CLASSES, jnp.int32))
     # What auto picks for this model here.
     variables = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+    conv = models.uses_convolution(model, variables, x[:1])
     auto_loop = engine.choose_loop(cfg, model, variables, x[:1])
     auto_layout = execution.choose_seed_layout("auto", model, x[:1])
     auto_plans = {}
@@ -680,7 +685,9 @@ def main(argv=None) -> int:
       print(f"{name}: cost analysis failed: {e}", flush=True)
       flops_per_step = None
     flops_per_sample = flops_per_step / BATCH if flops_per_step else None
-    print(f"\n{name}: {steps} steps/epoch, auto picks loop={auto_loop} seed_layout={auto_layout}, "
+    picks = (", ".join(f"S={k}: {p.name} (measured)" for k, (p, _) in auto_plans.items())
+             or f"loop={auto_loop} seed_layout={auto_layout} (rule)")
+    print(f"\n{name}: {steps} steps/epoch, auto picks {picks}, "
           f"{(flops_per_sample or 0) / 1e6:.2f} MFLOP/sample (train step)", flush=True)
     torch_result = None
     one_seed_rates = {}
@@ -704,8 +711,17 @@ def main(argv=None) -> int:
                  "order": path.order if num_seeds > 1 else "-", "default": default}
           one_seed_rate = one_seed_rates.get(path.loop)
           projected = (num_seeds * n / one_seed_rate) if one_seed_rate else None
+          slow_step = next((r for r in model_rows if r.get("loop") == "step"
+                            and r.get("layout") == path.layout and r.get("order") == path.order
+                            and r.get("threads") == row["threads"] and r.get("ms_per_step")),
+                           None)
           if over_budget():
             row["skipped"] = "time budget"
+          elif (path.loop == "scan" and backend == "cpu" and conv and slow_step is not None
+                and slow_step["ms_per_step"] / num_seeds > 1e3 * layouts.CPU_SCAN_CONV_MAX_STEP_S
+                and args.slow_cpu_scans == "skip"):
+            row["skipped"] = (f"conv net on the CPU, {slow_step['ms_per_step'] / num_seeds:.0f} "
+                              "ms per seed-step in the step loop: its scan takes minutes per step")
           elif (num_seeds > 1 and projected and max_epoch_s is not None
                 and projected > 5 * max_epoch_s):
             row["skipped"] = (f"projected {projected:.0f} s per epoch from the 1-seed "

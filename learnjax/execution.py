@@ -212,7 +212,8 @@ def checkpoint_root(checkpoints) -> str | None:
   """The folder holding a training's seed-group checkpoints (None without checkpoints)."""
   if not checkpoints:
     return None
-  return os.path.dirname(checkpoints(np.arange(1)).directory)
+  directory = getattr(checkpoints(np.arange(1)), "directory", None)
+  return os.path.dirname(directory) if directory else None
 
 
 class _Abandoned(Exception):

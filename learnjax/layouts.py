@@ -34,10 +34,9 @@ from learnjax import models
 CACHE_FILE = "seed_layouts.json"
 
 # A candidate is timed over epochs of at most this many steps of the real data, after one
-# untimed epoch (compilation), for at least MEASURE_TIMED_S of timed epochs (at least 2 epochs).
+# untimed epoch (compilation), in MEASURE_ROUNDS interleaved rounds (the best epoch counts).
 MEASURE_STEPS = 8
-MEASURE_TIMED_S = 0.4
-MEASURE_MAX_EPOCHS = 6
+MEASURE_ROUNDS = 3
 
 # Measuring stops before it costs more than this share of the training it serves (every seed
 # trained for max_epochs, at the first plan's rate): a short training keeps the first plan, the
@@ -179,60 +178,60 @@ def store(key: dict, entry: dict) -> None:
 
 # ---- measuring ----------------------------------------------------------------------------
 
-def _time_plan(trainer, plan: Plan, init_keys, order_keys, x, y, per_seed_x: bool,
-               timed_s: float, best_epoch_s: float | None) -> dict:
-  """samples/s of ``plan`` on (x, y) (already cut to a measuring epoch), through the engine's
-  own epoch functions, as :func:`learnjax.execution.train_seeds` runs them. A plan whose first
-  timed epoch takes over twice ``best_epoch_s`` (the fastest plan's so far) is not timed again."""
-  num_seeds = len(init_keys)
-  groups = ([slice(0, num_seeds)] if plan.seed_layout != "sequential"
-            else [slice(s, s + 1) for s in range(num_seeds)])
-  x_example = x[0, :1] if per_seed_x else x[:1]
-  states = [trainer.init(init_keys[g], order_keys[g], x_example) for g in groups]
-  if plan.loop == "scan":
-    epoch_fn = trainer.scan_epoch_fn(per_seed_x)
-  else:
-    epoch_fn = functools.partial(trainer.step_epoch, per_seed_x=per_seed_x)
+class _Runner:
+  """One plan ready to time: its seed groups' states initialised and its programs compiled (by
+  one untimed epoch), through the engine's own epoch functions as
+  :func:`learnjax.execution.train_seeds` runs them."""
 
-  def run(i):
-    g = groups[i]
-    states[i] = epoch_fn(states[i], x[g] if per_seed_x else x, y[g])
-    jax.block_until_ready(states[i])
+  def __init__(self, trainer, plan: Plan, init_keys, order_keys, x, y, per_seed_x: bool):
+    num_seeds = len(init_keys)
+    self.groups = ([slice(0, num_seeds)] if plan.seed_layout != "sequential"
+                   else [slice(s, s + 1) for s in range(num_seeds)])
+    x_example = x[0, :1] if per_seed_x else x[:1]
+    self.states = [trainer.init(init_keys[g], order_keys[g], x_example) for g in self.groups]
+    self.epoch_fn = (trainer.scan_epoch_fn(per_seed_x) if plan.loop == "scan" else
+                     functools.partial(trainer.step_epoch, per_seed_x=per_seed_x))
+    self.x, self.y, self.per_seed_x = x, y, per_seed_x
+    self.pool = (concurrent.futures.ThreadPoolExecutor(plan.concurrent_seeds)
+                 if plan.concurrent_seeds > 1 else None)
+    self.samples = num_seeds * y.shape[-1]
+    self.steps = -(-y.shape[-1] // trainer.cfg.batch_size) * num_seeds   # seed-steps an epoch
+    self.times = []
+    self.first_epoch_s = self.epoch()
 
-  pool = (concurrent.futures.ThreadPoolExecutor(plan.concurrent_seeds)
-          if plan.concurrent_seeds > 1 else None)
+  def _run(self, i):
+    g = self.groups[i]
+    self.states[i] = self.epoch_fn(self.states[i], self.x[g] if self.per_seed_x else self.x,
+                                   self.y[g])
+    jax.block_until_ready(self.states[i])
 
-  def run_all():
-    if pool is None:
-      for i in range(len(groups)):
-        run(i)
-    else:
-      list(pool.map(run, range(len(groups))))
-
-  try:
+  def epoch(self) -> float:
     t = time.perf_counter()
-    run_all()          # compiles (every group runs the same program), warms up
-    first = time.perf_counter() - t
-    times = []
-    while len(times) < MEASURE_MAX_EPOCHS and (len(times) < 2 or sum(times) < timed_s):
-      t = time.perf_counter()
-      run_all()
-      times.append(time.perf_counter() - t)
-      if best_epoch_s is not None and times[0] > 2 * best_epoch_s:
-        break
-  finally:
-    if pool is not None:
-      pool.shutdown()
-  samples = num_seeds * y.shape[-1]
-  steps = -(-y.shape[-1] // trainer.cfg.batch_size)
-  return {"samples_per_s": samples / min(times), "first_epoch_s": first,
-          "epoch_s": min(times), "seconds_per_step": min(times) / steps / num_seeds}
+    if self.pool is None:
+      for i in range(len(self.groups)):
+        self._run(i)
+    else:
+      list(self.pool.map(self._run, range(len(self.groups))))
+    return time.perf_counter() - t
+
+  def timed(self) -> None:
+    self.times.append(self.epoch())
+
+  def close(self) -> dict:
+    if self.pool is not None:
+      self.pool.shutdown()
+    self.states = None
+    best = min(self.times)
+    return {"samples_per_s": self.samples / best, "first_epoch_s": self.first_epoch_s,
+            "epoch_s": best, "epochs_timed": len(self.times),
+            "seconds_per_step": best / self.steps}
 
 
 def measure(trainer, plans: list[Plan], init_keys, order_keys, x, y, per_seed_x: bool,
             uses_convolution: bool, training_samples: float) -> tuple[dict, bool]:
-  """({plan name: timing}, complete): the plans timed in turn on the first few batches of the
-  real data, the first given first.
+  """({plan name: timing}, complete): every plan compiled and timed on the first few batches of
+  the real data, the first given first; the timed epochs interleaved over the plans (rounds of
+  one epoch each), so a machine's changing load falls on all of them alike.
 
   Measuring stops once it would cost more than ``MEASURE_SHARE`` of the training it serves
   (``training_samples`` at the first plan's rate): then ``complete`` is False and the plans not
@@ -242,39 +241,58 @@ def measure(trainer, plans: list[Plan], init_keys, order_keys, x, y, per_seed_x:
   n = y.shape[-1]
   m = min(n, MEASURE_STEPS * bs)
   xs, ys = (x[:, :m] if per_seed_x else x[:m]), y[:, :m]
-  timings = {}
+  timings, runners = {}, {}
   step_cost = None
   cpu = jax.default_backend() == "cpu"
   start = time.perf_counter()
   budget_s = None
+  complete = True
   order = plans[:1] + sorted(plans[1:], key=lambda p: p.loop != "step")   # step loops first
-  for i, plan in enumerate(order):
-    spent = time.perf_counter() - start
-    if budget_s is not None and spent + spent / i > budget_s:
-      for rest in order[i:]:
-        timings[rest.name] = {"skipped": f"measuring budget ({MEASURE_SHARE:.0%} of the "
-                                         f"training, {budget_s:.1f} s) spent"}
-      return timings, False
-    if (plan.loop == "scan" and cpu and uses_convolution and step_cost is not None
-        and step_cost > CPU_SCAN_CONV_MAX_STEP_S):
-      timings[plan.name] = {"skipped": f"conv net on the CPU, {step_cost * 1e3:.0f} ms per "
-                                       "seed-step in the step loop: a scan body would take "
-                                       "minutes"}
-      continue
-    runner = trainer.with_model(model_for(trainer.model, plan.seed_layout))
-    try:
-      best = min((t["epoch_s"] for t in timings.values() if "epoch_s" in t), default=None)
-      timings[plan.name] = _time_plan(runner, plan, init_keys, order_keys, xs, ys, per_seed_x,
-                                      MEASURE_TIMED_S, best)
-    except Exception as e:  # noqa: BLE001  a plan this machine cannot run is no choice
-      timings[plan.name] = {"error": f"{type(e).__name__}: {str(e)[:200]}"}
-      continue
-    if budget_s is None:
-      budget_s = MEASURE_SHARE * training_samples / timings[plan.name]["samples_per_s"]
-    if plan.loop == "step":
-      per_step = timings[plan.name]["seconds_per_step"]
-      step_cost = per_step if step_cost is None else min(step_cost, per_step)
-  return timings, True
+
+  def over_budget(next_cost: float) -> bool:
+    return budget_s is not None and time.perf_counter() - start + next_cost > budget_s
+
+  try:
+    for i, plan in enumerate(order):
+      if i and over_budget((time.perf_counter() - start) / i):
+        for rest in order[i:]:
+          timings[rest.name] = {"skipped": f"measuring budget ({MEASURE_SHARE:.0%} of the "
+                                           f"training, {budget_s:.1f} s) spent"}
+        complete = False
+        break
+      if (plan.loop == "scan" and cpu and uses_convolution and step_cost is not None
+          and step_cost > CPU_SCAN_CONV_MAX_STEP_S):
+        timings[plan.name] = {"skipped": f"conv net on the CPU, {step_cost * 1e3:.0f} ms per "
+                                         "seed-step in the step loop: a scan body would take "
+                                         "minutes"}
+        continue
+      model = model_for(trainer.model, plan.seed_layout)
+      try:
+        runner = _Runner(trainer.with_model(model), plan, init_keys, order_keys, xs, ys,
+                         per_seed_x)
+        runner.timed()
+      except Exception as e:  # noqa: BLE001  a plan this machine cannot run is no choice
+        timings[plan.name] = {"error": f"{type(e).__name__}: {str(e)[:200]}"}
+        continue
+      runners[plan.name] = runner
+      if budget_s is None:
+        budget_s = MEASURE_SHARE * training_samples * runner.times[0] / runner.samples
+      if plan.loop == "step":
+        per_step = runner.times[0] / runner.steps
+        step_cost = per_step if step_cost is None else min(step_cost, per_step)
+    # Interleaved rounds; a plan over twice as slow as the best is not timed again.
+    for _ in range(MEASURE_ROUNDS - 1):
+      best = min(min(r.times) for r in runners.values()) if runners else 0.0
+      alive = [r for r in runners.values() if min(r.times) <= 2 * best]
+      if over_budget(sum(min(r.times) for r in alive)):
+        break   # every plan was timed once: the measurement is complete, only less repeated
+      for runner in alive:
+        runner.timed()
+  finally:
+    for name, runner in runners.items():
+      timings[name] = runner.close()
+  ordered = {p.name: timings[p.name] for p in plans if p.name in timings}
+  return ordered, complete
 
 
 def fastest(plans: list[Plan], timings: dict) -> Plan | None:
