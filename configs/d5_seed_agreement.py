@@ -5,7 +5,7 @@ j's predictions agree, and the histogram of the number of distinct predictions t
 test example. Only N1 is trained (``n2.model='none'``). Shallow CNN 1024 and VGG11, true data,
 CIFAR-10, 5 seeds.
 
-  python -m learnjax.main --config=configs/d5_seed_agreement.py --workdir=/tmp/learnjax/d5
+  python -m learnjax.main --config=configs/d5_seed_agreement.py --workdir=/tmp/lj_runs/d5
 
 ``:smoke``: shallow CNN 16 and MLP depth 1 on the embedded digits, 3 seeds, 10 epochs.
 """

@@ -4,7 +4,7 @@ N1 keeps its predictions after each epoch in ``n1.snapshot_epochs``; an N2 (same
 trained on each snapshot's labels, so the report can plot learnability and N1's test error along
 N1's training.
 
-  python -m learnjax.main --config=configs/f1_learnability_vs_epochs.py --workdir=/tmp/learnjax/f1
+  python -m learnjax.main --config=configs/f1_learnability_vs_epochs.py --workdir=/tmp/lj_runs/f1
 
 ``:smoke``: shallow CNN 16 on the embedded digits, snapshots at epochs 1, 2, 5, 2 seeds, 10 epochs.
 """

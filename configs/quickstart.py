@@ -4,7 +4,7 @@ An MLP (one hidden layer of 64 units) on the embedded 8x8 digits (750 images for
 297 for D3), N2 = N1's architecture, 5 seeds, the full protocol (SGD 0.01, batch 64, plateau
 schedule, stop below 1% training error or at 500 epochs).
 
-  python -m learnjax.main --config=configs/quickstart.py --workdir=/tmp/learnjax/quickstart
+  python -m learnjax.main --config=configs/quickstart.py --workdir=/tmp/lj_runs/quickstart
 
 Variants: ``:cnn`` uses the shallow CNN with 16 filters instead (a few minutes on a CPU);
 ``:smoke`` draws learnability curves in about a minute of CPU time: 2 seeds, 20 epochs, one N2 per size

@@ -3,11 +3,11 @@ r"""T12: MNIST, one-hidden-layer MLP N1 with 1..6 hidden units, N2 with 4 hidden
 Measures how learnable tiny networks are: columns are N1's parameter count, learnability and N1's
 test accuracy. D1 = first 30,000 MNIST training images, D2 = last 30,000, D3 = the 10,000 test images.
 
-  python -m learnjax.main --config=configs/t12_mnist_mlp.py --workdir=/tmp/learnjax/t12
+  python -m learnjax.main --config=configs/t12_mnist_mlp.py --workdir=/tmp/lj_runs/t12
 
 With the data as a local .npz instead of tensorflow-datasets:
 
-  python -m learnjax.main --config=configs/t12_mnist_mlp.py --workdir=/tmp/learnjax/t12 \
+  python -m learnjax.main --config=configs/t12_mnist_mlp.py --workdir=/tmp/lj_runs/t12 \
       --config.data.name=npz --config.data.npz_path=mnist.npz
 
 ``:smoke`` runs the same grid on the embedded 8x8 digits with 2 seeds and 20 epochs (under a minute).

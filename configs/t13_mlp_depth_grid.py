@@ -1,6 +1,6 @@
 r"""T13: MLP depth grid, N1 depth x N2 depth over 1..5 (width 64), true data, CIFAR-10.
 
-  python -m learnjax.main --config=configs/t13_mlp_depth_grid.py --workdir=/tmp/learnjax/t13
+  python -m learnjax.main --config=configs/t13_mlp_depth_grid.py --workdir=/tmp/lj_runs/t13
 
 ``:smoke``: the same 5 x 5 grid on the embedded digits, 2 seeds, 10 epochs.
 """

@@ -3,7 +3,7 @@ r"""T14: N1's batch size in {32, 64, 128, 256} for deep networks; N2 = VGG11 at 
 N1 in {VGG11/13/16/19, ResNet18, DenseNet121, GoogLeNet}, true data. A cell that runs out of
 accelerator memory is recorded as such and the sweep goes on.
 
-  python -m learnjax.main --config=configs/t14_batch_size.py --workdir=/tmp/learnjax/t14
+  python -m learnjax.main --config=configs/t14_batch_size.py --workdir=/tmp/lj_runs/t14
 
 ``:smoke``: N1 = VGG11 at batch 32 and 64 on the embedded digits, 2 seeds, 2 epochs.
 """

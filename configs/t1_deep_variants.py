@@ -3,7 +3,7 @@ r"""T1: deep networks on random labels, random images and true data; N2 = N1's a
 Learnability of VGG11/13/16/19, ResNet18/34, PreActResNet18, DPN26, DenseNet121 and GoogLeNet per data
 variant, and N1's test accuracy on true data. CIFAR-10, 5 seeds, the full protocol.
 
-  python -m learnjax.main --config=configs/t1_deep_variants.py --workdir=/tmp/learnjax/t1
+  python -m learnjax.main --config=configs/t1_deep_variants.py --workdir=/tmp/lj_runs/t1
 
 ``:smoke``: VGG11 and ResNet18 only, on the embedded digits, 2 seeds, 2 epochs (a few minutes on a CPU).
 """

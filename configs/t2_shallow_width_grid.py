@@ -3,7 +3,7 @@ r"""T2: shallow CNN width grid, N1 width x N2 width over {16, ..., 1024}^2, true
 Each N1 is trained once per seed and learnt by all seven N2 widths (7 N1 and 49 N2 trainings per
 seed). The report adds each N1's parameter count and test accuracy.
 
-  python -m learnjax.main --config=configs/t2_shallow_width_grid.py --workdir=/tmp/learnjax/t2
+  python -m learnjax.main --config=configs/t2_shallow_width_grid.py --workdir=/tmp/lj_runs/t2
 
 ``:smoke``: widths 16 and 32 on the embedded digits, 2 seeds, 10 epochs.
 """

@@ -4,7 +4,7 @@ N1 in {DPN26, ResNet18, ResNet34, VGG11/13/16/19, GoogLeNet, DenseNet121} x N2 i
 GoogLeNet, DenseNet121}. The report adds N1's parameter count, its number of parameter tensors (the
 paper's "layers") and its test accuracy.
 
-  python -m learnjax.main --config=configs/t3_cross_architecture.py --workdir=/tmp/learnjax/t3
+  python -m learnjax.main --config=configs/t3_cross_architecture.py --workdir=/tmp/lj_runs/t3
 
 ``:smoke``: N1 in {ResNet18, VGG11} x N2 in {VGG11, ResNet18} on the digits, 2 seeds, 2 epochs.
 """

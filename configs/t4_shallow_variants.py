@@ -3,7 +3,7 @@ r"""T4: shallow CNN widths on random labels, random images and true data; N2 = N
 Learnability of the shallow CNN (5x5 conv with k filters, ReLU, 2x2 max-pool, Linear) for
 k in {16, ..., 1024}, per data variant, with N2 = N1's architecture; N1's test accuracy on true data.
 
-  python -m learnjax.main --config=configs/t4_shallow_variants.py --workdir=/tmp/learnjax/t4
+  python -m learnjax.main --config=configs/t4_shallow_variants.py --workdir=/tmp/lj_runs/t4
 
 ``:smoke``: widths 16 and 64 on the embedded digits, 2 seeds, 10 epochs.
 """

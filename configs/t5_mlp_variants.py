@@ -1,6 +1,6 @@
 r"""T5: MLP depth 1..5 (width 64) on random labels, random images and true data; N2 = N1. CIFAR-10.
 
-  python -m learnjax.main --config=configs/t5_mlp_variants.py --workdir=/tmp/learnjax/t5
+  python -m learnjax.main --config=configs/t5_mlp_variants.py --workdir=/tmp/lj_runs/t5
 
 ``:smoke``: the same grid on the embedded digits, 2 seeds, 10 epochs.
 ``:curve``: each N1's learnability curve, one N2 per size of D2's first 250, 500, ..., 25,000

@@ -3,7 +3,7 @@ r"""T6: as T4 on CIFAR-100: shallow CNN widths x the three data variants, N2 = N
 Learnability of the shallow CNN (5x5 conv with k filters, ReLU, 2x2 max-pool, Linear) for
 k in {16, ..., 1024}, per data variant, with N2 = N1's architecture; N1's test accuracy on true data.
 
-  python -m learnjax.main --config=configs/t6_shallow_variants_cifar100.py --workdir=/tmp/learnjax/t6
+  python -m learnjax.main --config=configs/t6_shallow_variants_cifar100.py --workdir=/tmp/lj_runs/t6
 
 ``:smoke``: widths 16 and 64 on the embedded digits, 2 seeds, 10 epochs.
 """

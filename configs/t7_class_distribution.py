@@ -6,12 +6,12 @@ four N1s (DenseNet121, GoogLeNet, shallow CNN 1024, shallow CNN 16) on random la
 and true data, CIFAR-10, 5 seeds, the full protocol. Only N1 is trained (``n2.model='none'``): a
 class distribution needs no N2.
 
-  python -m learnjax.main --config=configs/t7_class_distribution.py --workdir=/tmp/learnjax/t7
+  python -m learnjax.main --config=configs/t7_class_distribution.py --workdir=/tmp/lj_runs/t7
 
 ``:smoke``: the same four networks and three variants on the embedded digits, 2 seeds, 2 epochs
 (a few minutes on a CPU).
 
-  python -m learnjax.main --config=configs/t7_class_distribution.py:smoke --workdir=/tmp/learnjax/t7s
+  python -m learnjax.main --config=configs/t7_class_distribution.py:smoke --workdir=/tmp/lj_runs/t7s
 """
 
 from learnjax.config import base_config, check_arg, make_smoke

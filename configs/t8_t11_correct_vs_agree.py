@@ -7,13 +7,13 @@ table (the report titles the run by it):
   :t8   shallow CNN 1024        :t9   shallow CNN 16
   :t10  VGG11                   :t11  GoogLeNet
 
-  python -m learnjax.main --config=configs/t8_t11_correct_vs_agree.py:t8 --workdir=/tmp/learnjax/t8
-  python -m learnjax.main --config=configs/t8_t11_correct_vs_agree.py:t11 --workdir=/tmp/learnjax/t11
+  python -m learnjax.main --config=configs/t8_t11_correct_vs_agree.py:t8 --workdir=/tmp/lj_runs/t8
+  python -m learnjax.main --config=configs/t8_t11_correct_vs_agree.py:t11 --workdir=/tmp/lj_runs/t11
 
 ``:t8,smoke`` ... ``:t11,smoke``: the same pair on the embedded digits, 2 seeds (shallow CNNs 10
 epochs; VGG11 and GoogLeNet 2 epochs on fewer images). ``:smoke`` alone is ``:t8,smoke``.
 
-  python -m learnjax.main --config=configs/t8_t11_correct_vs_agree.py:t9,smoke --workdir=/tmp/learnjax/t9s
+  python -m learnjax.main --config=configs/t8_t11_correct_vs_agree.py:t9,smoke --workdir=/tmp/lj_runs/t9s
 """
 
 from learnjax.config import base_config, make_smoke

@@ -5,7 +5,7 @@ random images (docs/protocol.md section 2), for the shallow CNN with 16 filters 
 MLP, N2 = N1, 5 seeds, the full protocol. The fractions are one grid axis: a dose-response over
 other fractions is ``--config.data.corrupt_fraction=0,0.1,0.5,0.9,1``.
 
-  python -m learnjax.main --config=configs/zhang_corruptions.py --workdir=/tmp/learnjax/zhang
+  python -m learnjax.main --config=configs/zhang_corruptions.py --workdir=/tmp/lj_runs/zhang
 
 ``:smoke``: the same grid on the embedded digits, 2 seeds, 10 epochs.
 """

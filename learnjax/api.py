@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from learnjax import validation
+from learnjax import fields, plugins, validation
 from learnjax.errors import ArgumentError, LearnjaxError
 from learnjax.result import Learnability  # noqa: F401  (learnjax.Learnability)
 
@@ -28,11 +28,12 @@ from learnjax.result import Learnability  # noqa: F401  (learnjax.Learnability)
 N1 = Any  # a model name | predict(images float32 NHWC) -> labels or logits | (d2, d3) labels
 
 
-def learnability(n1: N1, data: Any = "digits", n2: str = "mlp_1", seeds: int | Sequence[int] = 5,
-                 *, seed: int = 0, n1_size: int | None = None, n2_size=None,
-                 test_size: int | None = None, data_dir: str | None = None,
-                 config: dict | None = None, n1_name: str | None = None,
-                 progress: Callable[[str], None] | None = print):
+def learnability(n1: N1 = None, data: Any = None, n2: str | None = None,
+                 seeds: int | Sequence[int] | None = None, *, seed: int | None = None,
+                 n1_size: int | None = None, n2_size=None, test_size: int | None = None,
+                 data_dir: str | None = None, config: dict | None = None,
+                 n1_name: str | None = None,
+                 progress: Callable[[str], None] | bool | None = print):
   """The learnability of ``n1`` on ``data``, measured with N2 = ``n2`` over ``seeds`` seeds.
 
   n1: a learnjax model name (``'mlp_1'``: N1 is trained on D1 as on the command line); or a
@@ -43,147 +44,184 @@ def learnability(n1: N1, data: Any = "digits", n2: str = "mlp_1", seeds: int | S
     (:mod:`learnjax.predictions`: (S, N) integer labels are one row per seed). See ``python -m
     learnjax.data.export`` for the images they belong to. N1 is then "given": its training error
     is its error on D1 where D1's labels are known (a function, or ``'d1'``).
-  data: a data set name (``'digits'``, a tensorflow-datasets name), a path to an .npz with
+  data: a data set name (default ``'digits'``, a tensorflow-datasets name), a path to an .npz with
     x_train, y_train, x_test, y_test, or those four arrays as a tuple (uint8 images N,H,W[,C]).
-  n2: a model name (``'same'``: N1's, when n1 is a name).
-  seeds: how many seeds (indices 0..seeds-1), or the seed indices themselves.
-  n2_size: |D2|; or several sizes (a list, ``'500,1000'``, ``'geometric:250:25000:8'``): one N2
+  n2: a model name (default ``'mlp_1'``; ``'same'``: N1's, when n1 is a name).
+  seeds: how many seeds (indices 0..seeds-1; default 5), or the seed indices themselves.
+  seed: the experiment seed (default 0).
+  n2_size: |D2|; or several sizes (any sequence of integers, a numpy array too, ``'500,1000'``,
+    ``'geometric:250:25000:8'``): one N2
     per size on the first n examples of D2 (D2 = the largest), and the result is a
     :class:`learnjax.curves.Curve` (one Learnability per size, the area under the curve, n_at and
     the prequential code length of N1's labels; n_at at 90 %, ``c.n_at_level(p)`` at any p).
   config: overrides of the base config by dotted name, e.g. ``{'train.max_epochs': 20,
-    'n2.batch_size': 32, 'data.variant': 'random_labels'}``.
+    'n2.batch_size': 32, 'data.variant': 'random_labels'}``. A field that an argument also sets
+    (``'seeds'``, ``'seed'``, ``'n1.model'``, ``'n2.model'``, ``'data.name'``, ``'data.n1_size'``
+    ...) may be given either way; given both ways, the two must agree, or the call is refused.
   n1_name: N1's name in the result (default: the model name, the function's name, or
     'predictions').
   progress: a function taking a line (``print``, the default: a line per ``progress_seconds`` of
-    training, as the command line prints), or None for silence.
+    training, as the command line prints); True (``print``); False or None for silence.
 
   Bad arguments raise :class:`~learnjax.errors.ArgumentError` (a ``ValueError``) before anything
   is trained, as the command line refuses them; so does an N1 whose output is ambiguous (an
   (N, 1) column, logits of another width than the classes) or not finite.
   """
-  from learnjax import config as config_lib
-  from learnjax import grid, models, protocol, sweep
-  from learnjax.predictions import MODEL as predictions_model
-  from learnjax.data import splits as splits_lib
-
   import time
-  from learnjax.progress import EpochPrinter
+
+  from learnjax import config as config_lib, measurement, metrics, protocol
+  from learnjax.data import splits as splits_lib
+  from learnjax.predictions import MODEL as predictions_model
   started = time.time()
+  if isinstance(progress, (bool, np.bool_)):
+    progress = print if progress else None
   if progress is not None and not callable(progress):
-    raise ArgumentError(f"progress must be a function taking a line (print) or None, got "
-                        f"{type(progress).__name__}")
+    raise ArgumentError(f"progress must be a function taking a line (print), True, False or "
+                        f"None, got {type(progress).__name__}")
+  if config is not None and not isinstance(config, dict):
+    raise ArgumentError(f"config must be a dict of dotted field names ({{'train.max_epochs': "
+                        f"5}}), got {type(config).__name__}")
+  config = dict(config or {})
+  from learnjax import sizes as sizes_lib
+  if n1 is None and isinstance(config.get("n1.model"), str):
+    n1 = config["n1.model"]
+  if n1 is None:
+    raise ArgumentError("learnability() needs n1: a model name, a predict function or N1's "
+                        "predictions")
+  if "n1.model" in config and not isinstance(n1, str):
+    raise ArgumentError(f"config['n1.model']={config['n1.model']!r} names a model, but n1 is a "
+                        f"{type(n1).__name__}: give N1 one way")
+  _agreed(config, "n1.model", "n1", n1 if isinstance(n1, str) else None, None)
+  n1_name = _agreed(config, "n1.name", "n1_name", n1_name, None) or None
+  if data is None or isinstance(data, str):
+    data = _agreed(config, "data.name", "data", data, "digits")
+    if data == "npz" and config.get("data.npz_path"):
+      data = config["data.npz_path"]
+  elif "data.name" in config:
+    raise ArgumentError(f"config['data.name']={config['data.name']!r} and data (a "
+                        f"{type(data).__name__}) both give the data: give it one way")
+  n2 = _agreed(config, "n2.model", "n2", n2, "mlp_1")
+  seeds = _agreed(config, "seeds", "seeds", seeds, 5, lambda v: _seed_indices(v).tolist())
+  seed = _agreed(config, "seed", "seed", seed, 0)
+  n1_size = _agreed(config, "data.n1_size", "n1_size", n1_size, None)
+  test_size = _agreed(config, "data.test_size", "test_size", test_size, None)
+  n2_size = _agreed(config, "data.n2_size", "n2_size", n2_size, None,
+                    lambda v: _checked(sizes_lib.n2_sizes, v))
+  data_dir = _agreed(config, "data.data_dir", "data_dir", data_dir, None)
+  for field in ("n1.model", "n1.name", "n2.model", "seeds", "seed", "data.n1_size",
+                "data.test_size", "data.n2_size", "data.data_dir"):
+    config.pop(field, None)   # applied below from the agreed values
   if n1_name is not None and (not isinstance(n1_name, str) or not n1_name.strip()):
     raise ArgumentError(f"n1_name must be a non-empty string, got {n1_name!r}")
   cfg = config_lib.base_config()
-  apply_overrides(cfg, config if config is not None else {})
+  apply_overrides(cfg, config)
+  for field, value in (("n1", n1), ("n2", n2)):
+    if isinstance(value, str):   # so that a comma list is refused as one below
+      cfg[field].model = value
+  _checked(plugins.load, cfg.plugins)   # before anything reads a registry
   seed_indices = _seed_indices(seeds)
   _integer_argument(seed, "seed", 0, validation.SEED_MAX)
   for value, key in ((n1_size, "n1_size"), (test_size, "test_size")):
     if value is not None:
       cfg.data[key] = _integer_argument(value, key, 1)
-  from learnjax import sizes as sizes_lib
   n2_sizes = _checked(sizes_lib.n2_sizes, cfg.data.n2_size if n2_size is None else n2_size)
   if n2_sizes != [None]:
     cfg.data.n2_size = n2_sizes[-1]   # |D2|: the largest size
   cfg.seed = int(seed)
   _checked(validation.check_config, cfg)
   for field in ("n1.model", "n2.model", "n1.batch_size", "n2.batch_size", "data.variant"):
-    value = validation.flatten(cfg)[field]
-    if len(validation.grid_list(value, field, int if "batch" in field else str)) != 1:
-      raise ArgumentError(f"config[{field!r}]={value!r} is a list; learnability() measures one "
-                          "N1 and one N2: give one value (learnjax.run sweeps a grid)")
+    value = validation.flatten(cfg)[field]   # a list once checked (learnjax.fields)
+    if len(value) != 1:
+      raise ArgumentError(f"config[{field!r}]={','.join(map(str, value))!r} is a list; "
+                          "learnability() measures one N1 and one N2: give one value "
+                          "(learnjax.run sweeps a grid)")
   pool = _checked(_pool, data, data_dir)
   splits = _checked(splits_lib.make_splits, pool, cfg.data.n1_size, cfg.data.n2_size,
                     cfg.data.test_size)
-  sweep.apply_precision(cfg)
-  dtype = sweep.PRECISIONS[cfg.train.precision][1]
-  t = cfg.train
-  run_kw = dict(seed_layout=t.seed_layout, devices=t.devices, concurrent_seeds=t.concurrent_seeds)
-  stream = _LineStream(progress)
-
-  def printer(label, n):
-    if progress is None:
-      return None
-    return EpochPrinter(label, n, len(seed_indices), t.max_epochs, interval=cfg.progress_seconds,
-                        stream=stream)
-
-  def hparams(field, name):
-    """config's width and depth of block ``field``, refused where model ``name`` ignores them."""
-    given = {h: cfg[field].get(h) for h in ("width", "depth")}
-    _checked(validation.check_model_hparams, field, [name], given, grid.model_hparams)
-    return given
-
-  def trainer(name, batch_size, **hparams):
-    model = models.build(name, splits.num_classes, dtype=dtype, **hparams)
-    from learnjax import engine
-    return engine.Trainer(model, sweep.train_config(cfg, int(batch_size)))
-
+  run = _Measurement(cfg, splits, len(seed_indices), progress)
   if n2 == "same" and not isinstance(n1, str):
     raise ArgumentError("n2='same' needs N1's architecture: give n1 as a model name, or name N2")
   n2_name = n1 if n2 == "same" else n2
   if not isinstance(n2_name, str):
     raise ArgumentError(f"n2 must be a model name, got {type(n2_name).__name__}")
-  n1_hparams = hparams("n1", n1 if isinstance(n1, str) else predictions_model)
-  n2_hparams = n1_hparams if n2 == "same" else hparams("n2", n2_name)
+  n1_hparams = run.hparams("n1", n1 if isinstance(n1, str) else predictions_model)
+  n2_hparams = n1_hparams if n2 == "same" else run.hparams("n2", n2_name)
   if n2 == "same":
-    hparams("n2", "same")
-  n2_trainer = trainer(n2_name, cfg.n2.batch_size, **n2_hparams)  # a bad N2 stops before N1 trains
-  variant, n1_test_preds = "true", None
+    run.hparams("n2", "same")
+  n2_trainer = run.trainer(n2_name, cfg.n2.batch_size[0], n2_hparams)  # a bad N2 stops first
+  variant = "true"
   if isinstance(n1, str):
     (variant, fraction), = _variant_units(cfg)
-    net = protocol.train_n1(splits, trainer(n1, cfg.n1.batch_size, **n1_hparams), variant, seed,
-                            seed_indices, corrupt_fraction=fraction,
-                            on_epoch=printer(f"N1 {n1} {variant}", len(splits.d1)), **run_kw)
-    preds_d2, preds_d3, name = net.preds_d2, net.preds_d3, n1
-    n1_log_probs, n1_test_preds = net.log_probs_d3, net.preds_test
+    net = protocol.train_n1(splits, run.trainer(n1, cfg.n1.batch_size[0], n1_hparams), variant,
+                            seed, seed_indices, corrupt_fraction=fraction,
+                            on_epoch=run.printer(f"N1 {n1} {variant}", len(splits.d1)),
+                            **run.execution)
+    labels, name, record = measurement.n1_labels(net), n1, measurement.metric_record()
     n1_train_error = np.asarray(net.train_error, float)
-    per_seed = True
   else:
     given, name = _given(n1, splits, len(seed_indices))
-    preds_d2, preds_d3, per_seed = given.d2, given.d3, given.per_seed
-    n1_log_probs = None   # an N1 given as labels has no probabilities
+    labels = measurement.N1Labels(given.d2, given.d3)   # labels only: no probabilities
+    record = measurement.metric_record(predictions_model, given.per_seed)
     n1_train_error = (None if given.d1 is None else
                       (given.d1 != splits.d1.y[None]).mean(-1).astype(float))
   n1_name = n1_name or name
-  from learnjax import metrics
-  y3 = splits.d3.y
-  record = {} if isinstance(n1, str) else {"n1_source": "predictions", "n1_per_seed": per_seed}
 
-  def measure(size):
+  def point(size):
     """(Learnability, arrays) of the N2 trained on D2's first ``size`` examples (None: all)."""
-    n2_net = protocol.train_n2(
-        splits, n2_trainer, preds_d2, seed, seed_indices, variant=variant, n2_size=size,
-        on_epoch=printer(f"N2 {n2_name} <- {n1_name}", size or len(splits.d2)), **run_kw)
-    arrays = {"n1_preds_d3": np.asarray(preds_d3), "n2_preds_d3": np.asarray(n2_net.preds_d3),
-              "n1_preds_d2": np.asarray(preds_d2), "y_d3": y3,
-              # rounded as the command line stores them, so both give the same numbers
-              **{f"{k}_log_probs_d3": np.asarray(v, np.float16)
-                 for k, v in (("n1", n1_log_probs), ("n2", n2_net.log_probs_d3)) if v is not None},
-              # the real test images' predictions, where the variant's D3 is noise
-              **{f"{k}_preds_test": np.asarray(v)
-                 for k, v in (("n1", n1_test_preds), ("n2", n2_net.preds_test)) if v is not None}}
-    if size is not None:
-      arrays["n2_preds_d2_train"] = n2_net.preds_d2_train
-      arrays["n2_label_log_probs_d2_after"] = n2_net.label_log_probs_d2_after
-    values = {m.name: v for m in metrics.REGISTRY.values()
-              if (v := m.per_seed(arrays, record)) is not None}
+    n2_net, arrays = measurement.measure(
+        splits, n2_trainer, labels, seed, seed_indices, variant=variant, n2_size=size,
+        on_epoch=run.printer(f"N2 {n2_name} <- {n1_name}", size or len(splits.d2)),
+        **run.execution)
     result = Learnability(
-        metrics=values, seeds=seed_indices, n1=n1_name, n2=n2_name, dataset=pool.name,
-        n1_preds_d3=arrays["n1_preds_d3"], n2_preds_d3=arrays["n2_preds_d3"], y_d3=y3,
-        n1_source="trained" if isinstance(n1, str) else "given", n1_train_error=n1_train_error,
-        n2_epochs=np.asarray(n2_net.epochs), n2_train_error=np.asarray(n2_net.train_error, float),
-        n2_diverged=np.asarray(n2_net.diverged, bool), stop_error=float(t.stop_error),
+        metrics=metrics.per_seed(arrays, record), seeds=seed_indices, n1=n1_name, n2=n2_name,
+        dataset=pool.name, n1_preds_d3=arrays["n1_preds_d3"], n2_preds_d3=arrays["n2_preds_d3"],
+        y_d3=splits.d3.y, n1_source="trained" if isinstance(n1, str) else "given",
+        n1_train_error=n1_train_error, n2_epochs=np.asarray(n2_net.epochs),
+        n2_train_error=np.asarray(n2_net.train_error, float),
+        n2_diverged=np.asarray(n2_net.diverged, bool), stop_error=float(cfg.train.stop_error),
         seconds=time.time() - started)
     return result, arrays
 
   if len(n2_sizes) == 1:
-    return measure(None)[0]
+    return point(None)[0]
   from learnjax import curves
-  measured = [measure(n) for n in n2_sizes]
+  measured = [point(n) for n in n2_sizes]
   summary = curves.summarise(n2_sizes, [a for _, a in measured], splits.num_classes,
                              len(splits.d2), curves.DEFAULT_LEVEL)
   return curves.Curve(points=[p for p, _ in measured], summary=summary)
+
+
+class _Measurement:
+  """How one :func:`learnability` call trains: its trainers, progress lines and execution."""
+
+  def __init__(self, cfg, splits, seeds: int, progress):
+    from learnjax import sweep
+    sweep.apply_precision(cfg)
+    self.cfg, self.splits, self.seeds, self.progress = cfg, splits, seeds, progress
+    self.dtype = sweep.PRECISIONS[cfg.train.precision][1]
+    self.stream = _LineStream(progress)
+    t = cfg.train
+    self.execution = dict(seed_layout=t.seed_layout, devices=t.devices,
+                          concurrent_seeds=t.concurrent_seeds)
+
+  def printer(self, label: str, n: int):
+    from learnjax.progress import EpochPrinter
+    if self.progress is None:
+      return None
+    return EpochPrinter(label, n, self.seeds, self.cfg.train.max_epochs,
+                        interval=self.cfg.progress_seconds, stream=self.stream)
+
+  def hparams(self, field: str, name: str) -> dict:
+    """config's width and depth of block ``field``, refused where model ``name`` ignores them."""
+    from learnjax import grid
+    given = {h: self.cfg[field].get(h) for h in ("width", "depth")}
+    _checked(validation.check_model_hparams, field, [name], given, grid.model_hparams)
+    return given
+
+  def trainer(self, name: str, batch_size: int, hparams: dict):
+    from learnjax import engine, models, sweep
+    model = models.build(name, self.splits.num_classes, dtype=self.dtype, **hparams)
+    return engine.Trainer(model, sweep.train_config(self.cfg, int(batch_size)))
 
 
 class _LineStream:
@@ -216,7 +254,8 @@ def _variant_units(cfg) -> list[tuple[str, float | None]]:
 
 
 def run(config, workdir: str, overrides: dict | None = None, task_index: int = 0,
-        num_tasks: int = 1, out: Callable[[str], None] | None = print) -> list[dict]:
+        num_tasks: int = 1, out: Callable[[str], None] | None = print, *,
+        retry_out_of_memory: bool = True) -> list[dict]:
   """Runs (or resumes) an experiment as ``python -m learnjax.main`` does; returns its cells.
 
   config: a ConfigDict, or a config file as on the command line (``'configs/t5_mlp_variants.py'``
@@ -225,6 +264,12 @@ def run(config, workdir: str, overrides: dict | None = None, task_index: int = 0
   comma lists of batch sizes as the command line does (``{'n1.batch_size': '32,64'}``). Bad
   arguments raise :class:`~learnjax.errors.ArgumentError` (a ``ValueError``) before the workdir
   is touched.
+
+  An N1 row that another process is training is waited for, then this call's own cells of it are
+  trained. Cells the machine could not finish are not results: memory running out leaves them
+  unmeasured with a :class:`~learnjax.failures.MachineFailureWarning` (a later call retries them,
+  unless ``retry_out_of_memory=False``: cells known to be too big); a failed write or a lost
+  device raises :class:`~learnjax.failures.MachineFailure`.
   """
   import ml_collections
 
@@ -246,9 +291,16 @@ def run(config, workdir: str, overrides: dict | None = None, task_index: int = 0
   num_tasks = _integer_argument(num_tasks, "num_tasks", 1)
   task_index = _integer_argument(task_index, "task_index", 0, num_tasks - 1)
   apply_overrides(config, overrides if overrides is not None else {})
+  _checked(plugins.load, config.get("plugins", ""))   # before anything reads a registry
   _checked(validation.check_config, config)
-  return sweep.train_and_evaluate(config, os.fspath(workdir), task_index, num_tasks,
-                                  out=out or (lambda _: None))
+  outcome = sweep.launch(config, os.fspath(workdir), task_index, num_tasks,
+                         out=out or (lambda _: None), retry_out_of_memory=retry_out_of_memory)
+  if outcome.last_line():
+    import warnings
+
+    from learnjax import failures
+    warnings.warn(outcome.last_line(), failures.MachineFailureWarning, stacklevel=2)
+  return outcome.cells
 
 
 def load_config(spec: str):
@@ -260,9 +312,6 @@ def load_config(spec: str):
   return _checked(cli_input.load_config_file, spec)
 
 
-# Grid axes whose config field holds one integer but that also take a comma list, as
-# --config.n1.batch_size=32,64 does on the command line.
-_LIST_FIELDS = ("n1.batch_size", "n2.batch_size", "data.n2_size")
 
 
 def apply_overrides(config, overrides: dict) -> None:
@@ -283,13 +332,24 @@ def apply_overrides(config, overrides: dict) -> None:
       raise ArgumentError(f"config override {key!r} is a block, not a field; give each field by "
                           "its dotted name ({'train.max_epochs': 5, 'train.momentum': 0.9})")
     try:
-      if key in _LIST_FIELDS and isinstance(value, str):
+      if key in fields.list_fields():   # a grid axis: one value, a comma string or a list
         with node.ignore_type():
           setattr(node, leaf, value)
       else:
         setattr(node, leaf, value)
     except (TypeError, ValueError) as e:
       raise ArgumentError(f"config field {key}: {e}") from None
+
+
+def _agreed(config: dict, field: str, name: str, value, default, normal=lambda v: v):
+  """The value of a setting that both ``config[field]`` and the argument ``name`` may give:
+  either one, or both where they agree; refused, naming both, where they differ."""
+  if field in config and value is not None:
+    if normal(config[field]) != normal(value):
+      raise ArgumentError(f"config[{field!r}]={config[field]!r} and {name}={value!r} disagree; "
+                          f"give {name} one way")
+    return value
+  return value if value is not None else config.get(field, default)
 
 
 def _checked(check, *args):

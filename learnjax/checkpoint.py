@@ -14,14 +14,18 @@ killed mid-save leaves the previous checkpoint intact.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import re
+import shutil
 import signal
 import threading
 
 import jax
 import numpy as np
 
+from learnjax import failures
 from learnjax.errors import LearnjaxError
 
 _stop = threading.Event()
@@ -52,6 +56,68 @@ def clear_stop_request() -> None:
 def install_signal_handlers() -> None:
   """SIGTERM (preemption, `scancel`, `kill`) asks running trainings to save and stop."""
   signal.signal(signal.SIGTERM, request_stop)
+
+
+_GROUP = re.compile(r"^seeds(\d+)-(\d+)$")
+
+
+class CheckpointSet:
+  """The checkpoints of one unit's trainings: a folder ``seeds{first}-{last}`` per seed group.
+
+  The seed groups follow ``train.seed_layout`` and ``train.devices`` (all seeds vmapped in one
+  group, or one seed per device at a time). A training interrupted under one grouping is resumed
+  under that grouping whatever these settings say now (:meth:`resume_groups`), so that changing
+  them never restarts it from epoch 1, nor deletes its checkpoint; they apply to the seeds whose
+  training begins afresh.
+  """
+
+  def __init__(self, root: str, every_epochs: int, out=None, label: str = ""):
+    self.root = root
+    self.every_epochs = every_epochs
+    self.out = out
+    self.label = label
+
+  def __call__(self, seeds) -> "TrainingCheckpoint":
+    return TrainingCheckpoint(os.path.join(self.root, f"seeds{seeds[0]}-{seeds[-1]}"),
+                              self.every_epochs)
+
+  def stored_groups(self, num_seeds: int) -> list[tuple[np.ndarray, int]]:
+    """(seed positions, latest epoch) of every seed group with a saved checkpoint."""
+    found = []
+    for name in sorted(os.listdir(self.root)) if os.path.isdir(self.root) else []:
+      match = _GROUP.match(name)
+      if not match:
+        continue
+      first, last = int(match.group(1)), int(match.group(2))
+      folder = os.path.join(self.root, name)
+      steps = [int(n) for n in os.listdir(folder) if n.isdigit()] if os.path.isdir(folder) else []
+      if steps and first <= last < num_seeds:
+        found.append((np.arange(first, last + 1), max(steps)))
+    return found
+
+  def resume_groups(self, groups: list[np.ndarray], num_seeds: int) -> list[np.ndarray]:
+    """``groups`` (the seed groups the settings ask for), with every group that holds a saved
+    checkpoint kept as it was saved; the seeds of no such group grouped as asked."""
+    planned = {tuple(g.tolist()) for g in groups}
+    kept, covered = [], set()
+    # The furthest trained first, where two interrupted launches left overlapping groups.
+    for group, _ in sorted(self.stored_groups(num_seeds), key=lambda item: -item[1]):
+      if covered.isdisjoint(group.tolist()):
+        kept.append(group)
+        covered.update(group.tolist())
+    if all(tuple(g.tolist()) in planned for g in kept):
+      return groups
+    rest = []
+    for group in groups:   # the planned groups less the kept seeds, in consecutive runs
+      left = [int(s) for s in group if int(s) not in covered]
+      runs = np.split(np.asarray(left, int), np.flatnonzero(np.diff(left) != 1) + 1) if left else []
+      rest += [r for r in runs if len(r)]
+    if self.out is not None:
+      names = ", ".join(f"seeds {g[0]}-{g[-1]}" for g in kept)
+      self.out(f"{self.label}: resuming its interrupted training ({names}) as it was grouped "
+               "when it began; train.seed_layout and train.devices apply to seeds begun afresh "
+               "(the checkpoint is kept)")
+    return sorted(kept + rest, key=lambda g: int(g[0]))
 
 
 class TrainingCheckpoint:
@@ -118,10 +184,21 @@ class TrainingCheckpoint:
     stacked = {k: (np.stack(v, axis=1) if v else np.zeros((len(state.epoch), 0), np.float32))
                for k, v in history.items()}
     host_state = jax.device_get(state)
-    self.manager.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(host_state),
-                                                     history=ocp.args.StandardSave(stacked)),
-                      force=True)
-    self.manager.wait_until_finished()
+    # A failed write is a StorageError whatever orbax calls it (a full disk reads as
+    # RESOURCE_EXHAUSTED there): never mistaken for the accelerator's memory.
+    try:
+      with failures.writing(os.path.join(self.directory, str(epoch))):
+        self.manager.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(host_state),
+                                                         history=ocp.args.StandardSave(stacked)),
+                          force=True)
+        self.manager.wait_until_finished()
+    except BaseException:
+      # The unfinished write's temporary folder goes, freeing what it took of a full disk; the
+      # previous checkpoint stays whole.
+      for leftover in glob.glob(os.path.join(glob.escape(self.directory),
+                                             f"{epoch}.orbax-checkpoint-tmp*")):
+        shutil.rmtree(leftover, ignore_errors=True)
+      raise
 
 
 

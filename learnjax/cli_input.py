@@ -2,7 +2,7 @@
 
 A config file is loaded once, by :func:`load_config_file` (``learnjax.main`` makes it the parser of
 its ``--config`` flag), so that its errors are named as the file's rather than as absl's;
-:func:`split_list_overrides` takes the comma lists of batch sizes out of absl's typed parsing;
+:func:`split_list_overrides` takes the lists of grid axes out of absl's typed parsing;
 :func:`tolerant_output` keeps a console that cannot show a character from stopping a run;
 :func:`one_line` shortens a library's error to one line;
 :func:`os_error` finds the disk or permission error behind a failed write; and
@@ -13,40 +13,35 @@ line with exit code 2.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import importlib.util
 import os
-import re
 import sys
 
-from learnjax import validation
+from learnjax import config as config_lib, fields, validation
 from learnjax.errors import LearnjaxError
 
 
-_BATCH_LIST = re.compile(r"--config\.(n1|n2)\.batch_size=(.*,.*)")
-_N2_SIZES = re.compile(r"--config\.data\.n2_size=(.*[,:].*)")
-
-
 def split_list_overrides(argv: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
-  """(argv without them, [(block, '32,64'), ...]): the comma lists of batch sizes (a grid axis),
-  which absl would refuse where the config file holds one integer; applied once it is loaded."""
+  """(argv without them, [('n1.batch_size', '32,64'), ...]): the overrides of the fields that
+  take a list (:func:`learnjax.fields.list_fields`), which absl would refuse where the config file
+  holds one integer; applied once it is loaded, and parsed into lists with the rest of the config
+  (:func:`learnjax.fields.resolve`)."""
   kept, lists = [], []
   for arg in argv:
-    match = _BATCH_LIST.fullmatch(arg)
-    sizes = _N2_SIZES.fullmatch(arg)
-    if match:
-      lists.append((match.group(1), match.group(2)))
-    elif sizes:   # N2's training-set sizes (a learnability curve)
-      lists.append(("data", sizes.group(1)))
+    name, sep, value = arg[len("--config."):].partition("=") if arg.startswith("--config.") \
+        else ("", "", "")
+    if sep and name in fields.list_fields():
+      lists.append((name, value))
     else:
       kept.append(arg)
   return kept, lists
 
 
 def apply_list_overrides(config, lists: list[tuple[str, str]]) -> None:
-  for block, value in lists:
-    with config[block].ignore_type():
-      config[block]["n2_size" if block == "data" else "batch_size"] = value
+  for name, value in lists:
+    config_lib.set_field(config, name, value)
 
 
 def tolerant_output() -> None:
@@ -132,6 +127,17 @@ def os_error(error: BaseException) -> str | None:
         return os.strerror(code)
     error = error.__cause__ or error.__context__
   return None
+
+
+@contextlib.contextmanager
+def interruptible(command: str, kept: str = "nothing partial was written"):
+  """Ctrl-C in ``command``: one ``error:`` line and exit code 130, no traceback. Every file
+  learnjax writes appears whole or not at all, so nothing partial is left."""
+  try:
+    yield
+  except KeyboardInterrupt:
+    print(f"error: {command} interrupted; {kept}", file=sys.stderr, flush=True)
+    sys.exit(130)
 
 
 def quiet_closed_loop(unraisable, _default=sys.unraisablehook):

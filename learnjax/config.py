@@ -2,8 +2,11 @@
 
 An experiment is a grid of *cells*: data variant x N1 model x N1 batch size x N2 model, each measured
 with ``seeds`` seeds. The grid axes are the fields ``data.variant`` (with ``data.corrupt_fraction``
-for the variants that read it), ``n1.model``, ``n1.batch_size`` and ``n2.model``; each takes one value or several separated by commas, so any of them can be swept
-from the command line (``--config.n1.model=shallow_cnn_16,shallow_cnn_32``). ``n2.model='same'``
+for the variants that read it), ``n1.model``, ``n1.batch_size`` and ``n2.model``; each takes one value, several separated by
+commas or a list, so any of them can be swept from the command line
+(``--config.n1.model=shallow_cnn_16,shallow_cnn_32``), and each holds its list once the config is
+checked. Every field's kind (grid axis, protocol, execution, path) is declared in
+:mod:`learnjax.fields`. ``n2.model='same'``
 trains N2 with N1's architecture; ``data.n2_size`` with several sizes trains one N2 per size on the
 first n examples of D2 (a learnability curve, :mod:`learnjax.sizes`); ``n2.model='none'`` trains
 N1 only (for analyses of N1 alone, such as seed agreement).
@@ -16,6 +19,8 @@ from __future__ import annotations
 
 import ml_collections
 from ml_collections import config_dict
+
+from learnjax import fields
 
 
 def model_block(model: str, batch_size: int | str = 64) -> ml_collections.ConfigDict:
@@ -41,6 +46,10 @@ def n1_block(model: str) -> ml_collections.ConfigDict:
 
 def base_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
+  # The researcher's own modules (.py paths or module names, comma-separated), imported before
+  # anything else: what they register (models, variants, metrics, report sections) is known to
+  # every command, and the report imports them again (learnjax.plugins)
+  config.plugins = ""
   config.experiment = ""     # the experiment's name in the report (T1 ... T14, F1, D5)
   config.seed = 0            # the experiment seed; seed i of a cell derives from (seed, i)
   config.seeds = 5           # independent seeds per cell
@@ -69,6 +78,10 @@ def base_config() -> ml_collections.ConfigDict:
   config.train = ml_collections.ConfigDict({
       "learning_rate": 0.01,       # SGD step size (positive, finite)
       "momentum": 0.0,             # SGD momentum in [0, 1)
+      "nesterov": False,           # Nesterov momentum (PyTorch's nesterov=True; needs momentum)
+      # L2 penalty wd/2 * |params|^2 on every parameter, added to the gradient before momentum as
+      # PyTorch's SGD(weight_decay=wd) does (coupled, scaled by the learning rate); 0: none
+      "weight_decay": 0.0,
       "plateau_factor": 0.75,      # lr *= factor when the train error has not decreased ...
       "plateau_patience": 10,      # ... for this many epochs (optax reduce_on_plateau)
       "stop_error": 0.01,          # stop a seed when its training error falls below this (0: never)
@@ -91,11 +104,10 @@ def base_config() -> ml_collections.ConfigDict:
 
 
 # Fields added after the first release, each with the value at which learnjax behaves as it did
-# before the field existed. At that value a field is left out of every fingerprint
-# (:mod:`learnjax.guard`), so a workdir stored before it existed still resumes, and
-# :func:`stored_config` gives it that value where an older config.json lacks it. Every field added
-# from now on goes here (with the old behaviour's value, whatever its default).
-NEUTRAL = {"train.precision": "default", "train.shared_order": False}
+# before the field existed (declared in learnjax.fields): at that value a field is left out of
+# every fingerprint (:mod:`learnjax.guard`), and :func:`stored_config` gives it that value where
+# an older config.json lacks it.
+NEUTRAL = fields.NEUTRAL
 
 
 def stored_config(path: str) -> ml_collections.ConfigDict:
@@ -151,7 +163,8 @@ def check_arg(arg, allowed=("smoke",)):
 
 
 def describe_fields() -> str:
-  """Every ``--config.*`` field of :func:`base_config` with its default and the comment beside it."""
+  """Every ``--config.*`` field of :func:`base_config` with its default, its kind
+  (:mod:`learnjax.fields`) and the comment beside it."""
   import inspect
   import re
   comments, block, above = {}, "", []
@@ -177,7 +190,9 @@ def describe_fields() -> str:
   for key, value in flatten(base_config()).items():
     comment = comments.get(key) or comments.get(key.split(".")[-1], "")
     shown = "(unset)" if value is None else repr(value)
-    lines.append(f"  --config.{key}={shown}".ljust(44) + (f"  {comment}" if comment else ""))
+    kind = fields.FIELDS[key].kind if key in fields.FIELDS else ""
+    lines.append(f"  --config.{key}={shown}".ljust(44) + f"  [{kind}]".ljust(13)
+                 + (f"  {comment}" if comment else ""))
   return "\n".join(lines)
 
 
@@ -199,5 +214,8 @@ def flatten(config) -> dict:
 
 if __name__ == "__main__":
   print("Fields of every experiment config (python -m learnjax.main --config.FIELD=VALUE), with "
-        "the defaults of learnjax/config.py (an experiment's config file may change them):")
+        "the defaults of learnjax/config.py (an experiment's config file may change them) and "
+        "their kinds: [grid] an axis of the experiment's grid, [protocol] determines the numbers "
+        "(a workdir refuses a change), [unit] names a grid point, [execution] how the work runs, "
+        "[path] where an input lies (its content is fingerprinted):")
   print(describe_fields())

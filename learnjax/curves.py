@@ -169,3 +169,62 @@ class Curve:
                    f"{s.uniform_bits:.0f} bits, "
                    f"compression {metrics.fmt(stats['compression'], 2)}x")
     return "\n".join(lines)
+
+  def __repr__(self) -> str:
+    s, first = self.summary, self.points[0]
+    auc_mean = metrics.seed_stats(s.auc)["mean"]
+    return (f"<Curve {first.n1} ({first.n1_source}) -> {first.n2} on {first.dataset}, "
+            f"{len(first.seeds)} seeds, {len(s.sizes)} sizes {s.sizes[0]}..{s.sizes[-1]}: "
+            f"learnability {metrics.fmt(metrics.seed_stats(s.learnability[:, 0]))} -> "
+            f"{metrics.fmt(metrics.seed_stats(s.learnability[:, -1]))} %, AUC "
+            f"{'–' if auc_mean is None else format(auc_mean, '.3f')}>")
+
+  def _repr_markdown_(self) -> str:
+    """A notebook cell's view: one row per size, mean ± std over seeds, then the summary."""
+    s, stats, first = self.summary, self.summary.stats(), self.points[0]
+    has_fit = s.train_agreement is not None
+    head = (f"**{first.n1}** ({first.n1_source}) → **{first.n2}** on {first.dataset}, "
+            f"{len(first.seeds)} seeds, N2 on the first n examples of D2\n\n"
+            f"| n | learnability % |{' N2 train agreement % |' if has_fit else ''}\n"
+            f"|---|---|{'---|' if has_fit else ''}")
+    rows = [f"| {n} | {metrics.fmt(metrics.seed_stats(s.learnability[:, j]))} |"
+            + (f" {metrics.fmt(metrics.seed_stats(s.train_agreement[:, j]))} |" if has_fit else "")
+            for j, n in enumerate(s.sizes)]
+    tail = (f"AUC over log n {metrics.fmt(stats['auc'], 3)}, n_at({s.level:g} %) "
+            f"{metrics.fmt(stats['n_at'], 0)}")
+    if "code_bits" in stats:
+      tail += (f"; prequential code {metrics.fmt(stats['code_bits'], 0)} bits (uniform "
+               f"{s.uniform_bits:.0f}), compression {metrics.fmt(stats['compression'], 2)}x")
+    return "\n".join([head, *rows]) + "\n\n" + tail
+
+  def to_pandas(self):
+    """A DataFrame, one row per (seed, size): learnability and N2's train agreement (needs
+    pandas); the per-seed summaries (AUC, n_at, code length) are in ``summary_frame()``."""
+    pd = _pandas()
+    s, seeds = self.summary, np.asarray(self.points[0].seeds)
+    rows = {"seed": np.repeat(seeds, len(s.sizes)), "n": np.tile(s.sizes, len(seeds)),
+            "learnability": np.asarray(s.learnability, float).ravel()}
+    if s.train_agreement is not None:
+      rows["n2_train_agreement"] = np.asarray(s.train_agreement, float).ravel()
+    frame = pd.DataFrame(rows).set_index(["seed", "n"])
+    first = self.points[0]
+    frame.attrs.update(n1=first.n1, n2=first.n2, dataset=first.dataset, level=s.level)
+    return frame
+
+  def summary_frame(self):
+    """A DataFrame, one row per seed: AUC, n_at and, where known, code length and compression."""
+    pd = _pandas()
+    s = self.summary
+    columns = {"seed": np.asarray(self.points[0].seeds), "auc": s.auc, "n_at": s.n_at}
+    if s.code_bits is not None:
+      columns.update(code_bits=s.code_bits, compression=s.compression)
+    return pd.DataFrame(columns).set_index("seed")
+
+
+def _pandas():
+  try:
+    import pandas as pd
+  except ImportError:
+    raise ImportError("to_pandas() needs pandas (pip install pandas); str() and the arrays do "
+                      "not") from None
+  return pd

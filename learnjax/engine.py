@@ -55,6 +55,8 @@ class TrainConfig:
   batch_size: int = 64
   learning_rate: float = 0.01
   momentum: float = 0.0
+  nesterov: bool = False
+  weight_decay: float = 0.0         # coupled L2: wd * params added to the gradient (PyTorch's SGD)
   plateau_factor: float = 0.75
   plateau_patience: int = 10
   stop_error: float = 0.01
@@ -114,7 +116,14 @@ def stop_count(stop_error: float, n: int) -> int:
 
 
 def _sgd(cfg: TrainConfig):
-  return optax.sgd(cfg.learning_rate, momentum=cfg.momentum or None)
+  """SGD as PyTorch's ``torch.optim.SGD``: ``weight_decay`` is added to the gradient before the
+  momentum (the gradient of an L2 penalty wd/2 * |params|^2), so it is scaled by the learning rate
+  and its plateau factor. Without weight decay the optimiser state is plain SGD's (what a stored
+  checkpoint holds)."""
+  sgd = optax.sgd(cfg.learning_rate, momentum=cfg.momentum or None, nesterov=cfg.nesterov)
+  if cfg.weight_decay:
+    return optax.chain(optax.add_decayed_weights(cfg.weight_decay), sgd)
+  return sgd
 
 
 def _plateau(cfg: TrainConfig):

@@ -9,6 +9,7 @@ Each seed's numbers depend only on its own keys and data, whatever the plan.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import functools
 import os
 import threading
@@ -136,8 +137,20 @@ def train_seeds(trainer: Trainer, init_keys, order_keys, x, y, *, per_seed_x: bo
                              seed_layout=seed_layout, concurrent_seeds=concurrent_seeds,
                              checkpoints=checkpoints, local=local,
                              explicit_devices=bool(devices))
-  runner = trainer.with_model(layouts.model_for(trainer.model, plan.seed_layout))
   groups = _groups(num_seeds, plan.seed_layout, local, bool(devices))
+  if hasattr(checkpoints, "resume_groups"):   # an interrupted training keeps its own grouping
+    resumed = checkpoints.resume_groups(groups, num_seeds)
+    if resumed is not groups:
+      groups = resumed
+      if len(resumed) == 1 and plan.seed_layout == "sequential":
+        plan = dataclasses.replace(plan, seed_layout="vmap", concurrent_seeds=1)
+      elif len(resumed) > 1 and plan.seed_layout != "sequential":
+        workers = choose_concurrency(concurrent_seeds, "sequential", len(groups),
+                                     len(_devices_for(len(groups[0]), local)))
+        plan = dataclasses.replace(plan, seed_layout="sequential", concurrent_seeds=workers)
+      record = {**record, "plan": plan.as_dict(), "source": f"{record['source']}; resumed as "
+                                                            "its checkpoints were grouped"}
+  runner = trainer.with_model(layouts.model_for(trainer.model, plan.seed_layout))
 
   def train_group(seeds, callback):
     group = slice(int(seeds[0]), int(seeds[-1]) + 1)   # consecutive seeds: no index array
@@ -212,6 +225,8 @@ def checkpoint_root(checkpoints) -> str | None:
   """The folder holding a training's seed-group checkpoints (None without checkpoints)."""
   if not checkpoints:
     return None
+  if getattr(checkpoints, "root", None):
+    return checkpoints.root
   directory = getattr(checkpoints(np.arange(1)), "directory", None)
   return os.path.dirname(directory) if directory else None
 

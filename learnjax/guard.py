@@ -22,27 +22,22 @@ This module imports no JAX.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
-import tempfile
 
-from learnjax import config as config_lib, sizes as sizes_lib, store as store_lib
+from learnjax import config as config_lib, fields, sizes as sizes_lib, storage
+from learnjax.data.variants import registry as variants_registry
 from learnjax.data.variants.registry import LEGACY_CONSTRUCTION
 from learnjax.errors import LearnjaxError
 
-# How the work is executed: never changes a number.
-EXECUTION_FIELDS = ("train.loop", "train.seed_layout", "train.eval_batch_size", "train.devices",
-                    "train.concurrent_seeds", "checkpoint_every_epochs", "progress_seconds")
-# Where an input lies: the content is fingerprinted instead (data hashes, predictions sha256), so
-# the same .npz reached by another path is the same data.
-PATH_FIELDS = ("data.npz_path", "data.data_dir", "n1.predictions")
-# The grid axes and labels: free across launches on one workdir; each unit's fingerprint holds
-# its own grid point.
-GRID_FIELDS = ("experiment", "data.variant", "n1.model", "n1.width", "n1.depth", "n1.batch_size",
-               "n1.snapshot_epochs", "n1.name", "n2.model", "n2.width", "n2.depth",
-               "n2.batch_size", "data.corrupt_fraction")
+# How the work is executed (never changes a number), where an input lies (the content is
+# fingerprinted instead, so the same .npz reached by another path is the same data), and the grid
+# axes and labels (free across launches on one workdir; each unit's fingerprint holds its own grid
+# point): the kinds of learnjax.fields.
+EXECUTION_FIELDS = fields.of_kind(fields.EXECUTION)
+PATH_FIELDS = fields.of_kind(fields.PATH)
+GRID_FIELDS = fields.of_kind(fields.GRID, fields.UNIT)
 # Fingerprint fields naming a unit's own grid point (the rest is the workdir's protocol and data).
 _UNIT_FIELDS = ("data.variant", "data.corrupt_fraction", "n1.", "n2.", "n1_epoch")
 
@@ -142,7 +137,7 @@ def describe_changes(old: dict, new: dict, limit: int = 5) -> str:
 
 
 def write_fingerprint(folder: str, fields: dict) -> None:
-  store_lib.atomic_write_json(os.path.join(folder, FINGERPRINT), fingerprint(fields))
+  storage.atomic_write_json(os.path.join(folder, FINGERPRINT), fingerprint(fields))
 
 
 def read_fingerprint(folder: str) -> dict | None:
@@ -150,7 +145,7 @@ def read_fingerprint(folder: str) -> dict | None:
   path = os.path.join(folder, FINGERPRINT)
   if not os.path.exists(path):
     return None
-  stored = store_lib.read_json(path, hint=f"delete {folder} to recompute that unit")
+  stored = storage.read_json(path, hint=f"delete {folder} to recompute that unit")
   if not isinstance(stored, dict) or not isinstance(stored.get("fields"), dict):
     raise LearnjaxError(f"{path} is not a learnjax fingerprint; delete {folder} to recompute it")
   return stored["fields"]
@@ -300,7 +295,7 @@ class Workdir:
     config_json = self.config.to_json_best_effort(indent=1) + "\n"
     data_json = json.dumps(self.data, indent=1) + "\n"
     for name, text in ((DATA_RECORD, data_json), (CONFIG_RECORD, config_json)):
-      if not create_once(os.path.join(self.workdir, name), text.encode()):
+      if not storage.create_once(os.path.join(self.workdir, name), text.encode()):
         self.check_records()  # another launch created it first: it must be the same
 
 
@@ -314,37 +309,44 @@ def _read_record(path: str, damaged: str):
                         "--workdir, or move the file away") from None
 
 
-def create_once(path: str, data: bytes) -> bool:
-  """Creates ``path`` holding ``data`` unless it exists; whether this call created it.
+# Units stored by earlier releases, whose fingerprints do not say everything.
 
-  The content is written to a temporary file and hard-linked into place, so the file appears
-  complete or not at all, and only one of several racing processes creates it. File systems
-  without hard links (gcsfuse) get an exclusive create (``O_EXCL``) instead.
-  """
-  folder = os.path.dirname(path) or "."
-  fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-" + os.path.basename(path))
-  try:
-    with os.fdopen(fd, "wb") as f:
-      f.write(data)
-      f.flush()
-      os.fsync(f.fileno())
-    os.chmod(tmp, store_lib._FILE_MODE)
-    try:
-      os.link(tmp, path)
-      return True
-    except FileExistsError:
-      return False
-    except OSError as e:
-      if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EXDEV):
-        raise
-    try:
-      out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, store_lib._FILE_MODE)
-    except FileExistsError:
-      return False
-    with os.fdopen(out, "wb") as f:
-      f.write(data)
-      f.flush()
-      os.fsync(f.fileno())
-    return True
-  finally:
-    os.remove(tmp)
+def check_given_predictions(rows, store, given: dict) -> None:
+  """Refuses a workdir whose N1 given as predictions was stored from a file that has changed, or
+  under the id it had before given N1s dropped the batch size (it would be measured again beside
+  the old cells, and both reported)."""
+  for job, _ in rows:
+    if job.legacy_id and store.has("n1", job.legacy_id):
+      raise LearnjaxError(
+          f"{store.workdir} stores the given N1 {job.n1.name} as n1/{job.legacy_id}, "
+          f"the name this version gives n1/{job.id} (a given N1 has no batch size); its stored "
+          f"numbers stay readable by python -m learnjax.report; to measure it with this version, "
+          f"use a new --workdir")
+  for job, _ in rows:
+    if not job.n1.predictions or not store.has("n1", job.id):
+      continue
+    stored, _ = store.load("n1", job.id, with_arrays=False)
+    old, new = stored.get("predictions_sha256"), given[job.n1].sha256
+    if old != new:
+      raise LearnjaxError(
+          f"{job.n1.predictions} is not the file whose predictions {store.workdir} "
+          f"measured for N1 {job.id} (sha256 {str(old)[:12]}..., now {new[:12]}...); use a new "
+          f"--workdir, or --config.n1.name=NEW_NAME to measure the new file beside the old one")
+
+
+def check_variant_constructions(rows, store) -> None:
+  """Refuses a workdir whose stored units of a variant were computed by another construction of
+  it (random_images before its D2 and D3 were noise, say)."""
+  for job, cells in rows:
+    expected = variants_registry.get(job.variant).construction
+    units = [("n1", job.id)] + [("cells", c.id) for c in cells]
+    for kind, unit in units:
+      if not store.has(kind, unit):
+        continue
+      stored, _ = store.load(kind, unit, with_arrays=False)
+      found = stored.get("variant_construction", LEGACY_CONSTRUCTION)
+      if found != expected:
+        raise LearnjaxError(
+            f"{store.workdir} holds {kind} {unit} computed by construction {found!r} "
+            f"of {job.variant}, which is now {expected!r} (docs/protocol.md section 2); use a "
+            f"new --workdir, or delete {store.workdir}/{kind}/{unit} to recompute it")

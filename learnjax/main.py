@@ -20,7 +20,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from learnjax import cli_input, config as config_lib, validation
+from learnjax import cli_input, config as config_lib, plugins, validation
 from learnjax.errors import LearnjaxError
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -41,6 +41,15 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index in 
 _GATHER_ONLY = flags.DEFINE_bool(
     "gather_only", False, "Train nothing: gather the workdir's finished cells into results.json "
     "and print their table (exit 1 if some planned cells are unfinished).")
+_WAIT_FOR_ROWS = flags.DEFINE_bool(
+    "wait_for_rows", True, "Where another process trains an N1 row this launch shares (launches "
+    "with other N2 models on one workdir), wait for it, then train this launch's cells of it. "
+    "--nowait_for_rows leaves them and exits with code 75 (see the README's cluster section).")
+_RETRY_OOM = flags.DEFINE_bool(
+    "retry_out_of_memory", True, "Train again the cells that ran out of memory in an earlier "
+    "launch on this workdir (a machine failure, never stored as a result). "
+    "--noretry_out_of_memory leaves them, reported as out of memory: for cells known to be too "
+    "big for this machine.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -67,6 +76,14 @@ class _Command:
 
 
 def main(command: _Command):
+  try:
+    _main(command)
+  except KeyboardInterrupt:
+    where = f"finished cells are kept in {_WORKDIR.value}" if _WORKDIR.value else "nothing was written"
+    _fail(f"interrupted; {where} and the same command resumes", code=130)
+
+
+def _main(command: _Command):
   cli_input.tolerant_output()
   argv = command.argv
   if not flags.FLAGS["verbosity"].present:
@@ -86,6 +103,7 @@ def main(command: _Command):
   cli_input.apply_list_overrides(config, command.list_overrides)
   pool = None
   try:  # settings and workdir, before JAX is imported: bad input is answered in about a second
+    plugins.load(config.plugins)   # what they register is known to every check below
     validation.check_config(config)
     validation.check_workdir(_WORKDIR.value)
     if not _GATHER_ONLY.value:
@@ -97,36 +115,54 @@ def main(command: _Command):
   if _GATHER_ONLY.value:
     _gather(config)
     return
-  from learnjax import checkpoint, sweep  # imports JAX; after flag parsing: --help stays fast
+  from learnjax import checkpoint, failures, sweep  # imports JAX; --help stays fast
   checkpoint.install_signal_handlers()
   task_index, num_tasks = _TASK_INDEX.value, _NUM_TASKS.value
   if _DISTRIBUTED.value:
     task_index, num_tasks = _join_distributed()
+  resume = "finished cells are kept; run the same command again to resume"
   try:
-    results = sweep.train_and_evaluate(config, _WORKDIR.value, task_index, num_tasks,
-                                       distributed=_DISTRIBUTED.value, pool=pool)
+    outcome = sweep.launch(config, _WORKDIR.value, task_index, num_tasks,
+                           distributed=_DISTRIBUTED.value, pool=pool,
+                           wait_for_rows=_WAIT_FOR_ROWS.value,
+                           retry_out_of_memory=_RETRY_OOM.value)
   except LearnjaxError as e:
     _fail(str(e))
   except checkpoint.Preempted as e:
     _fail(f"stopped on SIGTERM ({e}); run the same command again to resume", code=143)
-  except KeyboardInterrupt:
-    _fail(f"interrupted; finished cells are kept in {_WORKDIR.value} and a restart resumes them",
-          code=130)
-  except Exception as e:  # noqa: BLE001  a full disk, a quota, a folder turned read-only...
-    io_error = cli_input.os_error(e)
-    if io_error is None:
+  except failures.MachineFailure as e:
+    _fail(f"{e}; recorded as an attempt, not a result; {resume} ({_hint(e.kind)})",
+          code=e.exit_code)
+  except Exception as e:  # noqa: BLE001  a write outside any training (results.json, a lock...)
+    kind = failures.classify(e)
+    if kind is None:
       raise
-    _fail(f"cannot write the results in {_WORKDIR.value}: {io_error}; finished cells are kept; "
-          "free space (or fix the folder) and run the same command again to resume")
+    _fail(f"{failures.message(kind, e)}; {resume} ({_hint(kind)})",
+          code=failures.EXIT_CODES[kind])
   print()
+  from learnjax import store as store_lib
   from learnjax.report import console
-  print(console.summary(config, _WORKDIR.value, results))
+  planned = set(outcome.planned)   # this task's cells: out of memory ones shown as such
+  out_of_memory = [a for a in store_lib.Store(_WORKDIR.value).attempts("cells")
+                   if a.get("failure") == failures.OUT_OF_MEMORY and a.get("cell") in planned]
+  print(console.summary(config, _WORKDIR.value, outcome.cells + out_of_memory))
   print(f"\nresults: {_WORKDIR.value}/results.json")
+  last = outcome.last_line()
+  if last:
+    print(f"error: {last}", file=sys.stderr, flush=True)
+    sys.exit(outcome.exit_code)
+
+
+def _hint(kind: str) -> str:
+  from learnjax import failures
+  return {failures.STORAGE: "free space on its disk, or move the workdir to a larger one",
+          failures.DEVICE: "the accelerator failed or was lost",
+          failures.OUT_OF_MEMORY: "a machine with more memory may fit it"}[kind]
 
 
 def _gather(config) -> None:
   """Writes results.json from the finished cells, in plan order; trains nothing."""
-  from learnjax import store as store_lib, sweep
+  from learnjax import storage, store as store_lib, sweep
   from learnjax.report import console
   workdir = _WORKDIR.value
   plan_path = os.path.join(workdir, "plan.json")
@@ -135,9 +171,9 @@ def _gather(config) -> None:
   try:
     store = store_lib.Store(workdir)
     sweep.check_workdir_config(store, config)
-    planned = _planned_cells(store_lib.read_json(plan_path), plan_path)
+    planned = _planned_cells(storage.read_json(plan_path), plan_path)
     store.write_summary(planned)
-    results = store.results("cells")
+    results = store.summary_cells(planned)
   except LearnjaxError as e:
     _fail(str(e))
   print(console.summary(config, workdir, results))
@@ -190,4 +226,6 @@ def _fail(message: str, code: int = 2):
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=_parse_flags)
+  with cli_input.interruptible("the launch", "finished cells are kept and the same command "
+                               "resumes"):
+    app.run(main, flags_parser=_parse_flags)

@@ -1,8 +1,7 @@
 """The metrics of a cell, each defined once: its name, how it is computed, how it is shown.
 
-A metric is computed per seed from a cell's stored arrays (``n1_preds_d3``, ``n2_preds_d3``,
-``y_d3``, ``n1_preds_d2``, ``n1_log_probs_d3``, ``n2_log_probs_d3``, ``n2_preds_d2_train``; seed axis
-first) and, where
+A metric is computed per seed from a cell's stored arrays (their schema:
+:data:`learnjax.stored_arrays.CELL`; ``needs`` names them, seed axis first) and, where
 it needs it, the cell's record. The cell record (:mod:`learnjax.sweep`), the result of
 :func:`learnjax.learnability`, the report's tables, the console table and the reference format all
 follow from :data:`REGISTRY`, and the report computes every metric from the stored arrays when it
@@ -26,6 +25,8 @@ import math
 from typing import Callable, Mapping
 
 import numpy as np
+
+from learnjax import stored_arrays
 
 UNDEFINED = "undefined"
 # Stored and recomputed numbers must agree to this many percentage points (float32 arrays).
@@ -73,6 +74,7 @@ def register(name: str, *, title: str, unit: str = "%", digits: int = 1, console
   def decorate(fn):
     if name in REGISTRY:
       raise ValueError(f"metric {name!r} is registered twice")
+    stored_arrays.check_needs(name, needs)
     REGISTRY[name] = Metric(name, fn, title, unit, digits, console, tuple(needs), with_record,
                             ensemble, (fn.__doc__ or "").strip())
     return fn
@@ -135,14 +137,15 @@ def fmt_metric(name: str, stats: Mapping | None) -> str:
   return fmt(stats, metric.digits if metric else 1)
 
 
+def per_seed(arrays: Mapping, record: Mapping | None = None) -> dict[str, np.ndarray]:
+  """{name: (S,) values} of every registered metric that ``arrays`` allow."""
+  return {m.name: v for m in REGISTRY.values() if (v := m.per_seed(arrays, record)) is not None}
+
+
 def compute(arrays: Mapping, record: Mapping | None = None) -> dict:
   """Every registered metric that ``arrays`` allow, as stored statistics, by name."""
-  out = {}
-  for metric in REGISTRY.values():
-    values = metric.per_seed(arrays, record)
-    if values is not None:
-      out[metric.name] = ({"mean": _number(values[0])} if metric.ensemble else seed_stats(values))
-  return out
+  return {name: {"mean": _number(values[0])} if REGISTRY[name].ensemble else seed_stats(values)
+          for name, values in per_seed(arrays, record).items()}
 
 
 def agree(stored: Mapping, computed: Mapping) -> bool:

@@ -212,24 +212,3 @@ def train_n2(splits: Splits, trainer: engine.Trainer, n1_labels_d2: np.ndarray,
     net.label_log_probs_d2_after = np.take_along_axis(
         log_probs[:, n:], after[..., None], axis=-1)[..., 0].astype(np.float32)
   return net
-
-
-def agreement(preds_a, preds_b) -> np.ndarray:
-  """Per seed, the percentage of examples on which two sets of predictions agree."""
-  return 100.0 * np.mean(np.asarray(preds_a) == np.asarray(preds_b), axis=-1)
-
-
-def learnability(n1_preds_d3, n2_preds_d3) -> np.ndarray:
-  """Step 4: per seed, 100 * mean over D3 of [N1(x) == N2(x)]."""
-  return agreement(n1_preds_d3, n2_preds_d3)
-
-
-def test_accuracy(preds_d3, labels_d3) -> np.ndarray:
-  """Per seed, 100 * mean over D3 of [prediction == true label]."""
-  return agreement(preds_d3, np.broadcast_to(labels_d3, np.shape(preds_d3)))
-
-
-def mean_std(values) -> tuple[float, float]:
-  """Mean and (population) standard deviation over seeds; NaN-free inputs expected."""
-  values = np.asarray(values, np.float64)
-  return float(values.mean()), float(values.std())

@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from learnjax import protocol, store as store_lib
+from learnjax import protocol, storage
 
 
 def net_summary(net: protocol.TrainedNet) -> dict:
@@ -70,11 +70,11 @@ class SnapshotCache:
     return os.path.exists(self._path(key))
 
   def __getitem__(self, key):
-    arrays = store_lib.read_npz(self._path(key))
+    arrays = storage.read_npz(self._path(key))
     return arrays["preds_d2"], arrays["preds_d3"]
 
   def __setitem__(self, key, value) -> None:
-    store_lib.atomic_write_npz(self._path(key), {"preds_d2": value[0], "preds_d3": value[1]})
+    storage.atomic_write_npz(self._path(key), {"preds_d2": value[0], "preds_d3": value[1]})
 
 
 def given_net(given, seeds: int, y_d1=None) -> protocol.TrainedNet:

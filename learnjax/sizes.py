@@ -49,8 +49,11 @@ def n2_sizes(value) -> list:
     if "" in items:
       raise LearnjaxError(f"config.data.n2_size={value!r} has an empty element; separate sizes "
                           "by single commas")
-  elif not isinstance(value, (list, tuple)):
+  elif isinstance(value, (bytes, dict, set)) or not hasattr(value, "__iter__") \
+      or getattr(value, "ndim", 1) == 0:
     items = [value]
+  else:   # any sequence: a list, a tuple, a range, a numpy array
+    items = list(value)
   sizes = []
   for item in items:
     if isinstance(item, str) and item.lstrip("+").isdigit():

@@ -11,14 +11,16 @@ Layout of a workdir::
   cells/<cell_id>/result.json one learnability measurement (all seeds) ...
   cells/<cell_id>/arrays.npz  ... with N1's and N2's predictions on D3
   results.json                every finished cell's result.json, gathered
+  plugins.json                the plugins the launches imported (learnjax.plugins)
   checkpoints/<kind>/<id>/    in-flight training state of an unfinished unit (orbax), with the
                               fingerprint.json of the unit it belongs to, written before it
   locks/<n1_id>.lock          held by the process working on that N1 row
+  attempts/<kind>/<id>.json   the last attempt at an unfinished unit that the machine stopped (out
+                              of memory, a failed write, a lost device): not a result, retried by
+                              the next launch (learnjax.failures)
 
-Every file is written to a temporary name in its folder and renamed into place; result.json is
-written last, so its presence marks the unit as finished. A killed run leaves at most a stray
-temporary file, never a half-written result. Files get the mode the umask gives new files (as
-``open`` does), so colleagues sharing a workdir can read them.
+Every file is written whole or not at all (:mod:`learnjax.storage`); result.json is written
+last, so its presence marks the unit as finished.
 """
 
 from __future__ import annotations
@@ -29,76 +31,12 @@ import fcntl
 import json
 import os
 import shutil
-import tempfile
-from typing import Any
 
 import numpy as np
 
-from learnjax import provenance
+from learnjax import guard, provenance
 from learnjax.errors import LearnjaxError
-
-
-def _file_mode() -> int:
-  """0666 less the process's umask: the mode ``open`` gives a new file (mkstemp gives 0600)."""
-  umask = os.umask(0o022)
-  os.umask(umask)
-  return 0o666 & ~umask
-
-
-_FILE_MODE = _file_mode()
-
-
-def atomic_write_bytes(path: str, data: bytes) -> None:
-  folder = os.path.dirname(path) or "."
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-" + os.path.basename(path))
-  try:
-    os.fchmod(fd, _FILE_MODE)
-    with os.fdopen(fd, "wb") as f:
-      f.write(data)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
-
-
-def atomic_write_json(path: str, obj: Any) -> None:
-  atomic_write_bytes(path, (json.dumps(obj, indent=1, default=_json_default) + "\n").encode())
-
-
-def atomic_write_npz(path: str, arrays: dict[str, np.ndarray]) -> None:
-  import io
-  buffer = io.BytesIO()
-  np.savez_compressed(buffer, **arrays)
-  atomic_write_bytes(path, buffer.getvalue())
-
-
-def _json_default(value):
-  if isinstance(value, np.ndarray):
-    return value.tolist()
-  if isinstance(value, np.generic):
-    return value.item()
-  raise TypeError(f"cannot store {type(value).__name__} as JSON")
-
-
-def read_json(path: str, hint: str = "") -> Any:
-  """A JSON file; a LearnjaxError naming it (and ``hint``, what to do) if it cannot be read."""
-  try:
-    with open(path) as f:
-      return json.load(f)
-  except (OSError, ValueError) as e:
-    raise LearnjaxError(f"cannot read {path}: {e}{'; ' + hint if hint else ''}") from None
-
-
-def read_npz(path: str) -> dict[str, np.ndarray]:
-  try:
-    with np.load(path) as data:
-      return {k: data[k] for k in data.files}
-  except Exception as e:  # truncated or foreign file
-    raise LearnjaxError(f"cannot read {path}: {e}; delete its folder to recompute it") from None
+from learnjax.storage import atomic_write_bytes, atomic_write_json, atomic_write_npz, read_json, read_npz
 
 
 class Store:
@@ -125,11 +63,74 @@ class Store:
     folder = self._unit(kind, unit_id)
     result = {**result, "versions": result.get("versions") or provenance.versions()}
     if fingerprint is not None:
-      from learnjax import guard
       guard.write_fingerprint(folder, fingerprint)
     atomic_write_npz(os.path.join(folder, "arrays.npz"), arrays)
     atomic_write_json(os.path.join(folder, "result.json"), result)
     shutil.rmtree(self.checkpoint_dir(kind, unit_id), ignore_errors=True)
+    with contextlib.suppress(FileNotFoundError):
+      os.remove(self._attempt_path(kind, unit_id))
+
+  # Attempts: what the machine stopped (learnjax.failures). Never a result.
+
+  def _attempt_path(self, kind: str, unit_id: str) -> str:
+    return os.path.join(self.workdir, "attempts", kind, unit_id + ".json")
+
+  def record_attempt(self, kind: str, unit_id: str, record: dict) -> bool:
+    """Records the machine failure of an unfinished unit (``record`` holds ``failure``, its
+    kind, and ``error``); whether it could be written (a full disk may refuse it too)."""
+    path = self._attempt_path(kind, unit_id)
+    previous = self.attempt(kind, unit_id) or {}
+    record = {**record, "attempts": int(previous.get("attempts", 0)) + 1,
+              "host": os.uname().nodename}
+    try:
+      atomic_write_json(path, record)
+      return True
+    except OSError:
+      return False
+
+  def attempt(self, kind: str, unit_id: str) -> dict | None:
+    """The recorded machine failure of an unfinished unit, or None."""
+    path = self._attempt_path(kind, unit_id)
+    try:
+      with open(path) as f:
+        record = json.load(f)
+    except (OSError, ValueError):
+      return None
+    return record if isinstance(record, dict) and not self.has(kind, unit_id) else None
+
+  def attempts(self, kind: str = "cells") -> list[dict]:
+    """The recorded machine failures of every unfinished unit of a kind, sorted by id."""
+    root = os.path.join(self.workdir, "attempts", kind)
+    names = sorted(n[:-len(".json")] for n in os.listdir(root)
+                   if n.endswith(".json") and not n.startswith(".tmp-")) \
+        if os.path.isdir(root) else []
+    return [a for a in (self.attempt(kind, n) for n in names) if a is not None]
+
+  def release_out_of_memory_cells(self) -> list[str]:
+    """Moves the cells an older learnjax stored as results with status 'out_of_memory' (a
+    machine failure, not a result) to attempts/, so that this launch trains them; their ids."""
+    root = os.path.join(self.workdir, "cells")
+    moved = []
+    for unit_id in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+      folder = os.path.join(root, unit_id)
+      try:
+        with open(os.path.join(folder, "result.json")) as f:
+          result = json.load(f)
+      except (OSError, ValueError):
+        continue
+      if not isinstance(result, dict) or result.get("status") != "out_of_memory":
+        continue
+      atomic_write_json(self._attempt_path("cells", unit_id),
+                        {**result, "failure": "out_of_memory", "attempts": 1,
+                         "stored_as_result_by": result.get("versions", {}).get("learnjax")})
+      gone = os.path.join(root, f".tmp-released-{unit_id}-{os.getpid()}")
+      try:
+        os.rename(folder, gone)   # atomic: a concurrent launch sees it stored or not at all
+      except FileNotFoundError:
+        continue
+      shutil.rmtree(gone, ignore_errors=True)
+      moved.append(unit_id)
+    return moved
 
   def load(self, kind: str, unit_id: str, with_arrays: bool = True):
     folder = self._unit(kind, unit_id)
@@ -180,12 +181,33 @@ class Store:
 
   def write_summary(self, order: list[str] = ()) -> str:
     """Gathers every finished cell into results.json, those named in ``order`` first, in order."""
-    rank = {cell_id: i for i, cell_id in enumerate(order)}
-    cells = sorted(self.results("cells"), key=lambda r: (rank.get(r["cell"], len(rank)), r["cell"]))
     path = os.path.join(self.workdir, "results.json")
-    atomic_write_json(path, {"cells": cells})
+    atomic_write_json(path, {"cells": self.summary_cells(order)})
     return path
 
+  def summary_cells(self, order: list[str] = ()) -> list[dict]:
+    """Every finished cell's result, each with every metric its stored arrays allow (a cell
+    stored before a metric existed gains it, as a fresh one has it), in ``order`` first."""
+    rank = {cell_id: i for i, cell_id in enumerate(order)}
+    cells = sorted(self.results("cells"), key=lambda r: (rank.get(r["cell"], len(rank)), r["cell"]))
+    return [self._completed(c) for c in cells]
+
+  def _completed(self, cell: dict) -> dict:
+    from learnjax import metrics
+    if cell.get("status") not in ("ok", "diverged"):
+      return cell
+    missing = set(metrics.names()) - set(cell)
+    if not missing:
+      return cell
+    key = (cell["cell"], json.dumps(cell, sort_keys=True, default=str))
+    cache = self.__dict__.setdefault("_completed_cache", {})
+    if key not in cache:
+      try:
+        arrays = read_npz(os.path.join(self._unit("cells", cell["cell"]), "arrays.npz"))
+      except LearnjaxError:
+        return cell   # arrays unreadable: its stored numbers only
+      cache[key] = metrics.complete(cell, arrays)[0]
+    return cache[key]
 
 def _lock(f, path: str):
   """Locks ``f`` without waiting: the function that unlocks it, or None if another holds it."""

@@ -17,14 +17,15 @@ import time
 
 import numpy as np
 
-from learnjax import (checkpoint, engine, guard, metrics, models, predictions, protocol,
-                      records, sizes, validation)
+from learnjax import (checkpoint, engine, failures, fields, guard, measurement, metrics, models,
+                      plugins, predictions, protocol, records, sizes, validation)
 from learnjax.data import fingerprint as fingerprint_lib, sources, splits as splits_lib
 from learnjax.grid import Cell, ModelChoice, N1Job, plan, snapshot_epochs
 from learnjax.errors import LearnjaxError
+from learnjax.failures import Outcome
 from learnjax import progress
 from learnjax.progress import EpochPrinter
-from learnjax import store as store_lib
+from learnjax import storage
 from learnjax.store import Store
 
 
@@ -43,12 +44,9 @@ def apply_precision(config) -> None:
 def train_config(config, batch_size: int) -> engine.TrainConfig:
   """The engine's settings for one batch size (every field checked by validation.check_config)."""
   validation.check_config(config)
-  t = config.train
-  return engine.TrainConfig(
-      batch_size=batch_size, learning_rate=t.learning_rate, momentum=t.momentum,
-      plateau_factor=t.plateau_factor, plateau_patience=t.plateau_patience,
-      stop_error=t.stop_error, max_epochs=t.max_epochs, error_measure=t.error_measure,
-      loop=t.loop, shared_order=t.shared_order, eval_batch_size=t.eval_batch_size)
+  flat = validation.flatten(config)
+  return engine.TrainConfig(batch_size=batch_size, **{
+      name.rsplit(".", 1)[-1]: flat[name] for name in fields.engine_fields()})
 
 
 class Experiment:
@@ -59,6 +57,7 @@ class Experiment:
     line checks it before JAX is imported); loaded here otherwise."""
     # Every check comes before the workdir is created or anything is compiled or trained.
     self.config = config
+    self.plugins = plugins.load(config.get("plugins", ""))   # imported once, before any check
     validation.check_workdir(workdir)
     self.rows = plan(config)
     self.out = progress.tolerant(out)   # a console that cannot show a line never stops the run
@@ -79,7 +78,7 @@ class Experiment:
     self.given = {job.n1: predictions.load(job.n1.predictions, part_sizes, self.splits.num_classes,
                                            int(config.seeds))
                   for job, _ in self.rows if job.n1.predictions}
-    check_given_predictions(self)
+    guard.check_given_predictions(self.rows, self.store, self.given)
     self.guard = guard.Workdir(workdir, config, self.data_fingerprint, self._planned_fields())
     self.guard.check_records()
     self.guard.check_units()
@@ -131,9 +130,8 @@ class Experiment:
     every = self.config.get("checkpoint_every_epochs", 0)
     if not every:
       return None
-    root = self.store.checkpoint_dir(kind, unit_id)
-    return lambda seeds: checkpoint.TrainingCheckpoint(
-        os.path.join(root, f"seeds{seeds[0]}-{seeds[-1]}"), every)
+    return checkpoint.CheckpointSet(self.store.checkpoint_dir(kind, unit_id), every, out=self.out,
+                                    label=f"{'N1' if kind == 'n1' else 'N2'} {unit_id}")
 
   def _printer(self, label: str, n: int, batch_size: int):
     return EpochPrinter(label, n, self.config.seeds, self.config.train.max_epochs,
@@ -160,101 +158,108 @@ class Experiment:
                             concurrent_seeds=self.config.train.get("concurrent_seeds", 0),
                             corrupt_fraction=job.corrupt_fraction)
     size = models.size(self.trainer(job.n1, job.batch_size).model, self.pool.image_shape)
-    result = {"n1": job.id, "dataset": self.pool.name, **job.variant_record,
-              "model": job.n1.name, "batch_size": job.batch_size, "seeds": int(self.config.seeds),
-              "num_classes": self.splits.num_classes, "d1": len(self.splits.d1),
-              "d2": len(self.splits.d2), "d3": len(self.splits.d3), "params": size.params,
-              "param_tensors": size.tensors, "snapshot_epochs": sorted(net.snapshots),
-              **records.net_summary(net), **self._class_names()}
-    arrays = {**records.net_arrays("n1", net), "y_d2": self.splits.d2.y, "y_d3": self.splits.d3.y}
-    self.store.save("n1", job.id, result, arrays, fingerprint=fingerprint)
+    self._save_n1(job, net, {"params": size.params, "param_tensors": size.tensors,
+                             "snapshot_epochs": sorted(net.snapshots)}, fingerprint)
     return net
-
-  def _class_names(self) -> dict:
-    names = getattr(self.pool, "class_names", None)
-    return {"class_names": list(names)} if names else {}
 
   def _given_n1(self, job: N1Job) -> protocol.TrainedNet:
     """The N1 record of an N1 given as predictions: its labels for every seed, no training."""
     given = self.given[job.n1]
     self.out(f"N1 {job.id}: given as predictions ({job.n1.predictions})")
     net = records.given_net(given, self.config.seeds, self.splits.d1.y)
+    self._save_n1(job, net, {
+        "snapshot_epochs": [], "source": predictions.MODEL,
+        "predictions_file": job.n1.predictions, "predictions_sha256": given.sha256,
+        "predictions_d1": given.d1 is not None, "predictions_per_seed": given.per_seed},
+        self.guard.planned[f"n1/{job.id}"])
+    return net
+
+  def _save_n1(self, job: N1Job, net: protocol.TrainedNet, own: dict, fingerprint: dict) -> None:
+    """Stores an N1, trained or given: the one N1 record, with ``own`` (what only its kind has)."""
+    names = getattr(self.pool, "class_names", None)
     result = {"n1": job.id, "dataset": self.pool.name, **job.variant_record,
               "model": job.n1.name, "batch_size": job.batch_size, "seeds": int(self.config.seeds),
               "num_classes": self.splits.num_classes, "d1": len(self.splits.d1),
-              "d2": len(self.splits.d2), "d3": len(self.splits.d3), "snapshot_epochs": [],
-              "source": predictions.MODEL, "predictions_file": job.n1.predictions,
-              "predictions_sha256": given.sha256, "predictions_d1": given.d1 is not None,
-              "predictions_per_seed": given.per_seed, **records.net_summary(net),
-              **self._class_names()}
+              "d2": len(self.splits.d2), "d3": len(self.splits.d3), **own,
+              **records.net_summary(net), **({"class_names": list(names)} if names else {})}
     arrays = {**records.net_arrays("n1", net), "y_d2": self.splits.d2.y, "y_d3": self.splits.d3.y}
-    self.store.save("n1", job.id, result, arrays, fingerprint=self.guard.planned[f"n1/{job.id}"])
-    return net
+    self.store.save("n1", job.id, result, arrays, fingerprint=fingerprint)
 
   def cell(self, cell: Cell, n1: protocol.TrainedNet) -> dict:
     job = cell.n1_job
-    n1_preds_d2, n1_preds_d3, n1_test_preds = n1.preds_d2, n1.preds_d3, n1.test_preds
-    if cell.n1_epoch is not None:
-      if cell.n1_epoch not in n1.snapshots:
-        raise LearnjaxError(
-            f"the stored N1 {job.id} kept no snapshot after epoch {cell.n1_epoch} (it has "
-            f"{sorted(n1.snapshots) or 'none'}); delete {self.store.workdir}/n1/{job.id} to "
-            "retrain it with the new n1.snapshot_epochs")
-      n1_preds_d2, n1_preds_d3 = n1.snapshots[cell.n1_epoch]
-      n1_test_preds = n1_preds_d3
+    if cell.n1_epoch is not None and cell.n1_epoch not in n1.snapshots:
+      raise LearnjaxError(
+          f"the stored N1 {job.id} kept no snapshot after epoch {cell.n1_epoch} (it has "
+          f"{sorted(n1.snapshots) or 'none'}); delete {self.store.workdir}/n1/{job.id} to "
+          "retrain it with the new n1.snapshot_epochs")
     when = "" if cell.n1_epoch is None else f" after epoch {cell.n1_epoch}"
     first = "" if cell.n2_size is None else f" (its first {cell.n2_size} examples)"
     self.out(f"N2 {cell.id}: training {cell.n2.name} on N1's labels of D2{first}{when}")
     fingerprint = self._bind("cells", cell.id)
-    n2 = protocol.train_n2(self.splits, self.trainer(cell.n2, cell.n2_batch_size), n1_preds_d2,
-                           self.config.seed, self.seed_indices,
-                           seed_layout=self.config.train.seed_layout,
-                           on_epoch=self._printer(f"N2 {cell.n2.name} <- {job.n1.name} {job.variant_id}",
-                                                  cell.n2_size or len(self.splits.d2),
-                                                  cell.n2_batch_size),
-                           checkpoints=self._checkpoints("cells", cell.id),
-                           devices=self.config.train.get("devices", 0),
-                           concurrent_seeds=self.config.train.get("concurrent_seeds", 0),
-                           variant=job.variant, n2_size=cell.n2_size)
-    y3 = self.splits.d3.y
+    n2, arrays = measurement.measure(
+        self.splits, self.trainer(cell.n2, cell.n2_batch_size),
+        measurement.n1_labels(n1, cell.n1_epoch), self.config.seed, self.seed_indices,
+        variant=job.variant, n2_size=cell.n2_size, seed_layout=self.config.train.seed_layout,
+        on_epoch=self._printer(f"N2 {cell.n2.name} <- {job.n1.name} {job.variant_id}",
+                               cell.n2_size or len(self.splits.d2), cell.n2_batch_size),
+        checkpoints=self._checkpoints("cells", cell.id),
+        devices=self.config.train.get("devices", 0),
+        concurrent_seeds=self.config.train.get("concurrent_seeds", 0))
     n1_result, _ = self._load("n1", job.id, with_arrays=False)
-    arrays = {"n1_preds_d3": n1_preds_d3, "n1_preds_d2": n1_preds_d2, **records.net_arrays("n2", n2),
-              "y_d3": y3}
-    if cell.n1_epoch is None and n1.log_probs_d3 is not None:   # the final N1's probabilities
-      arrays["n1_log_probs_d3"] = np.asarray(n1.log_probs_d3, np.float16)
-    if cell.n2_size is not None:   # a curve's N2: its fit and its code of the rest of D2
-      arrays["n2_preds_d2_train"] = n2.preds_d2_train
-      arrays["n2_label_log_probs_d2_after"] = n2.label_log_probs_d2_after
     result = {
-        "cell": cell.id, "dataset": self.pool.name, **job.variant_record,
-        "n1_model": job.n1.name, "n1_batch_size": job.batch_size,
-        "n2_model": cell.n2.name, "n2_batch_size": cell.n2_batch_size, "n1_epoch": cell.n1_epoch,
-        **({"n2_size": cell.n2_size} if cell.n2_size is not None else {}),
-        "seeds": int(self.config.seeds), "d1": len(self.splits.d1), "d2": len(self.splits.d2),
+        **self._cell_record(cell), "d1": len(self.splits.d1), "d2": len(self.splits.d2),
         "d3": len(self.splits.d3), "num_classes": self.splits.num_classes,
         **({"n1_params": n1_result["params"], "n1_param_tensors": n1_result["param_tensors"]}
            if "params" in n1_result else {}),
-        **({"n1_source": n1_result["source"]} if "source" in n1_result else {}),
-        **({"n1_per_seed": True} if n1_result.get("predictions_per_seed") else {}),
+        **measurement.metric_record(n1_result.get("source"),
+                                    bool(n1_result.get("predictions_per_seed"))),
         "n1": records.net_summary(n1), "n2": records.net_summary(n2),
         "status": "diverged" if (n1.diverged.any() or n2.diverged.any()) else "ok",
     }
-    if n1_test_preds is not n1_preds_d3:   # N1 on the real D3, its D3 being the variant's
-      arrays["n1_preds_test"] = n1_test_preds
     result.update(metrics.compute(arrays, result))
     self.store.save("cells", cell.id, result, arrays, fingerprint=fingerprint)
     return result
 
-  def _save_failed(self, cell: Cell, status: str, error: Exception) -> None:
+  def _cell_record(self, cell: Cell) -> dict:
+    """The fields naming a cell, of its stored record whether it was measured or failed."""
     job = cell.n1_job
-    result = {"cell": cell.id, "status": status, "error": str(error).splitlines()[0][:500],
-              "dataset": self.pool.name, **job.variant_record, "n1_model": job.n1.name,
-              "n1_batch_size": job.batch_size, "n2_model": cell.n2.name,
-              "n2_batch_size": cell.n2_batch_size, "n1_epoch": cell.n1_epoch,
-              **({"n2_size": cell.n2_size} if cell.n2_size is not None else {}),
-              "seeds": int(self.config.seeds)}
-    self.store.save("cells", cell.id, result, {},
-                    fingerprint=self.guard.planned[f"cells/{cell.id}"])
+    return {"cell": cell.id, "dataset": self.pool.name, **job.variant_record,
+            "n1_model": job.n1.name, "n1_batch_size": job.batch_size, "n2_model": cell.n2.name,
+            "n2_batch_size": cell.n2_batch_size, "n1_epoch": cell.n1_epoch,
+            **({"n2_size": cell.n2_size} if cell.n2_size is not None else {}),
+            "seeds": int(self.config.seeds)}
+
+  def _record_failure(self, kind: str, unit_id: str, failure: str, error: BaseException,
+                      cell: Cell | None = None, job: N1Job | None = None) -> None:
+    """Records a machine failure of an unfinished unit as an attempt (never as a result)."""
+    if cell is not None:
+      record = self._cell_record(cell)
+    else:
+      record = {"n1": unit_id, "dataset": self.pool.name, **job.variant_record,
+                "n1_model": job.n1.name, "n1_batch_size": job.batch_size,
+                "seeds": int(self.config.seeds)}
+    record.update({"failure": failure, "status": failure, "error": failures.message(failure, error),
+                   "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    self.store.record_attempt(kind, unit_id, record)
+
+  def _machine_failure(self, e: BaseException, label: str, units: list[tuple[str, str, Cell]],
+                       job: N1Job) -> str:
+    """Records ``units`` as attempts where the machine stopped them; re-raises anything else,
+    and, after recording, a failure that ends the launch (a failed write, a lost device)."""
+    failure = failures.classify(e)
+    if failure is None:
+      raise e
+    for kind, unit_id, cell in units:
+      self._record_failure(kind, unit_id, failure, e, cell=cell, job=job)
+    cells = sum(kind == "cells" for kind, _, _ in units)
+    text = failures.message(failure, e)
+    self.failed.append((label, failure, text, cells))
+    retry = "the next launch retries " + ("them" if cells != 1 else "it")
+    self.out(f"{label}: {text}; {cells} cell{'s' if cells != 1 else ''} recorded as an attempt, "
+             f"not a result: {retry}")
+    if failure != failures.OUT_OF_MEMORY:   # the disk or device would fail the next unit too
+      raise failures.MachineFailure(failure, f"{label}: {text}") from e
+    return failure
 
   def _run_row(self, job: N1Job, todo: list[Cell], done: int, total: int, start: float) -> int:
     """Trains (or loads) one N1 and its unfinished cells; returns how many cells it finished."""
@@ -264,22 +269,15 @@ class Experiment:
     finished = 0
     try:
       n1 = self.n1(job)
-    except Exception as e:  # noqa: BLE001  out of memory: recorded, the sweep goes on
-      if not is_out_of_memory(e):
-        raise
-      self.out(f"N1 {job.id}: out of memory; its cells are recorded as such")
-      for cell in todo:
-        self._save_failed(cell, "out_of_memory", e)
-      return len(todo)
+    except Exception as e:  # noqa: BLE001  the machine's failures recorded, the sweep goes on
+      self._machine_failure(e, f"N1 {job.id}", [("n1", job.id, None)]
+                            + [("cells", c.id, c) for c in todo], job)
+      return 0
     for cell in todo:
       try:
         result = self.cell(cell, n1)
       except Exception as e:  # noqa: BLE001
-        if not is_out_of_memory(e):
-          raise
-        self.out(f"N2 {cell.id}: out of memory; recorded")
-        self._save_failed(cell, "out_of_memory", e)
-        finished += 1
+        self._machine_failure(e, f"N2 {cell.id}", [("cells", cell.id, cell)], job)
         continue
       finished += 1
       shown = ", ".join(f"{metrics.REGISTRY[k].title} {metrics.fmt_metric(k, result.get(k))}"
@@ -288,13 +286,74 @@ class Experiment:
                f"({time.time() - start:.0f}s so far)")
     return finished
 
-  def run(self, task_index: int = 0, num_tasks: int = 1, lock_rows: bool = True) -> list[dict]:
+  def _not_retried(self, job: N1Job, cells: list[Cell]) -> list[Cell]:
+    """The cells that ran out of memory before, left as they are (``retry_out_of_memory=False``)."""
+    n1_failed = (self.store.attempt("n1", job.id) or {}).get("failure") == failures.OUT_OF_MEMORY
+    return [c for c in cells if not self.store.has("cells", c.id) and (
+        n1_failed and not self.store.has("n1", job.id)
+        or (self.store.attempt("cells", c.id) or {}).get("failure") == failures.OUT_OF_MEMORY)]
+
+  def _announce_retries(self, mine, retry_out_of_memory: bool) -> None:
+    released = self.store.release_out_of_memory_cells()
+    if released:
+      self.out(f"{len(released)} cell{'s' if len(released) != 1 else ''} stored as 'out of "
+               "memory' by an earlier learnjax: a machine failure, not a result; moved to "
+               f"{self.store.workdir}/attempts/ and "
+               + ("trained again" if retry_out_of_memory else "left untrained "
+                  "(--noretry_out_of_memory)"))
+    counts = {}
+    for job, cells in mine:
+      for c in cells:
+        attempt = None if self.store.has("cells", c.id) else self.store.attempt("cells", c.id)
+        if attempt and c.id not in released:
+          counts[attempt.get("failure", "?")] = counts.get(attempt.get("failure", "?"), 0) + 1
+    if counts:
+      what = ", ".join(f"{n} {failures.DESCRIPTIONS.get(k, k)}" for k, n in sorted(counts.items()))
+      oom = counts.get(failures.OUT_OF_MEMORY, 0)
+      note = ("retried" if retry_out_of_memory or not oom else
+              "retried but those out of memory (--noretry_out_of_memory)")
+      self.out(f"cells the machine stopped in an earlier launch ({what}): {note}")
+
+  def _wait_and_run(self, job: N1Job, cells: list[Cell], done: int, total: int,
+                    start: float) -> int:
+    """Waits for the process training N1 row ``job`` to release it, then trains the cells of it
+    that are still unfinished (this launch's own N2s, say); returns how many it finished."""
+    waited_from, shown = time.time(), -float("inf")
+    every = max(float(self.config.get("progress_seconds", 5.0)), self.WAIT_LINE_SECONDS)
+    while True:
+      with self.store.claim(job.id) as mine_now:
+        if mine_now:
+          todo = [c for c in cells if not self.store.has("cells", c.id)]
+          return self._run_row(job, todo, done, total, start) if todo else 0
+      if checkpoint.stop_requested():
+        raise checkpoint.Preempted(f"while waiting for N1 row {job.id}")
+      now = time.time()
+      if now - shown >= every:
+        left = sum(not self.store.has("cells", c.id) for c in cells)
+        self.out(f"N1 {job.id}: another process is training this row; waiting for it "
+                 f"({now - waited_from:.0f}s so far, {left} of its {len(cells)} cells here "
+                 "unfinished)")
+        shown = now
+      time.sleep(self.WAIT_POLL_SECONDS)
+
+  WAIT_POLL_SECONDS = 2.0     # how often a waiting launch tries the row's lock
+  WAIT_LINE_SECONDS = 60.0    # at most one waiting line per this many seconds
+
+  def run(self, task_index: int = 0, num_tasks: int = 1, lock_rows: bool = True,
+          wait_for_rows: bool = True, retry_out_of_memory: bool = True) -> list[dict]:
     """Trains this task's rows; each row under its lock (``lock_rows``), so that processes sharing
     the workdir split them. Without locks (a file system without them), each row must have one
-    owner by construction: distinct task indices (``--distributed``'s process indices)."""
+    owner by construction: distinct task indices (``--distributed``'s process indices).
+
+    A row another process holds is waited for, once every free row is done, and its cells still
+    unfinished are then trained here (``wait_for_rows``); without waiting they are left, listed
+    in ``self.rows_elsewhere``. Units the machine stopped (out of memory, a failed write, a lost
+    device) are recorded as attempts and listed in ``self.failed``; a cell that ran out of memory
+    in an earlier launch is retried unless ``retry_out_of_memory`` is False."""
     if not (isinstance(num_tasks, int) and num_tasks >= 1 and 0 <= task_index < num_tasks):
       raise LearnjaxError(f"task_index must be in 0..num_tasks-1, got {task_index} of {num_tasks}")
     mine = self.rows[task_index::num_tasks]
+    self._announce_retries(mine, retry_out_of_memory)
     total = sum(len(cells) for _, cells in mine)
     done = sum(self.store.has("cells", c.id) for _, cells in mine for c in cells)
     if is_n1_only(self.config):
@@ -310,33 +369,47 @@ class Experiment:
              f"|D3|={len(self.splits.d3)}, {self.config.seeds} seeds")
     start = time.time()
     held_elsewhere = []
+    self.failed, self.rows_elsewhere, self.not_retried = [], [], []
     for job, cells in mine:
+      if not retry_out_of_memory:
+        skipped = self._not_retried(job, cells)
+        self.not_retried += [c.id for c in skipped]
+        if skipped and len(skipped) == len(cells) and not self.store.has("n1", job.id):
+          continue
+        cells = [c for c in cells if c not in skipped]
       todo = [c for c in cells if not self.store.has("cells", c.id)]
       if not todo and (cells or self.store.has("n1", job.id)):
         continue
       with self.store.claim(job.id) if lock_rows else contextlib.nullcontext(True) as mine_now:
         if not mine_now:
-          held_elsewhere.append(job.id)
+          held_elsewhere.append((job, cells))
           continue
         done += self._run_row(job, todo, done, total, start)
       self.store.write_summary(self.cell_ids)
-    if held_elsewhere:
-      self.out(f"{len(held_elsewhere)} N1 rows skipped: another process is working on them "
-               f"({', '.join(held_elsewhere)})")
+    for job, cells in held_elsewhere:
+      if wait_for_rows:
+        done += self._wait_and_run(job, cells, done, total, start)
+        self.store.write_summary(self.cell_ids)
+      elif any(not self.store.has("cells", c.id) for c in cells) or not cells and \
+          not self.store.has("n1", job.id):
+        self.rows_elsewhere.append(job.id)
+    if self.rows_elsewhere:
+      self.out(f"{len(self.rows_elsewhere)} N1 rows left to the other process training them "
+               f"({', '.join(self.rows_elsewhere)}); their cells are not trained by this launch")
     self.store.write_summary(self.cell_ids)
-    by_id = {r["cell"]: r for r in self.store.results("cells")}
+    by_id = {r["cell"]: r for r in self.store.summary_cells(self.cell_ids)}
     return [by_id[c.id] for _, cells in mine for c in cells if c.id in by_id]
 
 
 def is_n1_only(config) -> bool:
   """Whether the experiment trains N1 only (``n2.model = none``): it has no cells."""
-  return str(config.n2.model).strip() == "none"
+  return validation.grid_list(config.n2.model, "n2.model") == ["none"]
 
 
-def is_out_of_memory(error: Exception) -> bool:
-  """Whether an exception is an accelerator running out of memory."""
-  text = f"{type(error).__name__} {error}"
-  return "RESOURCE_EXHAUSTED" in text or "Out of memory" in text or "OutOfMemory" in text
+def is_out_of_memory(error: BaseException) -> bool:
+  """Whether an exception is the accelerator or the host running out of memory (by its cause:
+  a failed write is never one, whatever its library calls it; see learnjax.failures)."""
+  return failures.is_out_of_memory(error)
 
 
 def check_workdir_config(store: Store, config) -> None:
@@ -344,60 +417,22 @@ def check_workdir_config(store: Store, config) -> None:
   guard.Workdir(store.workdir, config).check_records()
 
 
-def check_given_predictions(experiment: Experiment) -> None:
-  """Refuses a workdir whose N1 given as predictions was stored from a file that has changed, or
-  under the id it had before given N1s dropped the batch size (it would be measured again beside
-  the old cells, and both reported)."""
-  for job, _ in experiment.rows:
-    if job.legacy_id and experiment.store.has("n1", job.legacy_id):
-      raise LearnjaxError(
-          f"{experiment.store.workdir} stores the given N1 {job.n1.name} as n1/{job.legacy_id}, "
-          f"the name this version gives n1/{job.id} (a given N1 has no batch size); its stored "
-          f"numbers stay readable by python -m learnjax.report; to measure it with this version, "
-          f"use a new --workdir")
-  for job, _ in experiment.rows:
-    if not job.n1.predictions or not experiment.store.has("n1", job.id):
-      continue
-    stored, _ = experiment.store.load("n1", job.id, with_arrays=False)
-    old, new = stored.get("predictions_sha256"), experiment.given[job.n1].sha256
-    if old != new:
-      raise LearnjaxError(
-          f"{job.n1.predictions} is not the file whose predictions {experiment.store.workdir} "
-          f"measured for N1 {job.id} (sha256 {str(old)[:12]}..., now {new[:12]}...); use a new "
-          f"--workdir, or --config.n1.name=NEW_NAME to measure the new file beside the old one")
-
-
-def check_variant_constructions(experiment: Experiment) -> None:
-  """Refuses a workdir whose stored units of a variant were computed by another construction of
-  it (random_images before its D2 and D3 were noise, say)."""
-  from learnjax.data import variants
-  for job, cells in experiment.rows:
-    expected = variants.get(job.variant).construction
-    units = [("n1", job.id)] + [("cells", c.id) for c in cells]
-    for kind, unit in units:
-      if not experiment.store.has(kind, unit):
-        continue
-      stored, _ = experiment.store.load(kind, unit, with_arrays=False)
-      found = stored.get("variant_construction", variants.LEGACY_CONSTRUCTION)
-      if found != expected:
-        raise LearnjaxError(
-            f"{experiment.store.workdir} holds {kind} {unit} computed by construction {found!r} "
-            f"of {job.variant}, which is now {expected!r} (docs/protocol.md section 2); use a "
-            f"new --workdir, or delete {experiment.store.workdir}/{kind}/{unit} to recompute it")
-
-
-def train_and_evaluate(config, workdir: str, task_index: int = 0, num_tasks: int = 1,
-                       out=print, distributed: bool = False, pool=None) -> list[dict]:
-  """Runs (or resumes) the experiment of ``config`` in ``workdir``; returns this task's cells.
+def launch(config, workdir: str, task_index: int = 0, num_tasks: int = 1, out=print,
+           distributed: bool = False, pool=None, wait_for_rows: bool = True,
+           retry_out_of_memory: bool = True) -> Outcome:
+  """Runs (or resumes) the experiment of ``config`` in ``workdir``; what it did.
 
   The workdir's record of the settings and data is created (or matched) before anything trains.
   ``distributed``: the processes of one ``jax.distributed`` job, task = process index; process 0
   creates the record while the others wait, and the rows go unlocked (each has one owner), so a
   shared file system without locks (gcsfuse) serves. ``pool``: the data of ``config.data``, if
-  the caller has loaded it already.
+  the caller has loaded it already. ``wait_for_rows`` and ``retry_out_of_memory``: see
+  :meth:`Experiment.run`. A failed write or a lost device raises
+  :class:`learnjax.failures.MachineFailure`; memory running out does not stop the launch.
   """
   experiment = Experiment(config, workdir, out=out, pool=pool)
-  check_variant_constructions(experiment)   # units stored before constructions were fingerprinted
+  # Units stored before variant constructions were fingerprinted.
+  guard.check_variant_constructions(experiment.rows, experiment.store)
   if distributed:
     import jax
     from jax.experimental import multihost_utils
@@ -408,6 +443,19 @@ def train_and_evaluate(config, workdir: str, task_index: int = 0, num_tasks: int
       experiment.guard.open()
   else:
     experiment.guard.open()
-  store_lib.atomic_write_json(os.path.join(workdir, "plan.json"), {
+  plugins.record(workdir, experiment.plugins)   # the report imports them again
+  storage.atomic_write_json(os.path.join(workdir, "plan.json"), {
       "n1": [job.id for job, _ in experiment.rows], "cells": experiment.cell_ids})
-  return experiment.run(task_index, num_tasks, lock_rows=not distributed)
+  cells = experiment.run(task_index, num_tasks, lock_rows=not distributed,
+                         wait_for_rows=wait_for_rows, retry_out_of_memory=retry_out_of_memory)
+  mine = experiment.rows[task_index::num_tasks]
+  return Outcome(cells, experiment.failed, experiment.rows_elsewhere, experiment.not_retried,
+                 [c.id for _, row in mine for c in row])
+
+
+def train_and_evaluate(config, workdir: str, task_index: int = 0, num_tasks: int = 1,
+                       out=print, distributed: bool = False, pool=None, **kwargs) -> list[dict]:
+  """Runs (or resumes) the experiment of ``config`` in ``workdir``; returns this task's finished
+  cells (see :func:`launch`, which also says what was left unfinished and why)."""
+  return launch(config, workdir, task_index, num_tasks, out=out, distributed=distributed,
+                pool=pool, **kwargs).cells

@@ -17,7 +17,7 @@ import tempfile
 
 import ml_collections
 
-from learnjax import guard, sizes as sizes_lib
+from learnjax import fields, guard, plugins, sizes as sizes_lib
 from learnjax.config import base_config, flatten  # noqa: F401  (flatten: validation.flatten)
 from learnjax.predictions import MODEL as PREDICTIONS_MODEL
 from learnjax.data import variants
@@ -28,63 +28,13 @@ from learnjax.errors import LearnjaxError
 # NVIDIA GPUs since Ampere, bfloat16 passes on TPUs, exact float32 on CPUs.
 PRECISIONS = {"default": (None, None), "float32": ("highest", None),
               "tf32": ("tensorfloat32", None), "bfloat16": (None, "bfloat16")}
-PRECISION_NAMES = tuple(PRECISIONS)
+PRECISION_NAMES = fields.PRECISION_NAMES
+assert tuple(PRECISIONS) == PRECISION_NAMES
 SEED_MAX = 2**32 - 1                 # random keys are made from 32-bit seeds
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")   # one path component, no hidden file
-CHOICES = {"train.error_measure": ("running", "full"), "train.loop": ("auto", "scan", "step"),
-           "train.seed_layout": ("auto", "vmap", "vmap_grouped", "sequential"),
-           "train.precision": PRECISION_NAMES}
-
-
-def grid_list(value, field: str, kind=str, allow_empty: bool = False) -> list:
-  """A grid axis: one value or a comma-separated list, with no empty or repeated element."""
-  if isinstance(value, str):
-    items = [v.strip() for v in value.split(",")]
-    if items == [""]:
-      items = []
-    if "" in items:
-      raise LearnjaxError(f"config.{field}={value!r} has an empty element; separate values by "
-                          "single commas")
-  elif isinstance(value, (list, tuple)):
-    items = list(value)
-  else:
-    items = [value]
-  if not items and not allow_empty:
-    raise LearnjaxError(f"config.{field} is empty")
-  if kind is int:
-    if any(isinstance(v, bool) or isinstance(v, float) and not v.is_integer() for v in items):
-      raise LearnjaxError(f"config.{field} must be integers, got {value!r}")
-    try:
-      items = [int(v) for v in items]
-    except (TypeError, ValueError):
-      raise LearnjaxError(f"config.{field} must be integers (one, or several separated by "
-                          f"commas), got {value!r}") from None
-  seen = set()
-  for v in items:
-    if v in seen:
-      raise LearnjaxError(f"config.{field} lists {v!r} twice ({value!r}); each value once")
-    seen.add(v)
-  return items
-
-
-def _number(flat, field, low=None, high=None, low_open=False, high_open=False, what="a number"):
-  value = flat[field]
-  if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-    raise LearnjaxError(f"config.{field} must be a finite number, got {value!r}")
-  too_low = low is not None and (value <= low if low_open else value < low)
-  too_high = high is not None and (value >= high if high_open else value > high)
-  if too_low or too_high:
-    raise LearnjaxError(f"config.{field} must be {what}, got {value!r}")
-  return value
-
-
-def _integer(flat, field, low, what, none_ok=False):
-  value = flat[field]
-  if value is None and none_ok:
-    return None
-  if isinstance(value, bool) or not isinstance(value, int) or value < low:
-    raise LearnjaxError(f"config.{field} must be {what}, got {value!r}")
-  return value
+CHOICES = {name: fields.choices(name) for name, f in fields.FIELDS.items()
+           if getattr(f.check, "values", None)}
+grid_list = fields.grid_list
 
 
 def check_structure(config) -> None:
@@ -100,50 +50,31 @@ def check_structure(config) -> None:
 
 
 def check_config(config) -> None:
-  """Refuses any setting that would fail later or train something other than what was asked."""
+  """Refuses any setting that would fail later or train something other than what was asked, and
+  turns every grid axis into its list (:func:`learnjax.fields.resolve`)."""
   check_structure(config)
   flat = flatten(config)
+  plugins.specs(flat["plugins"])
   if not isinstance(flat["data.name"], str) or not flat["data.name"].strip():
     raise LearnjaxError("data.name is empty; choose digits, npz (with --config.data.npz_path) or "
                         "a tensorflow-datasets name (mnist, cifar10, fashion_mnist...)")
-  for field in CHOICES:
-    check_choice(field, flat[field])
-  _integer(flat, "seeds", 1, "a positive integer")
-  if _integer(flat, "seed", 0, "an integer >= 0") > SEED_MAX:
+  for name, field in fields.FIELDS.items():   # each field's own range (learnjax.fields)
+    if field.check is not None:
+      field.check(name, flat[name])
+  if flat["seed"] > SEED_MAX:
     raise LearnjaxError(f"config.seed must be at most {SEED_MAX} (2^32 - 1: random keys hold 32 "
                         f"bits, a larger seed would be truncated), got {flat['seed']}")
-  for size in ("data.n1_size", "data.test_size"):
-    _integer(flat, size, 1, "a positive integer (or unset for the default)", none_ok=True)
-  sizes_lib.n2_sizes(flat["data.n2_size"])   # one size, a comma list or geometric:A:B:K
+  fields.resolve(config)   # one size, a comma list or geometric:A:B:K; grid axes as lists
   for block in ("n1", "n2"):
-    grid_list(flat[f"{block}.model"], f"{block}.model")
-    for hparam in ("width", "depth"):
-      _integer(flat, f"{block}.{hparam}", 1, "a positive integer", none_ok=True)
-    sizes = grid_list(flat[f"{block}.batch_size"], f"{block}.batch_size", int)
-    if any(b < 1 for b in sizes):
+    if any(b < 1 for b in config[block].batch_size):
       raise LearnjaxError(f"config.{block}.batch_size must be positive integers, "
                           f"got {flat[f'{block}.batch_size']!r}")
   check_variants(config)
-  check_unused_settings(flat)
-  _number(flat, "train.learning_rate", 0, low_open=True, what="a positive finite number")
-  _number(flat, "train.momentum", 0, 1, high_open=True, what="in [0, 1)")
-  _number(flat, "train.plateau_factor", 0, 1, True, True, what="in (0, 1)")
-  _integer(flat, "train.plateau_patience", 1, "an integer >= 1 (epochs)")
-  # stop_error 0: no seed stops early, every training runs max_epochs.
-  _number(flat, "train.stop_error", 0, 1, high_open=True, what="in [0, 1) (0: train max_epochs)")
-  max_epochs = _integer(flat, "train.max_epochs", 1, "a positive integer")
-  _integer(flat, "train.eval_batch_size", 1, "a positive integer")
-  _integer(flat, "train.devices", 0, "0 (all that divide the seeds) or a positive integer")
-  _integer(flat, "train.concurrent_seeds", 0, "0 (auto) or a positive integer")
-  if not isinstance(flat["train.shared_order"], bool):
-    raise LearnjaxError(f"config.train.shared_order must be True or False, "
-                        f"got {flat['train.shared_order']!r}")
-  _integer(flat, "checkpoint_every_epochs", 0, "0 (no periodic checkpoints) or a positive integer")
-  _number(flat, "progress_seconds", 0, what="a number >= 0")
+  check_unused_settings(flatten(config))
   epochs = snapshot_epochs(config)
-  if epochs and epochs[-1] > max_epochs:
+  if epochs and epochs[-1] > flat["train.max_epochs"]:
     raise LearnjaxError(f"config.n1.snapshot_epochs asks for epoch {epochs[-1]}, beyond "
-                        f"train.max_epochs={max_epochs}; N1 never reaches it")
+                        f"train.max_epochs={flat['train.max_epochs']}; N1 never reaches it")
 
 
 def check_unused_settings(flat: dict) -> None:
@@ -152,6 +83,10 @@ def check_unused_settings(flat: dict) -> None:
     raise LearnjaxError(f"config.data.npz_path={flat['data.npz_path']!r} is read only with "
                         f"data.name=npz, but data.name is {flat['data.name']!r}; add "
                         "--config.data.name=npz, or leave data.npz_path empty")
+  if flat["train.nesterov"] and not flat["train.momentum"]:
+    raise LearnjaxError("config.train.nesterov=True is read only with a momentum above 0, but "
+                        "train.momentum is 0; set --config.train.momentum (e.g. 0.9), or leave "
+                        "train.nesterov False")
   given = PREDICTIONS_MODEL in grid_list(flat["n1.model"], "n1.model")
   for field in ("n1.predictions", "n1.name"):
     if flat[field] and not given:
@@ -189,9 +124,7 @@ def check_model_hparams(field: str, names: list[str], given: dict, takes) -> Non
 
 def check_choice(field: str, value) -> str:
   """Refuses a value of ``field`` (``'train.loop'``...) outside its choices (:data:`CHOICES`)."""
-  if value not in CHOICES[field]:
-    raise LearnjaxError(f"config.{field} must be one of {', '.join(CHOICES[field])}, "
-                        f"got {value!r}")
+  fields.FIELDS[field].check(field, value)
   return value
 
 

@@ -70,7 +70,26 @@ LEARNABILITY = [
      "train.learning_rate must be a finite number"),
     ("comma list of batch sizes", dict(config={"n1.batch_size": "32,64"}),
      "is a list; learnability\\(\\) measures one N1 and one N2"),
-    ("comma list of models", dict(config={"n2.model": "mlp_1,mlp_2"}), "is a list"),
+    ("comma list of models", dict(n2=None, config={"n2.model": "mlp_1,mlp_2"}), "is a list"),
+    # config= and the arguments give one setting two ways: they must agree.
+    ("config seeds against seeds", dict(seeds=5, config={"seeds": 3}),
+     "config\\['seeds'\\]=3 and seeds=5 disagree"),
+    ("config n1.model against n1", dict(config={"n1.model": "mlp_2"}),
+     "config\\['n1.model'\\]='mlp_2' and n1='mlp_1' disagree"),
+    ("config n1.model beside a predict function", dict(n1=constant(10),
+                                                       config={"n1.model": "mlp_2"}),
+     "config\\['n1.model'\\]='mlp_2' names a model, but n1 is a function"),
+    ("config n2.model against n2", dict(config={"n2.model": "mlp_2"}), "and n2='mlp_1' disagree"),
+    ("config seed against seed", dict(seed=1, config={"seed": 2}), "and seed=1 disagree"),
+    ("config n1_size against n1_size", dict(config={"data.n1_size": 100}),
+     "config\\['data.n1_size'\\]=100 and n1_size=300 disagree"),
+    ("config data.name against data", dict(config={"data.name": "mnist"}),
+     "and data='digits' disagree"),
+    ("config n2_size against n2_size", dict(n2_size=[100, 200], config={"data.n2_size": "100,300"}),
+     "and n2_size=\\[100, 200\\] disagree"),
+    ("n2_size a float array", dict(n2_size=np.array([100.5, 200.0])),
+     "n2_size must be a positive integer"),
+    ("progress a string", dict(progress="yes"), "progress must be a function"),
     ("width a model ignores", dict(n2="mlp_1", config={"n2.width": 8}),
      "model 'mlp_1' fixes width=64"),
     ("width on vgg11", dict(n2="vgg11", config={"n2.width": 8}), "n2.width=8 is not used"),
@@ -165,6 +184,51 @@ def test_learnability_takes_a_pathlib_path(tmp_path, digits_pool, no_training, m
            x_test=digits_pool.x_test, y_test=digits_pool.y_test)
   with pytest.raises(AssertionError, match="trained before"):
     learnjax.learnability("mlp_1", data=path, n2="mlp_1", seeds=1, **SIZES)
+
+
+class _Measured(Exception):
+  """Raised in place of N1's training, with what it would have trained."""
+
+
+@pytest.fixture
+def measured(monkeypatch):
+  from learnjax import protocol
+
+  def train_n1(splits, trainer, variant, seed, seed_indices, **kwargs):
+    raise _Measured(dict(model=trainer.model, seeds=list(seed_indices), seed=seed,
+                         d1=len(splits.d1), d2=len(splits.d2), on_epoch=kwargs.get("on_epoch")))
+  monkeypatch.setattr(protocol, "train_n1", train_n1)
+
+
+def _arguments_of(**kwargs):
+  with pytest.raises(_Measured) as caught:
+    learnjax.learnability(**{"data": "digits", **kwargs})
+  return caught.value.args[0]
+
+
+@pytest.mark.parametrize("kwargs, expect", [
+    (dict(n1="mlp_1", config={"seeds": 3}), dict(seeds=[0, 1, 2])),
+    (dict(n1="mlp_1", seeds=3, config={"seeds": 3}), dict(seeds=[0, 1, 2])),
+    (dict(n1="mlp_1", seeds=[0, 1, 2], config={"seeds": 3}), dict(seeds=[0, 1, 2])),
+    (dict(n1="mlp_1"), dict(seeds=[0, 1, 2, 3, 4], seed=0)),
+    (dict(config={"n1.model": "mlp_2", "seed": 7, "data.n1_size": 200}),
+     dict(depth=2, seed=7, d1=200)),
+    (dict(n1="mlp_2", config={"n1.model": "mlp_2"}), dict(depth=2)),
+    (dict(n1="mlp_1", n1_size=250, config={"data.n1_size": 250}), dict(d1=250)),
+])
+def test_config_and_arguments_give_a_setting_either_way(measured, kwargs, expect):
+  got = _arguments_of(progress=None, **kwargs)
+  if "depth" in expect:
+    assert got["model"].depth == expect.pop("depth")
+  assert {k: got[k] for k in expect} == expect
+
+
+def test_any_sequence_of_integers_is_a_size_list_and_progress_takes_booleans(measured):
+  for sizes in (np.array([100, 200, 400]), range(100, 401, 150), (np.int64(100), 400)):
+    got = _arguments_of(n1="mlp_1", n2_size=sizes, progress=False)
+    assert got["d2"] == 400 and got["on_epoch"] is None
+  assert _arguments_of(n1="mlp_1", config={"data.n2_size": np.array([100, 300])},
+                       n2_size=[100, 300], progress=True)["on_epoch"] is not None
 
 
 def test_a_config_dict_is_not_taken_for_a_configdict():

@@ -140,3 +140,80 @@ def test_workdir_with_results_of_another_protocol_is_refused(tmp_path):
   proc = start(workdir, "--config.train.max_epochs=3")
   out, err = proc.communicate(timeout=300)
   assert proc.returncode == 2 and "different config" in err and "max_epochs" in err
+
+
+def test_a_changed_seed_layout_resumes_the_interrupted_training_under_its_own(tmp_path,
+                                                                             monkeypatch, capsys):
+  """train.seed_layout (or train.devices) changed on an interrupted training: the checkpoint is
+  resumed as it was grouped, never restarted from epoch 1 nor deleted; the N1 ends as an
+  uninterrupted run with the first layout ends."""
+  from learnjax import checkpoint, config as config_lib, sweep
+
+  def config(layout):
+    c = config_lib.base_config()
+    for key, value in {"data.name": "digits", "data.variant": "true", "seeds": 2,
+                       "train.max_epochs": 6, "train.stop_error": 0.0, "data.n1_size": 100,
+                       "data.n2_size": 100, "data.test_size": 50, "n1.model": "mlp_1",
+                       "n2.model": "mlp_1", "checkpoint_every_epochs": 1, "progress_seconds": 0.0,
+                       "train.seed_layout": layout}.items():
+      config_lib.set_field(c, key, value)
+    return c
+
+  def n1_preds(workdir):
+    with np.load(os.path.join(workdir, "n1", "true__mlp_1__b64", "arrays.npz")) as data:
+      return data["n1_preds_d3"], data["n1_preds_d2"]
+
+  reference = str(tmp_path / "reference")
+  sweep.train_and_evaluate(config("vmap"), reference, out=lambda line: None)
+  workdir = str(tmp_path / "w")
+
+  real_save = checkpoint.TrainingCheckpoint.save
+
+  def save_then_stop_after_epoch_3(self, state, history):   # a SIGTERM during epoch 3
+    real_save(self, state, history)
+    if int(np.asarray(state.epoch).max()) >= 3:
+      checkpoint.request_stop()
+
+  monkeypatch.setattr(checkpoint.TrainingCheckpoint, "save", save_then_stop_after_epoch_3)
+  try:
+    with pytest.raises(checkpoint.Preempted):
+      sweep.train_and_evaluate(config("vmap"), workdir, out=lambda line: None)
+  finally:
+    checkpoint.clear_stop_request()
+  monkeypatch.undo()
+  capsys.readouterr()
+  stored = os.path.join(workdir, "checkpoints", "n1", "true__mlp_1__b64")
+  assert os.listdir(stored) and "seeds0-1" in os.listdir(stored)
+  lines = []
+  sweep.train_and_evaluate(config("sequential"), workdir, out=lines.append)
+  assert any("N1 true__mlp_1__b64: resuming its interrupted training (seeds 0-1)" in line
+             for line in lines), lines
+  n1_epochs = [line for line in capsys.readouterr().out.splitlines()
+               if line.lstrip().startswith("N1 mlp_1") and "| epoch" in line]
+  # Resumed where it stopped (after epoch 3 or 4), both seeds together as they began.
+  assert n1_epochs and "seeds 0-1 of 2" in n1_epochs[0], n1_epochs[:2]
+  assert not any(f"epoch    {e}/6" in n1_epochs[0] for e in (1, 2, 3)), n1_epochs[:2]
+  for got, want in zip(n1_preds(workdir), n1_preds(reference)):
+    np.testing.assert_array_equal(got, want)
+
+
+def test_stored_seed_groups_are_kept_and_the_other_seeds_grouped_as_asked(tmp_path):
+  from learnjax import checkpoint
+  lines = []
+  checkpoints = checkpoint.CheckpointSet(str(tmp_path), 1, out=lines.append, label="N1 x")
+  five = [np.arange(5)]
+  assert checkpoints.resume_groups(five, 5) is five and not lines   # nothing stored
+  for name, step in (("seeds0-0", "7"), ("seeds1-1", "3"), ("seeds3-3", "2"), ("junk", "1")):
+    os.makedirs(tmp_path / name / step)
+  os.makedirs(tmp_path / "seeds2-2")   # begun, never saved: not a stored group
+  groups = checkpoints.resume_groups(five, 5)
+  assert [g.tolist() for g in groups] == [[0], [1], [2], [3], [4]]
+  assert "resuming its interrupted training (seeds 0-0, seeds 1-1, seeds 3-3)" in lines[0]
+  # Overlapping groups from two interrupted launches: the furthest trained wins.
+  os.makedirs(tmp_path / "seeds0-4" / "9")
+  assert [g.tolist() for g in checkpoints.resume_groups([np.arange(i, i + 1) for i in range(5)],
+                                                        5)] == [[0, 1, 2, 3, 4]]
+  # The grouping the settings ask for, where it is the stored one: unchanged, no line.
+  lines.clear()
+  planned = [np.arange(5)]
+  assert checkpoints.resume_groups(planned, 5) is planned and not lines

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -11,6 +12,10 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICK = ["--config=configs/quickstart.py", "--config.seeds=2", "--config.train.max_epochs=3",
          "--config.data.n1_size=200", "--config.data.n2_size=200", "--config.data.test_size=100"]
+
+
+def _env():
+  return {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
 
 def run(args, **kwargs):
@@ -147,7 +152,7 @@ def test_comma_lists_of_batch_sizes_are_split_off_without_state():
   from learnjax import cli_input
   argv = ["main", "--config.n1.batch_size=32,64", "--config.seeds=2", "--config.n2.batch_size=8,16"]
   assert cli_input.split_list_overrides(argv) == (
-      ["main", "--config.seeds=2"], [("n1", "32,64"), ("n2", "8,16")])
+      ["main", "--config.seeds=2"], [("n1.batch_size", "32,64"), ("n2.batch_size", "8,16")])
   assert cli_input.split_list_overrides(argv) == cli_input.split_list_overrides(argv)
 
 
@@ -174,3 +179,47 @@ def test_a_failing_output_never_stops_the_run():
   progress.tolerant(ascii_only)("learnability 40.0 ± 3.0")
   progress.tolerant(closed)("a line")
   assert seen == ["learnability 40.0 ? 3.0"]
+
+
+# Ctrl-C in every command: one line, exit code 130, nothing partial. The interruption is raised
+# inside a write (after the temporary file is opened and filled), the worst moment for leftovers.
+_INTERRUPT_IN_WRITE = """
+import os, runpy, sys
+calls = []
+real_fsync = os.fsync
+def fsync(fd):
+  calls.append(fd)
+  raise KeyboardInterrupt
+os.fsync = fsync
+{extra}
+sys.argv = [{module!r}] + sys.argv[1:]
+runpy.run_module({module!r}, run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("module, args, extra", [
+    ("learnjax.data.export", ["--config=configs/quickstart.py", "--out={tmp}/export.npz"], ""),
+    ("learnjax.report", ["--workdir={tmp}/w", "--out={tmp}/report"], ""),
+    ("learnjax.models", [], "import learnjax.models as m\n"
+     "def size(*a, **k): raise KeyboardInterrupt\nm.size = size"),
+    ("learnjax.main", ["--config=configs/quickstart.py", "--config.data.variant=true",
+                       "--config.seeds=1", "--config.train.max_epochs=2",
+                       "--config.data.n1_size=60", "--config.data.n2_size=60",
+                       "--config.data.test_size=40", "--workdir={tmp}/run"], ""),
+])
+def test_ctrl_c_in_every_command_is_one_line_and_exit_130(tmp_path, module, args, extra):
+  shutil.copytree(os.path.join(ROOT, "tests", "fixtures", "workdir_fingerprinted"), tmp_path / "w")
+  before = sorted(os.listdir(tmp_path))
+  code = _INTERRUPT_IN_WRITE.format(module=module, extra=extra)
+  proc = subprocess.run([sys.executable, "-c", code, *[a.format(tmp=tmp_path) for a in args]],
+                        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 130, proc.stderr
+  assert "Traceback" not in proc.stderr and "KeyboardInterrupt" not in proc.stderr, proc.stderr
+  errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+  assert len(errors) == 1 and "interrupted" in errors[0], proc.stderr
+  leftovers = [os.path.join(r, f) for r, _, files in os.walk(tmp_path) for f in files
+               if f.startswith(".tmp-") or f in ("export.npz", "report.md")]
+  assert not leftovers, leftovers
+  if module != "learnjax.main":
+    assert sorted(os.listdir(tmp_path)) == before or module == "learnjax.report"

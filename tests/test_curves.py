@@ -99,6 +99,19 @@ def test_a_constant_n1_is_learned_at_every_size_and_costs_only_its_first_block()
   assert np.all(curve.code_bits < first + 0.05 * (400 - SIZES[0]))   # < 0.05 bits per later label
   assert np.all(curve.n_at == SIZES[0]) and np.allclose(curve.auc, 1.0)
   assert np.all(curve.n_at_level(100.0) == SIZES[0]) and curve[SIZES[-1]].learnability.shape == (2,)
+  # In a notebook: a short repr, a markdown table and a DataFrame, one row per (seed, size).
+  text = repr(curve)
+  assert text.startswith("<Curve predictions (given) -> mlp_1") and len(text) < 200
+  assert "array(" not in text and "\n" not in text
+  markdown = curve._repr_markdown_()
+  rows = [line for line in markdown.splitlines() if line.startswith("| ") and line[2].isdigit()]
+  assert [int(r.split("|")[1]) for r in rows] == SIZES and "AUC over log n" in markdown
+  pd = pytest.importorskip("pandas")
+  frame = curve.to_pandas()
+  assert isinstance(frame, pd.DataFrame) and len(frame) == 2 * len(SIZES)
+  assert list(frame.index.names) == ["seed", "n"]
+  np.testing.assert_array_equal(frame["learnability"].to_numpy().reshape(2, -1), curve.learnability)
+  assert list(curve.summary_frame().columns[:2]) == ["auc", "n_at"]
 
 
 def test_labels_independent_of_the_image_are_learned_at_chance_and_not_compressed():

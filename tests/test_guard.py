@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 
-from learnjax import checkpoint, config as config_lib, guard, sweep, validation
+from learnjax import checkpoint, config as config_lib, fields, guard, storage, sweep, validation
 from learnjax.data import sources
 from learnjax.errors import LearnjaxError
 from learnjax.report.document import build_report
@@ -129,15 +129,15 @@ def test_the_replay_recipe_reads_a_config_json_written_before_a_field_existed(tm
 
 def test_create_once_lets_one_of_two_launches_create_the_record(tmp_path, monkeypatch):
   path = str(tmp_path / "config.json")
-  assert guard.create_once(path, b"first")
-  assert not guard.create_once(path, b"second")
+  assert storage.create_once(path, b"first")
+  assert not storage.create_once(path, b"second")
   assert open(path, "rb").read() == b"first"
 
   def no_links(*args):  # gcsfuse
     raise OSError(errno.EPERM, "Operation not permitted")
   monkeypatch.setattr(os, "link", no_links)
   other = str(tmp_path / "data.json")
-  assert guard.create_once(other, b"one") and not guard.create_once(other, b"two")
+  assert storage.create_once(other, b"one") and not storage.create_once(other, b"two")
   assert open(other, "rb").read() == b"one"
   assert sorted(os.listdir(tmp_path)) == ["config.json", "data.json"]  # no temporary left
 
@@ -179,7 +179,24 @@ def test_a_workdir_of_an_earlier_version_resumes_reports_and_refuses_changes(tmp
   assert "mlp_2" in markdown
   cells, lines = run(fixture_config(), workdir)
   assert not trained(lines) and len(cells) == 2
-  assert tree(workdir)["results.json"] == stored["results.json"]
+  # results.json keeps every stored number and gains each metric added since, as a fresh
+  # workdir's has them; learnjax.run returns the same.
+  before = json.loads(stored["results.json"])["cells"]
+  after = json.loads(tree(workdir)["results.json"])["cells"]
+  assert [c["cell"] for c in after] == [c["cell"] for c in before]
+  for old, new in zip(before, after):
+    assert {k: new[k] for k in old} == old
+  assert json.loads(json.dumps(cells)) == after
+  fresh, _ = run(fixture_config(), str(tmp_path / "fresh"))
+  from learnjax import metrics
+  for old_cell, fresh_cell in zip(after, fresh):
+    fresh_metrics = set(fresh_cell) & set(metrics.names())
+    with np.load(os.path.join(workdir, "cells", old_cell["cell"], "arrays.npz")) as arrays:
+      stored = set(arrays.files)
+    # Only what needs arrays the earlier version did not store (the nets' probabilities) is left.
+    assert "n1_log_probs_d3" not in stored
+    assert fresh_metrics - set(old_cell) <= {"kl_n1_n2"}, fresh_metrics - set(old_cell)
+    assert {"kappa", "learnability"} <= set(old_cell)
   refused(fixture_config(train__learning_rate=0.05), workdir,
           r"holds results computed with a different config \(train.learning_rate: 0.01 -> 0.05\)")
   # A new grid point joins: the N1 is reused, one cell is added.
@@ -217,10 +234,11 @@ def test_a_lost_config_json_is_judged_by_the_units_fingerprints(tmp_path):
   assert not os.path.exists(os.path.join(workdir, "config.json"))
   cells, lines = run(fixture_config(), workdir)
   assert not trained(lines) and len(cells) == 2
-  # Rewritten: it describes the units again, every stored field as it was (fields this release
-  # added since the fixture was written appear at their defaults).
+  # Rewritten: it describes the units again, every stored field as it was, a grid axis as its
+  # list (fields this release added since the fixture was written appear at their defaults).
   old, new = (config_lib.flatten(json.loads(b)) for b in (record, tree(workdir)["config.json"]))
-  assert {k: new.get(k) for k in old} == old
+  listed = lambda k, v: fields.as_list(v) if k in fields.list_fields() and k != "data.n2_size" else v
+  assert {k: listed(k, new.get(k)) for k in old} == {k: listed(k, v) for k, v in old.items()}
   assert set(new) - set(old) <= set(config_lib.flatten(config_lib.base_config()))
   assert guard.settings(json.loads(tree(workdir)["config.json"])) == guard.settings(
       json.loads(record))

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from learnjax import metrics, protocol
+from learnjax import metrics
 from learnjax.store import Store
 
 
@@ -24,12 +24,12 @@ def test_the_base_metrics_match_the_protocol():
   rng = np.random.default_rng(0)
   n1, n2, y = rng.integers(0, 3, (4, 50)), rng.integers(0, 3, (4, 50)), rng.integers(0, 3, 50)
   out = metrics.compute(arrays(n1, n2, y))
-  np.testing.assert_allclose(out["learnability"]["per_seed"], protocol.learnability(n1, n2))
-  np.testing.assert_allclose(out["n1_test_accuracy"]["per_seed"], protocol.test_accuracy(n1, y))
-  np.testing.assert_allclose(out["n2_test_accuracy"]["per_seed"], protocol.test_accuracy(n2, y))
-  mean, std = protocol.mean_std(protocol.learnability(n1, n2))
-  assert out["learnability"]["mean"] == pytest.approx(mean)
-  assert out["learnability"]["std"] == pytest.approx(std)
+  learnability = 100.0 * (n1 == n2).mean(axis=1)    # the definitions, in numpy
+  np.testing.assert_allclose(out["learnability"]["per_seed"], learnability)
+  np.testing.assert_allclose(out["n1_test_accuracy"]["per_seed"], 100.0 * (n1 == y).mean(axis=1))
+  np.testing.assert_allclose(out["n2_test_accuracy"]["per_seed"], 100.0 * (n2 == y).mean(axis=1))
+  assert out["learnability"]["mean"] == pytest.approx(np.mean(learnability))
+  assert out["learnability"]["std"] == pytest.approx(np.std(learnability))
 
 
 def test_undefined_values_are_none_in_the_record_and_shown_as_undefined():
@@ -43,12 +43,15 @@ def test_undefined_values_are_none_in_the_record_and_shown_as_undefined():
 
 
 def test_a_metric_is_absent_where_its_arrays_are_missing(registry):
-  @metrics.register("needs_probs", title="needs probabilities", needs=("n1_probs_d3",))
+  @metrics.register("needs_probs", title="needs probabilities", needs=("n1_log_probs_d3",))
   def needs_probs(a):
     raise AssertionError("not called without its arrays")
 
   out = metrics.compute(arrays([[0, 1]], [[0, 1]], [0, 1]))
   assert "needs_probs" not in out and "learnability" in out
+  # An array no cell stores (learnjax.stored_arrays) is refused when the metric registers.
+  with pytest.raises(ValueError, match="needs n1_probs_d3, which no cell stores"):
+    metrics.register("needs_nothing_stored", title="x", needs=("n1_probs_d3",))(lambda a: a)
 
 
 def test_an_old_record_gains_a_new_metric_and_a_contradicted_number_is_flagged(registry):

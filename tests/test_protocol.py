@@ -4,18 +4,18 @@ import jax
 import numpy as np
 import pytest
 
-from learnjax import engine, models, protocol
+from learnjax import engine, metrics, models, protocol
 
 
 def test_metrics_from_hand_made_predictions():
   n1 = np.array([[0, 1, 2, 3, 4], [1, 1, 1, 1, 1]])
   n2 = np.array([[0, 1, 2, 0, 0], [1, 1, 1, 1, 1]])
   labels = np.array([0, 1, 1, 3, 2])
-  np.testing.assert_allclose(protocol.learnability(n1, n2), [60.0, 100.0])
-  np.testing.assert_allclose(protocol.test_accuracy(n1, labels), [60.0, 40.0])
-  np.testing.assert_allclose(protocol.test_accuracy(n2, labels), [40.0, 40.0])
-  mean, std = protocol.mean_std([60.0, 100.0])
-  assert (mean, std) == (80.0, 20.0)
+  out = metrics.compute({"n1_preds_d3": n1, "n2_preds_d3": n2, "y_d3": labels})
+  assert out["learnability"]["per_seed"] == [60.0, 100.0]
+  assert (out["learnability"]["mean"], out["learnability"]["std"]) == (80.0, 20.0)
+  assert out["n1_test_accuracy"]["per_seed"] == [60.0, 40.0]
+  assert out["n2_test_accuracy"]["per_seed"] == [40.0, 40.0]
 
 
 def test_seed_keys_depend_only_on_seed_and_purpose():
@@ -40,7 +40,7 @@ def test_seeds_in_parallel_equal_seeds_one_at_a_time(small_splits, model, varian
     n1 = protocol.train_n1(small_splits, n1_trainer, variant, 0, seeds, seed_layout=layout)
     n2 = protocol.train_n2(small_splits, n2_trainer, n1.preds_d2, 0, seeds, seed_layout=layout,
                            variant=variant)
-    out[layout] = (n1, n2, protocol.learnability(n1.preds_d3, n2.preds_d3))
+    out[layout] = (n1, n2, 100.0 * (n1.preds_d3 == n2.preds_d3).mean(-1))
   (n1v, n2v, lv), (n1s, n2s, ls) = out["vmap"], out["sequential"]
   np.testing.assert_array_equal(n1v.preds_d2, n1s.preds_d2)
   np.testing.assert_array_equal(n1v.preds_d3, n1s.preds_d3)

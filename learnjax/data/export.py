@@ -59,7 +59,7 @@ def export(data_config, out: str) -> dict[str, np.ndarray]:
     raise LearnjaxError(f"--out must name an .npz file, got {out!r}")
   check_out(out, inputs_of(data_config))
   arrays = export_arrays(data_config)
-  from learnjax.store import atomic_write_npz
+  from learnjax.storage import atomic_write_npz
   try:
     atomic_write_npz(out, arrays)
   except OSError as e:
@@ -121,10 +121,13 @@ def main(argv=None) -> None:
       _fail("give --config=CONFIG.py and --out=FILE.npz")
     try:
       data_config = config_flag.value.data
+      plugin_names = config_flag.value.get("plugins", "")
     except OSError as e:  # a config file that could not be loaded
       lines = [line.strip() for line in str(e).splitlines() if line.strip()]
       _fail(f"{lines[0]}: {lines[-1]}" if len(lines) > 1 else str(e))
     try:
+      from learnjax import plugins
+      plugins.load(plugin_names)   # a data source or variant of the researcher's own
       arrays = export(data_config, out_flag.value)
     except LearnjaxError as e:
       _fail(str(e))
@@ -149,4 +152,6 @@ def _fail(message: str) -> None:
 
 
 if __name__ == "__main__":
-  main()
+  from learnjax.cli_input import interruptible
+  with interruptible("the export", "no file was written"):
+    main()

@@ -78,4 +78,6 @@ def _input_shape(spec: str | None) -> tuple[int, int, int] | None:
 
 
 if __name__ == "__main__":
-  main()
+  from learnjax.cli_input import interruptible
+  with interruptible("the listing", "it wrote no file"):
+    main()

@@ -3,22 +3,23 @@
 Each family of report sections registers itself with a predicate on the stored record: which grid
 axes the experiment varies (from its ``config.json`` and its stored cells), whether it trains N1
 only (``n2.model = none``), whether N1 snapshots were kept. A report shows every analysis whose
-predicate holds, in the order it registers with; the config's ``experiment`` only names the report (its
-title). A new analysis is one :func:`register` call in its own module, imported by
-:mod:`learnjax.report.document`.
+predicate holds, by its ``order``; the config's ``experiment`` only names the report (its title).
+A new analysis is one :func:`register` call in its own module: learnjax's own are listed in
+:data:`BUILTIN`, a researcher's module is a plugin (:mod:`learnjax.plugins`, imported by the
+report from the workdir's record), and both register the same way.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from typing import Callable
 
+from learnjax import fields
 from learnjax.report.context import Context
 
-# A grid axis as a cell record names it -> where the config lists its values.
-_CONFIG_AXES = {"variant": ("data", "variant"), "n1_model": ("n1", "model"),
-                "n2_model": ("n2", "model"), "n1_batch_size": ("n1", "batch_size"),
-                "n1_epoch": ("n1", "snapshot_epochs")}
+# A grid axis as a cell record names it -> where the config lists its values (learnjax.fields).
+_CONFIG_AXES = {f.column: tuple(f.name.split(".")) for f in fields.grid_axes()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +32,8 @@ class Analysis:
 
 
 REGISTRY: list[Analysis] = []
+# learnjax's own families of sections, each a module of this package that registers itself.
+BUILTIN = ("variants", "grids", "curves", "t12", "t14", "t7", "t8_t11", "f1", "d5")
 
 
 def register(name: str, title: str, applies: Callable[[Context], bool], order: int = 100):
@@ -43,26 +46,24 @@ def register(name: str, title: str, applies: Callable[[Context], bool], order: i
   return decorate
 
 
+def load_builtin() -> None:
+  """Imports learnjax's own families (each registers itself once)."""
+  for module in BUILTIN:
+    importlib.import_module(f"learnjax.report.{module}")
+
+
 def found(ctx: Context) -> list[Analysis]:
+  """The analyses whose predicate holds for ``ctx``: learnjax's own and every plugin's."""
+  load_builtin()
   return sorted((a for a in REGISTRY if a.applies(ctx)), key=lambda a: a.order)
 
 
 # ---- what the record says about the experiment -------------------------------------------------
 
-def _listed(value) -> list:
-  if value is None:
-    return []
-  if isinstance(value, (list, tuple)):
-    return list(value)
-  if isinstance(value, str):
-    return [v.strip() for v in value.split(",") if v.strip()]
-  return [value]
-
-
 def values(ctx: Context, axis: str) -> set:
   """The values an axis takes: those the config lists and those of the stored cells."""
   block, field = _CONFIG_AXES[axis]
-  listed = {str(v) for v in _listed(ctx.block(block).get(field))}
+  listed = {str(v) for v in fields.as_list(ctx.block(block).get(field))}
   stored = {str(c.get(axis)) for c in ctx.cells if c.get(axis) is not None}
   if axis == "n2_model":
     listed.discard("same")      # N2 = N1: one N2 per N1, not an axis of its own
@@ -79,7 +80,8 @@ def count(ctx: Context, axis: str) -> int:
 
 def n1_only(ctx: Context) -> bool:
   """N1 is trained alone (``n2.model = none``), or only N1s are stored."""
-  return str(ctx.block("n2").get("model", "")).strip() == "none" or (not ctx.cells and bool(ctx.n1s))
+  return (fields.as_list(ctx.block("n2").get("model")) == ["none"]
+          or not ctx.cells and bool(ctx.n1s))
 
 
 def with_snapshots(ctx: Context) -> bool:

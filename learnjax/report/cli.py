@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 
+from learnjax import plugins
 from learnjax.errors import LearnjaxError
 from learnjax.report.document import build_report, write_report
 
@@ -18,6 +19,8 @@ def _flags():
     flags.DEFINE_string("reference", None, "Optional JSON of reference numbers (see the module doc).")
     flags.DEFINE_float("curve_level", 90.0, "A learnability curve's n_at: the smallest N2 size "
                        "whose learnability reaches this percentage.")
+    flags.DEFINE_string("plugins", "", "Modules (.py paths or names, comma-separated) to import "
+                        "besides those the workdir's launches recorded (learnjax.plugins).")
   return flags.FLAGS
 
 
@@ -49,6 +52,8 @@ def main(argv):
   if not 0 < FLAGS.curve_level <= 100:
     _fail(f"--curve_level must be a percentage in (0, 100], got {FLAGS.curve_level:g}")
   try:
+    plugins.load_recorded(FLAGS.workdir)   # the workdir's own: their metrics, variants, sections
+    plugins.load(FLAGS.plugins)
     markdown, figures = build_report(FLAGS.workdir, FLAGS.reference, curve_level=FLAGS.curve_level)
     path = write_report(markdown, figures, FLAGS.out or os.path.join(FLAGS.workdir, "report"))
   except LearnjaxError as e:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from learnjax import metrics
+from learnjax import fields, metrics, stored_arrays
 from learnjax.errors import LearnjaxError
 from learnjax.report import degenerate
 from learnjax.report.formatting import variant_of
@@ -50,9 +50,7 @@ def format_table(results: list[dict], stop_error: float | None = DEFAULT_STOP_ER
   if not results:
     return "(no finished cells)"
   store = Store(workdir) if workdir else None
-  axes = [("variant", "variant"), ("n1_model", "N1"), ("n1_batch_size", "N1 batch"),
-          ("n2_model", "N2"), ("n2_batch_size", "N2 batch"), ("n1_epoch", "N1 epoch"),
-          ("n2_size", "N2 size")]
+  axes = [(f.column, f.header) for f in fields.grid_axes()]
   shown = [(k, h) for k, h in axes if k in ("variant", "n1_model", "n2_model")
            or len({r.get(k) for r in results}) > 1]
   columns = metrics.console_names() if columns is None else tuple(columns)
@@ -87,8 +85,7 @@ def format_n1_table(workdir: str, stop_error: float | None = DEFAULT_STOP_ERROR)
   if not results:
     return "(no trained N1 stored)"
   # The metrics an N1's own record allows (its D3 predictions and labels, no N2).
-  columns = [m for m in metrics.REGISTRY.values()
-             if set(m.needs) <= {"n1_preds_d3", "y_d3", "n1_preds_d2", "n1_log_probs_d3"}]
+  columns = [m for m in metrics.REGISTRY.values() if set(m.needs) <= set(stored_arrays.N1)]
   header = ["variant", "N1", "N1 batch", "seeds"] + [m.header for m in columns] + [
       "N1 epochs", "status"]
   rows = []
@@ -113,6 +110,6 @@ def format_n1_table(workdir: str, stop_error: float | None = DEFAULT_STOP_ERROR)
 def summary(config, workdir: str, results: list[dict]) -> str:
   """What main prints at the end: the cells of this task, or the N1s of an N1-only experiment."""
   stop_error = float(config.train.stop_error)
-  if str(config.n2.model).strip() == "none":   # N1 only
+  if fields.as_list(config.n2.model) == ["none"]:   # N1 only
     return format_n1_table(workdir, stop_error)
   return format_table(results, stop_error, workdir)

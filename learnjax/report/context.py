@@ -6,11 +6,12 @@ import dataclasses
 import json
 import os
 
-from learnjax import metrics
+from learnjax import fields, metrics
 from learnjax.errors import LearnjaxError
 from learnjax.report import degenerate
 from learnjax.report.status import DEFAULT_STOP_ERROR, is_oom
-from learnjax.store import Store, read_json
+from learnjax.storage import read_json
+from learnjax.store import Store
 
 MATCH_KEYS = ("variant", "n1_model", "n2_model", "n1_batch_size", "n2_batch_size")
 DEGENERATE_MARK = "⚠"
@@ -59,11 +60,7 @@ class Context:
 
   def config_models(self, blocks=("n1", "n2")) -> list[str]:
     """The model names of the config's n1 (and n2) blocks, in the order given there."""
-    names = []
-    for block in blocks:
-      value = self.block(block).get("model", "")
-      names += [v.strip() for v in str(value).split(",") if v.strip()]
-    return names
+    return [str(v) for block in blocks for v in fields.as_list(self.block(block).get("model"))]
 
   def degenerate(self, cell: dict) -> str | None:
     """Why the cell's N1 is degenerate (:mod:`learnjax.report.degenerate`), or None."""
@@ -113,6 +110,8 @@ def load(workdir: str, reference_path: str | None = None) -> Context:
     raise LearnjaxError(f"{config_path} does not hold a config (a JSON object)")
   store = Store(workdir)
   cells, n1s = store.results("cells"), store.results("n1")
+  # A cell the machine stopped is no result, but a table marks where memory ran out (OOM).
+  cells += [a for a in store.attempts("cells") if is_oom(a) and "cell" in a]
   if not cells and not n1s:
     raise LearnjaxError(f"no finished results in {workdir} (no cells/*/result.json or "
                         "n1/*/result.json); run python -m learnjax.main with this workdir first")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from learnjax import metrics
+from learnjax import fields, metrics
 from learnjax.report import granulated
 from learnjax.report.context import Context
 from learnjax.report.figures import colors, new_figure
@@ -246,7 +246,7 @@ def section_correlation(ctx: Context) -> str:
             + (f" ({left_out} left out: out of memory, diverged or degenerate N1)" if left_out
                else "") + ".")
   variants = sort_variants(variant_of(p["cell"]) for p in pts)
-  same = "same" in [m.strip() for m in str(ctx.block("n2").get("model", "")).split(",")]
+  same = "same" in [str(m) for m in fields.as_list(ctx.block("n2").get("model"))]
   pts = [{**p, "cell": {**p["cell"], "_n2_same": same}} for p in pts]
   by_n2 = {}
   for p in pts:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import os
 
 from learnjax.errors import LearnjaxError
-# The families of analyses register themselves (learnjax.report.analyses) when imported.
-from learnjax.report import (analyses, correlation, curves, d5, f1, grids, notes, sections, t7,  # noqa: F401
-                             t8_t11, t12, t14, variants)
+# The families of analyses register themselves: analyses.found imports learnjax's own.
+from learnjax.report import analyses, correlation, notes, sections
 from learnjax.report.context import DEGENERATE_MARK, Context, load
 from learnjax.report.figures import DPI
-from learnjax.store import atomic_write_bytes
+from learnjax.storage import atomic_write_bytes
 
 
 def build_report(workdir: str, reference: str | None = None,
@@ -54,8 +54,10 @@ def write_report(markdown: str, figures: dict, out: str) -> str:
   except OSError as e:
     raise LearnjaxError(f"cannot create the out folder {out}: {e}") from None
   for name, fig in figures.items():
-    try:
-      fig.savefig(os.path.join(out, name), dpi=DPI)
+    try:   # rendered in memory, then renamed into place: an interruption leaves no partial file
+      buffer = io.BytesIO()
+      fig.savefig(buffer, dpi=DPI, format=os.path.splitext(name)[1][1:] or "png")
+      atomic_write_bytes(os.path.join(out, name), buffer.getvalue())
     except OSError as e:
       raise LearnjaxError(f"cannot write {os.path.join(out, name)}: {e}") from None
   path = os.path.join(out, "report.md")

@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 
+from learnjax import fields
 from learnjax.report.context import DEGENERATE_MARK, Context
 from learnjax.report.formatting import cell_label
 from learnjax.report.status import diverged_text, is_given, is_oom
@@ -26,7 +27,7 @@ def collect_notes(ctx: Context) -> list[str]:
         and c.get("n1_model") == r.get("model") for c in ctx.cells):
       notes.append(f"N1 {r['n1']} diverged in seeds "
                    f"{[i for i, d in enumerate(r['diverged']) if d]}")
-  n2_none = str(ctx.block("n2").get("model", "")) == "none"
+  n2_none = fields.as_list(ctx.block("n2").get("model")) == ["none"]
   if not n2_none:
     done = {(c.get("variant"), c.get("n1_model"), c.get("n1_batch_size")) for c in ctx.cells}
     for r in ctx.n1s:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from learnjax import metrics
+from learnjax import metrics, plugins
 from learnjax.report.context import MATCH_KEYS, Context, as_mean_std, reference_matches
 from learnjax.report.formatting import (TITLES, cell_label, epochs_text, fmt, md_table,
                                         natural_key, sort_models, variant_of, variant_rank)
@@ -58,6 +58,11 @@ def header(ctx: Context) -> str:
                              ("one row per seed", r.get("predictions_per_seed"))) if on]
     lines.append(f"- N1 {r.get('model')}: given as predictions, `{r.get('predictions_file')}` "
                  f"(sha256 {sha[:16]}…)" + (f"; {', '.join(extra)}" if extra else ""))
+  imported = plugins.recorded(ctx.workdir)
+  if imported:
+    lines.append("- plugins (the researcher's own modules, imported again for this report): "
+                 + ", ".join(f"`{p.get('module') or p['plugin']}`"
+                             + (f" ({p['file']})" if p.get("file") else "") for p in imported))
   if ctx.reference:
     lines.append(f"- reference numbers: {ctx.reference_source or 'given'} (shown as `ours (ref R)`)")
   return "\n".join(lines)
