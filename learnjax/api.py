@@ -22,7 +22,7 @@ import numpy as np
 
 from learnjax import fields, plugins, validation
 from learnjax.errors import ArgumentError, LearnjaxError
-from learnjax.result import Learnability  # noqa: F401  (learnjax.Learnability)
+from learnjax.learnability_result import Learnability  # noqa: F401  (learnjax.Learnability)
 
 
 N1 = Any  # a model name | predict(images float32 NHWC) -> labels or logits | (d2, d3) labels
@@ -69,7 +69,7 @@ def learnability(n1: N1 = None, data: Any = None, n2: str | None = None,
   """
   import time
 
-  from learnjax import config as config_lib, measurement, metrics, protocol
+  from learnjax import config as config_lib, measurement, metrics, training
   from learnjax.data import splits as splits_lib
   from learnjax.predictions import MODEL as predictions_model
   started = time.time()
@@ -82,7 +82,7 @@ def learnability(n1: N1 = None, data: Any = None, n2: str | None = None,
     raise ArgumentError(f"config must be a dict of dotted field names ({{'train.max_epochs': "
                         f"5}}), got {type(config).__name__}")
   config = dict(config or {})
-  from learnjax import sizes as sizes_lib
+  from learnjax import train_sizes
   if n1 is None and isinstance(config.get("n1.model"), str):
     n1 = config["n1.model"]
   if n1 is None:
@@ -106,7 +106,7 @@ def learnability(n1: N1 = None, data: Any = None, n2: str | None = None,
   n1_size = _agreed(config, "data.n1_size", "n1_size", n1_size, None)
   test_size = _agreed(config, "data.test_size", "test_size", test_size, None)
   n2_size = _agreed(config, "data.n2_size", "n2_size", n2_size, None,
-                    lambda v: _checked(sizes_lib.n2_sizes, v))
+                    lambda v: _checked(train_sizes.parse, v))
   data_dir = _agreed(config, "data.data_dir", "data_dir", data_dir, None)
   for field in ("n1.model", "n1.name", "n2.model", "seeds", "seed", "data.n1_size",
                 "data.test_size", "data.n2_size", "data.data_dir"):
@@ -124,14 +124,15 @@ def learnability(n1: N1 = None, data: Any = None, n2: str | None = None,
   for value, key in ((n1_size, "n1_size"), (test_size, "test_size")):
     if value is not None:
       cfg.data[key] = _integer_argument(value, key, 1)
-  n2_sizes = _checked(sizes_lib.n2_sizes, cfg.data.n2_size if n2_size is None else n2_size)
+  n2_sizes = _checked(train_sizes.parse, cfg.data.n2_size if n2_size is None else n2_size)
   if n2_sizes != [None]:
     cfg.data.n2_size = n2_sizes[-1]   # |D2|: the largest size
   cfg.seed = int(seed)
   _checked(validation.check_config, cfg)
-  for field in ("n1.model", "n2.model", "n1.batch_size", "n2.batch_size", "data.variant"):
+  for field in ("n1.model", "n2.model", "n1.batch_size", "n2.batch_size", "data.variant",
+                "n1.dropout", "n2.dropout"):
     value = validation.flatten(cfg)[field]   # a list once checked (learnjax.fields)
-    if len(value) != 1:
+    if value is not None and len(value) != 1:
       raise ArgumentError(f"config[{field!r}]={','.join(map(str, value))!r} is a list; "
                           "learnability() measures one N1 and one N2: give one value "
                           "(learnjax.run sweeps a grid)")
@@ -152,7 +153,7 @@ def learnability(n1: N1 = None, data: Any = None, n2: str | None = None,
   variant = "true"
   if isinstance(n1, str):
     (variant, fraction), = _variant_units(cfg)
-    net = protocol.train_n1(splits, run.trainer(n1, cfg.n1.batch_size[0], n1_hparams), variant,
+    net = training.train_n1(splits, run.trainer(n1, cfg.n1.batch_size[0], n1_hparams), variant,
                             seed, seed_indices, corrupt_fraction=fraction,
                             on_epoch=run.printer(f"N1 {n1} {variant}", len(splits.d1)),
                             **run.execution)
@@ -212,11 +213,12 @@ class _Measurement:
                         interval=self.cfg.progress_seconds, stream=self.stream)
 
   def hparams(self, field: str, name: str) -> dict:
-    """config's width and depth of block ``field``, refused where model ``name`` ignores them."""
+    """config's width, depth and dropout of block ``field``, refused where model ``name``
+    ignores them."""
     from learnjax import grid
-    given = {h: self.cfg[field].get(h) for h in ("width", "depth")}
+    given = grid.block_hparams(self.cfg[field])
     _checked(validation.check_model_hparams, field, [name], given, grid.model_hparams)
-    return given
+    return {h: v[0] if isinstance(v, list) else v for h, v in given.items()}
 
   def trainer(self, name: str, batch_size: int, hparams: dict):
     from learnjax import engine, models, sweep

@@ -14,6 +14,7 @@ killed mid-save leaves the previous checkpoint intact.
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
 import os
@@ -120,6 +121,14 @@ class CheckpointSet:
     return sorted(kept + rest, key=lambda g: int(g[0]))
 
 
+def _stored_fields(state) -> dict:
+  """A train state as a checkpoint holds it: its fields by name, less those the model does not
+  use (None: no collections of its own, no random numbers), so a plain model's checkpoint holds
+  the fields it always held and resumes across learnjax releases."""
+  return {f.name: getattr(state, f.name) for f in dataclasses.fields(state)
+          if getattr(state, f.name) is not None}
+
+
 class TrainingCheckpoint:
   """Checkpoints of one seed group's training in ``directory``."""
 
@@ -157,11 +166,11 @@ class TrainingCheckpoint:
     path = os.path.join(self.directory, str(step))
     try:
       # Saved and restored as host (numpy) arrays: process-local, whatever the devices.
-      target = jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), abstract_state)
+      target = jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), _stored_fields(abstract_state))
       restored = self.manager.restore(step, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(target),
           history=ocp.args.StandardRestore()))
-      state = restored["state"]
+      state = abstract_state.replace(**restored["state"])
       # Shapes must match the run being resumed (same model, seeds and data).
       for got, want in zip(jax.tree.leaves(state), jax.tree.leaves(abstract_state)):
         if got.shape != want.shape or got.dtype != want.dtype:
@@ -183,7 +192,7 @@ class TrainingCheckpoint:
       return
     stacked = {k: (np.stack(v, axis=1) if v else np.zeros((len(state.epoch), 0), np.float32))
                for k, v in history.items()}
-    host_state = jax.device_get(state)
+    host_state = jax.device_get(_stored_fields(state))
     # A failed write is a StorageError whatever orbax calls it (a full disk reads as
     # RESOURCE_EXHAUSTED there): never mistaken for the accelerator's memory.
     try:

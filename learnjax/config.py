@@ -8,7 +8,7 @@ commas or a list, so any of them can be swept from the command line
 checked. Every field's kind (grid axis, protocol, execution, path) is declared in
 :mod:`learnjax.fields`. ``n2.model='same'``
 trains N2 with N1's architecture; ``data.n2_size`` with several sizes trains one N2 per size on the
-first n examples of D2 (a learnability curve, :mod:`learnjax.sizes`); ``n2.model='none'`` trains
+first n examples of D2 (a learnability curve, :mod:`learnjax.train_sizes`); ``n2.model='none'`` trains
 N1 only (for analyses of N1 alone, such as seed agreement).
 
 A model is a registry name (``python -m learnjax.models`` lists them) or a family name with its
@@ -28,6 +28,9 @@ def model_block(model: str, batch_size: int | str = 64) -> ml_collections.Config
       "model": model,                          # a registry name or family (comma-separated to sweep)
       "width": config_dict.placeholder(int),   # for family names: shallow_cnn, mlp
       "depth": config_dict.placeholder(int),   # for family names: mlp
+      # dropout rate of the models that take it (mlp and shallow_cnn families and presets), e.g.
+      # 0.5; several (0,0.5) sweep it; unset: no dropout
+      "dropout": config_dict.placeholder(object),
       "batch_size": batch_size,                # comma-separated to sweep, e.g. '32,64'
   })
 

@@ -1,7 +1,7 @@
 """Learnability curves: N2 trained on the first n examples of D2 for growing n, and their summaries.
 
 A curve is one N1 row x one N2 (model, batch size, N1 epoch) over the sizes of ``data.n2_size``
-(:mod:`learnjax.sizes`). Per seed it gives (docs/protocol.md section 8):
+(:mod:`learnjax.train_sizes`). Per seed it gives (docs/protocol.md section 8):
 
 * the area under learnability over log n, normalised to [0, 1]:
   AUC = (1 / log(n_J / n_1)) * integral of L(n) / 100 d(log n), by the trapezoid rule;
@@ -130,7 +130,7 @@ def summarise(sizes: Sequence[int], arrays: Sequence[Mapping], num_classes: int,
 @dataclasses.dataclass(frozen=True)
 class Curve:
   """A learnability curve measured in memory (:func:`learnjax.learnability` with several
-  ``n2_size``): one :class:`~learnjax.result.Learnability` per size and the curve's summary.
+  ``n2_size``): one :class:`~learnjax.learnability_result.Learnability` per size and the curve's summary.
 
   ``c.sizes``, ``c.learnability`` (S, J), ``c.train_agreement`` (S, J), ``c.auc``, ``c.n_at``,
   ``c.code_bits``, ``c.compression`` (S,) per seed, ``c.uniform_bits``; ``c[n]`` the measurement

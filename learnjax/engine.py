@@ -21,6 +21,13 @@ The last partial batch of an epoch is trained on, as a PyTorch DataLoader does. 
 order is each seed's own, or with ``shared_order`` one order for the whole group (vmap's
 ``in_axes`` for the order), gathered once per step for all seeds.
 
+Any Flax module trains: every variable collection its init makes besides ``params``
+(``batch_stats``, or a user's own) is updated in training and carried in the state, and a module
+that draws random numbers in training (dropout) gets them from the seed's own key folded with the
+epoch and the step (:func:`step_rngs`), so a resumed training repeats the masks of the
+uninterrupted one bit for bit, whichever seed layout or loop runs it. Predictions use
+``train=False`` and no random numbers.
+
 How seeds share the machine (all in one group, in turn, in threads, over devices) is decided by
 :mod:`learnjax.execution`; this module trains the one group it is given.
 """
@@ -70,7 +77,7 @@ class TrainConfig:
 class TrainState(flax.struct.PyTreeNode):
   """One seed's training state; the engine stacks it along a leading seed axis."""
   params: Any
-  batch_stats: Any
+  batch_stats: Any          # the ``batch_stats`` collection ({} if none)
   opt_state: Any
   plateau: Any
   order_key: jax.Array
@@ -78,6 +85,8 @@ class TrainState(flax.struct.PyTreeNode):
   done: jax.Array           # stopped (error below the target) or diverged
   diverged: jax.Array
   train_error: jax.Array    # error of the last trained epoch
+  collections: Any = None   # the module's other mutable collections (None if it has none)
+  rng_key: Any = None       # the key of its training-time randomness (None if it draws none)
 
 
 class EpochLog(NamedTuple):
@@ -132,59 +141,95 @@ def _plateau(cfg: TrainConfig):
                                          rtol=0.0, atol=_PLATEAU_ATOL)
 
 
-def _variables(params, batch_stats):
-  return {"params": params, "batch_stats": batch_stats} if batch_stats else {"params": params}
+def _mutable(state: TrainState) -> dict:
+  """The collections a training step updates: ``batch_stats`` and the module's others."""
+  return {**(state.collections or {}), **({"batch_stats": state.batch_stats}
+                                          if state.batch_stats else {})}
 
 
 def state_variables(state: TrainState) -> dict:
   """The Flax variables (stacked over seeds) of a train state."""
-  return _variables(state.params, state.batch_stats)
+  return {"params": state.params, **_mutable(state)}
+
+
+# Folded into a seed's init key for its training-time randomness: independent of the init.
+_TRAINING_RNG = 0x64726f70
+
+
+def training_needs(model, x_example) -> bool:
+  """Whether ``model`` draws random numbers when applied with ``train=True`` (dropout, noise):
+  found by tracing the training call, without computing, and catching Flax's missing-rng error."""
+  variables = jax.eval_shape(lambda x: model.init(jax.random.PRNGKey(0), x, train=False),
+                             x_example)
+  mutable = [k for k in variables if k != "params"] or False
+  try:
+    jax.eval_shape(lambda v, x: model.apply(v, x, train=True, mutable=mutable), variables,
+                   x_example)
+  except flax.errors.InvalidRngError:
+    return True
+  return False
+
+
+def step_rngs(rng_key, epoch, step) -> dict:
+  """The rng streams of one training step of one seed: a function of the seed's key, the epoch
+  and the step only. ``dropout`` by name; any other stream a module asks for falls back, in Flax,
+  to ``params`` (a key of its own here, never an init key)."""
+  key = jax.random.fold_in(jax.random.fold_in(rng_key, epoch), step)
+  return {"dropout": jax.random.fold_in(key, 0), "params": jax.random.fold_in(key, 1)}
 
 
 # ---- one seed's training: side-effect-free functions, vmapped over seeds by Trainer ----------
 
-def init_state(init_key, order_key, x_example, *, model, sgd, plateau) -> TrainState:
-  """One seed's state before its first epoch: the model's init from ``init_key``."""
-  variables = model.init(init_key, x_example, train=False)
-  params, batch_stats = variables["params"], variables.get("batch_stats", {})
+def init_state(init_key, order_key, x_example, *, model, sgd, plateau,
+               random: bool = False) -> TrainState:
+  """One seed's state before its first epoch: the model's init from ``init_key``; ``random``:
+  the model draws random numbers in training (:func:`training_needs`)."""
+  variables = dict(model.init(init_key, x_example, train=False))
+  params, batch_stats = variables.pop("params"), variables.pop("batch_stats", {})
   return TrainState(
       params=params, batch_stats=batch_stats, opt_state=sgd.init(params),
       plateau=plateau.init(jnp.zeros((), jnp.float32)), order_key=order_key,
       epoch=jnp.zeros((), jnp.int32), done=jnp.zeros((), bool),
-      diverged=jnp.zeros((), bool), train_error=jnp.ones((), jnp.float32))
+      diverged=jnp.zeros((), bool), train_error=jnp.ones((), jnp.float32),
+      collections=variables or None,
+      rng_key=jax.random.fold_in(init_key, _TRAINING_RNG) if random else None)
 
 
-def loss_fn(params, batch_stats, x, y, *, model):
-  """Mean softmax cross-entropy of a batch in training mode; (loss, (logits, batch_stats))."""
-  if batch_stats:
-    logits, updates = model.apply({"params": params, "batch_stats": batch_stats}, x,
-                                  train=True, mutable=["batch_stats"])
-    batch_stats = updates["batch_stats"]
+def loss_fn(params, mutable, x, y, rngs=None, *, model):
+  """Mean softmax cross-entropy of a batch in training mode; (loss, (logits, mutable)):
+  ``mutable``, the collections the module updates, as the call left them."""
+  if mutable:
+    logits, mutable = model.apply({"params": params, **mutable}, x, train=True,
+                                  mutable=list(mutable), rngs=rngs)
   else:
-    logits = model.apply({"params": params}, x, train=True)
+    logits = model.apply({"params": params}, x, train=True, rngs=rngs)
   logits = logits.astype(jnp.float32)
   loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-  return loss, (logits, batch_stats)
+  return loss, (logits, mutable)
 
 
-def train_step(carry, xb, yb, *, model, sgd):
-  """The training step: one SGD step of one seed on the batch (xb, yb).
+def train_step(carry, xb, yb, step=0, *, model, sgd):
+  """The training step: one SGD step of one seed on the batch (xb, yb), the epoch's ``step``-th.
 
   carry = (state, mistakes, finite): the seed's state, the epoch's running count of misclassified
   examples (each counted by the parameters it was seen with) and whether every loss so far was
   finite. The SGD update is scaled by the plateau schedule's current factor.
   """
   state, mistakes, finite = carry
-  (loss, (logits, batch_stats)), grads = jax.value_and_grad(
+  rngs = None if state.rng_key is None else step_rngs(state.rng_key, state.epoch, step)
+  (loss, (logits, mutable)), grads = jax.value_and_grad(
       functools.partial(loss_fn, model=model), has_aux=True)(
-          state.params, state.batch_stats, xb, yb)
+          state.params, _mutable(state), xb, yb, rngs)
   updates, opt_state = sgd.update(grads, state.opt_state, state.params)
   scale = state.plateau.scale
   updates = jax.tree.map(lambda u: (scale * u).astype(u.dtype), updates)
   params = optax.apply_updates(state.params, updates)
   mistakes = mistakes + jnp.sum(jnp.argmax(logits, -1) != yb)
   finite = finite & jnp.isfinite(loss)
-  state = state.replace(params=params, batch_stats=batch_stats, opt_state=opt_state)
+  mutable = dict(mutable)
+  batch_stats = mutable.pop("batch_stats", state.batch_stats)
+  state = state.replace(params=params, batch_stats=batch_stats, opt_state=opt_state,
+                        collections=mutable or state.collections)
   return state, mistakes, finite
 
 
@@ -203,7 +248,7 @@ def end_epoch(old: TrainState, new: TrainState, mistakes, finite, x, y, *, cfg: 
   """
   n = y.shape[0]
   if cfg.error_measure == "full":
-    mistakes = jnp.sum(predict(_variables(new.params, new.batch_stats), x) != y)
+    mistakes = jnp.sum(predict(state_variables(new), x) != y)
   error = (mistakes / n).astype(jnp.float32)
   _, plateau_state = plateau.update(jnp.zeros(()), new.plateau, value=error)
   diverged = ~finite | ~jnp.isfinite(error)
@@ -211,6 +256,7 @@ def end_epoch(old: TrainState, new: TrainState, mistakes, finite, x, y, *, cfg: 
   updated = new.replace(
       params=jax.tree.map(keep_old, old.params, new.params),
       batch_stats=jax.tree.map(keep_old, old.batch_stats, new.batch_stats),
+      collections=jax.tree.map(keep_old, old.collections, new.collections),
       opt_state=jax.tree.map(keep_old, old.opt_state, new.opt_state),
       plateau=plateau_state, epoch=old.epoch + 1, train_error=error,
       done=diverged | (mistakes < stop_count(cfg.stop_error, n)), diverged=diverged)
@@ -293,9 +339,9 @@ class Trainer:
 
   # ---- one seed (everything here is vmapped over seeds) ------------------------------------
 
-  def _step(self, carry, x, y, idx):
-    """One SGD step on the examples ``idx`` of (x, y)."""
-    return self._train_step(carry, x[idx], y[idx])
+  def _step(self, carry, x, y, idx, step=0):
+    """One SGD step on the examples ``idx`` of (x, y), the epoch's ``step``-th."""
+    return self._train_step(carry, x[idx], y[idx], step)
 
   def _epoch_end(self, old, new, mistakes, finite, x, y):
     return end_epoch(old, new, mistakes, finite, x, y, cfg=self.cfg, plateau=self.plateau,
@@ -307,10 +353,10 @@ class Trainer:
     steps, rest = divmod(order.shape[0], bs)
     carry = (state, jnp.zeros((), jnp.int32), jnp.ones((), bool))
     if steps:
-      carry, _ = jax.lax.scan(lambda c, idx: (self._step(c, x, y, idx), None), carry,
-                              order[:steps * bs].reshape(steps, bs))
+      carry, _ = jax.lax.scan(lambda c, s: (self._step(c, x, y, s[1], s[0]), None), carry,
+                              (jnp.arange(steps), order[:steps * bs].reshape(steps, bs)))
     if rest:
-      carry = self._step(carry, x, y, order[steps * bs:])
+      carry = self._step(carry, x, y, order[steps * bs:], steps)
     return self._epoch_end(state, *carry, x, y)
 
   # ---- the stacked seeds -------------------------------------------------------------------
@@ -356,14 +402,15 @@ class Trainer:
     bs = self.cfg.batch_size
 
     def full_batch(carry, x, y, order, begin):
-      return self._step(carry, x, y, jax.lax.dynamic_slice_in_dim(order, begin, bs))
+      return self._step(carry, x, y, jax.lax.dynamic_slice_in_dim(order, begin, bs), begin // bs)
 
     def build():
       start = jax.jit(lambda s: (self._orders(s, n), jnp.zeros(s.epoch.shape, jnp.int32),
                                  jnp.ones(s.epoch.shape, bool)))
       step = jax.jit(jax.vmap(full_batch, in_axes=((0, 0, 0), xa, 0, oa, None)),
                      donate_argnums=0)
-      tail = jax.jit(jax.vmap(lambda c, x, y, order: self._step(c, x, y, order[n // bs * bs:]),
+      tail = jax.jit(jax.vmap(lambda c, x, y, order: self._step(c, x, y, order[n // bs * bs:],
+                                                                n // bs),
                               in_axes=((0, 0, 0), xa, 0, oa)), donate_argnums=0)
       end = jax.jit(jax.vmap(self._epoch_end, in_axes=(0, 0, 0, 0, xa, 0)))
       # The steps' start positions, placed once (no host transfer inside an epoch).
@@ -386,8 +433,12 @@ class Trainer:
     return end_fn(start, *carry, x, y)
 
   def init(self, init_keys, order_keys, x_example):
-    one = functools.partial(init_state, model=self.model, sgd=self.sgd, plateau=self.plateau)
-    return self._compiled("init", lambda: jax.jit(jax.vmap(one, in_axes=(0, 0, None))))(
+    shape = (x_example.shape, x_example.dtype)
+    random = self._compiled(("random", shape), lambda: training_needs(self.model, x_example))
+    one = functools.partial(init_state, model=self.model, sgd=self.sgd, plateau=self.plateau,
+                            random=random)
+    return self._compiled(("init", shape),
+                          lambda: jax.jit(jax.vmap(one, in_axes=(0, 0, None))))(
         init_keys, order_keys, x_example)
 
   def predict(self, variables, x):
@@ -434,7 +485,7 @@ class Trainer:
       state = self.init(init_keys, order_keys, x_example)
     if devices is not None and len(devices) > 1:
       state, x, y = shard_seeds(devices, state, x, y, per_seed_x)
-    variables = _variables(*jax.tree.map(lambda a: a[0], (state.params, state.batch_stats)))
+    variables = jax.tree.map(lambda a: a[0], state_variables(state))
     loop = loop or choose_loop(cfg, self.model, variables, x_example)
     epoch_fn = (self.scan_epoch_fn(per_seed_x) if loop == "scan"
                 else functools.partial(self.step_epoch, per_seed_x=per_seed_x))

@@ -197,8 +197,9 @@ class Outcome:
               "the same command retries them (--noretry_out_of_memory leaves those out of "
               "memory)")
     if self.rows_elsewhere:
-      return (f"{len(self.rows_elsewhere)} N1 rows are being trained by another process "
-              f"({', '.join(self.rows_elsewhere[:3])}); their cells of this launch are not "
+      rows = len(self.rows_elsewhere)
+      return (f"{rows} N1 row{'s are' if rows != 1 else ' is'} being trained by another process "
+              f"({', '.join(self.rows_elsewhere[:3])}); its cells of this launch are not "
               "trained yet: run the same command again once it finishes (or without "
               "--nowait_for_rows to wait for it)")
     return None

@@ -30,7 +30,7 @@ import dataclasses
 import math
 from typing import Any, Callable
 
-from learnjax import sizes
+from learnjax import train_sizes
 from learnjax.errors import LearnjaxError
 
 GRID, UNIT, PROTOCOL, EXECUTION, PATH = "grid", "unit", "protocol", "execution", "path"
@@ -67,6 +67,21 @@ def choice(*values):
       raise LearnjaxError(f"config.{field} must be one of {', '.join(values)}, got {value!r}")
   check.values = values
   return check
+
+
+def rates(field, value):
+  """Unset, or rates in [0, 1): one number, a comma string or a list (a grid axis)."""
+  if value is None:
+    return
+  items = grid_list(value, field)
+  for item in items:
+    try:
+      rate = float(item) if isinstance(item, str) else item
+    except ValueError:
+      rate = None
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+      raise LearnjaxError(f"config.{field} must be rates in [0, 1) (one, or several separated by "
+                          f"commas), got {value!r}")
 
 
 def boolean(field, value):
@@ -119,6 +134,9 @@ _TABLE = (
     Field("n1.model", GRID, element=str, column="n1_model", header="N1"),
     Field("n1.width", UNIT, integer(1, "a positive integer", none_ok=True)),
     Field("n1.depth", UNIT, integer(1, "a positive integer", none_ok=True)),
+    # A hyper-parameter of the models that take it (mlp, shallow_cnn): one N1 per rate listed;
+    # unset and 0 are the model without dropout.
+    Field("n1.dropout", GRID, rates, element=float, neutral=None),
     Field("n1.batch_size", GRID, element=int, column="n1_batch_size", header="N1 batch"),
     Field("n1.snapshot_epochs", GRID, element=int, allow_empty=True, column="n1_epoch",
           header="N1 epoch"),
@@ -127,6 +145,7 @@ _TABLE = (
     Field("n2.model", GRID, element=str, column="n2_model", header="N2"),
     Field("n2.width", UNIT, integer(1, "a positive integer", none_ok=True)),
     Field("n2.depth", UNIT, integer(1, "a positive integer", none_ok=True)),
+    Field("n2.dropout", GRID, rates, element=float, neutral=None),
     Field("n2.batch_size", GRID, element=int, column="n2_batch_size", header="N2 batch"),
     Field("train.learning_rate", PROTOCOL,
           number(0, low_open=True, what="a positive finite number"), engine=True),
@@ -231,12 +250,14 @@ def parse(name: str, value):
   (one size stays a number); refuses a bad list with the value as the user wrote it."""
   field = FIELDS[name]
   if name == "data.n2_size":
-    values = sizes.n2_sizes(value)
+    values = train_sizes.parse(value)
     return values if len(values) > 1 else values[0]
-  if name == "data.corrupt_fraction" and value is None:
-    return None   # unset: no variant reads it
+  if name in ("data.corrupt_fraction", "n1.dropout", "n2.dropout") and value is None:
+    return None   # unset: no variant or model reads it
   kind = int if field.element is int else str
   items = grid_list("" if value is None else value, name, kind, field.allow_empty)
+  if field.check is rates:
+    return [float(item) for item in items]
   if field.element is float:   # each fraction's range: validation.corrupt_fractions
     items = [_float_or_same(item) for item in items]
     if len(set(map(repr, items))) != len(items):

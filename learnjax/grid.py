@@ -1,8 +1,9 @@
 """The grid of an experiment: its N1 rows and the cells that reuse each N1, from a config.
 
-The grid is data variant (x corrupt fraction, for the variants that read one) x N1 model x N1
-batch size x N2 model (x N2's training-set size for a learnability curve; see
-:mod:`learnjax.config` and :mod:`learnjax.sizes`);
+The grid is data variant (x corrupt fraction, for the variants that read one) x N1 model (x its
+dropout rates, for the models that take one) x N1 batch size x N2 model (x its dropout rates)
+(x N2's training-set size for a learnability curve; see :mod:`learnjax.config` and
+:mod:`learnjax.train_sizes`);
 :func:`plan` validates every axis and names each unit of work, whose ids key the workdir.
 """
 
@@ -12,7 +13,7 @@ import dataclasses
 import itertools
 import os
 
-from learnjax import models, predictions, sizes, validation
+from learnjax import models, predictions, train_sizes, validation
 from learnjax.validation import snapshot_epochs
 from learnjax.data import variants
 from learnjax.errors import LearnjaxError
@@ -25,9 +26,11 @@ class ModelChoice:
   width: int | None = None
   depth: int | None = None
   predictions: str | None = None   # n1.model=predictions: the file of N1's labels (not trained)
+  dropout: float | None = None     # for the models that take it (None: unset)
 
   def build(self, num_classes: int, dtype=None):
-    return models.build(self.model, num_classes, dtype=dtype, width=self.width, depth=self.depth)
+    return models.build(self.model, num_classes, dtype=dtype, width=self.width, depth=self.depth,
+                        dropout=self.dropout)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,17 +88,26 @@ def model_hparams(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
   return models.hparams_of(name)
 
 
+def block_hparams(block) -> dict:
+  """{'width': .., 'depth': .., 'dropout': ..} of a model block, each None where unset (dropout,
+  a grid axis, as its list)."""
+  return {h: block.get(h) for h in models.HPARAMS}
+
+
 def _model_choices(block, field: str, names: list[str] | None = None) -> list[ModelChoice]:
   choices = []
   names = validation.grid_list(block.model, f"{field}.model") if names is None else names
-  validation.check_model_hparams(field, names, {h: block.get(h) for h in ("width", "depth")},
-                                 model_hparams)
-  for name in names:
+  validation.check_model_hparams(field, names, block_hparams(block), model_hparams)
+  rates = block.get("dropout")
+  for name, rate in itertools.product(names, [None] if rates is None else rates):
     if name in ("same", "none"):
       choices.append(name)
       continue
-    canonical = models.canonical_name(name, width=block.get("width"), depth=block.get("depth"))
-    choices.append(ModelChoice(canonical, name, block.get("width"), block.get("depth")))
+    canonical = models.canonical_name(name, width=block.get("width"), depth=block.get("depth"),
+                                      dropout=rate)
+    choices.append(ModelChoice(canonical, name, block.get("width"), block.get("depth"),
+                               dropout=rate))
+  choices = list(dict.fromkeys(choices))   # 'same' once, whatever the rates
   if not choices:
     raise LearnjaxError(f"config.{field}.model is empty")
   return choices
@@ -125,7 +137,7 @@ def plan(config) -> list[tuple[N1Job, list[Cell]]]:
   n2_batches = validation.grid_list(config.n2.batch_size, "n2.batch_size", int)
   n1_epochs = [None] + snapshot_epochs(config)
   # One size: the cell's N2 learns all of D2 (its id and fingerprint name no size).
-  n2_sizes = sizes.n2_sizes(config.data.n2_size) if sizes.is_curve(config.data.n2_size) else [None]
+  n2_sizes = train_sizes.parse(config.data.n2_size) if train_sizes.is_curve(config.data.n2_size) else [None]
   rows = []
   variant_units = [(v.name, f) for v in variant_list for f in (fractions if v.uses_fraction
                                                                  else [None])]
@@ -147,8 +159,7 @@ def _prediction_choices(config, alone: bool = True) -> list[ModelChoice]:
   if not files:
     predictions.load("", {}, 0, 0)  # raises: says what n1.predictions must hold
   if alone:
-    validation.check_model_hparams("n1", [predictions.MODEL],
-                                   {h: config.n1.get(h) for h in ("width", "depth")},
+    validation.check_model_hparams("n1", [predictions.MODEL], block_hparams(config.n1),
                                    model_hparams)
   if len(names) != len(files):
     raise LearnjaxError(f"config.n1.name gives {len(names)} names for {len(files)} predictions "

@@ -26,7 +26,7 @@ import hashlib
 import json
 import os
 
-from learnjax import config as config_lib, fields, sizes as sizes_lib, storage
+from learnjax import config as config_lib, fields, train_sizes, storage
 from learnjax.data.variants import registry as variants_registry
 from learnjax.data.variants.registry import LEGACY_CONSTRUCTION
 from learnjax.errors import LearnjaxError
@@ -69,7 +69,7 @@ def settings(config) -> dict:
   left_out = EXECUTION_FIELDS + PATH_FIELDS + GRID_FIELDS
   flat = _flatten(config.to_dict() if hasattr(config, "to_dict") else config)
   if "data.n2_size" in flat:   # |D2|, the largest size; N2's sizes are each cell's own
-    flat["data.n2_size"] = sizes_lib.d2_size(flat["data.n2_size"])
+    flat["data.n2_size"] = train_sizes.d2_size(flat["data.n2_size"])
   return _plain({k: v for k, v in sorted(flat.items()) if k not in left_out
                  and not (k in config_lib.NEUTRAL and v == config_lib.NEUTRAL[k])})
 
@@ -82,13 +82,15 @@ def data_fields(data_record: dict) -> dict:
 
 def n1_fields(protocol: dict, data_record: dict, variant: str, model: str, batch_size: int,
               snapshot_epochs=(), predictions_sha256: str | None = None,
-              corrupt_fraction: float | None = None, construction: str | None = None) -> dict:
+              corrupt_fraction: float | None = None, construction: str | None = None,
+              model_identity: dict | None = None) -> dict:
   """What determines an N1: the protocol, the data, its variant (with its corrupt fraction, and
   its construction where it is not the first one, see learnjax.data.variants), model and batch
   size, the epochs whose predictions it keeps, and the content of its predictions file (an N1
-  given as one)."""
+  given as one). ``model_identity``: a user's model's parameter shapes and definition digest
+  (learnjax.models.identity; None for learnjax's own models)."""
   fields = {**protocol, **data_fields(data_record), "data.variant": variant, "n1.model": model,
-            "n1.batch_size": int(batch_size)}
+            "n1.batch_size": int(batch_size), **_identity_fields("n1", model_identity)}
   if corrupt_fraction is not None:
     fields["data.corrupt_fraction"] = float(corrupt_fraction)
   if construction is not None and construction != LEGACY_CONSTRUCTION:
@@ -101,15 +103,23 @@ def n1_fields(protocol: dict, data_record: dict, variant: str, model: str, batch
 
 
 def cell_fields(n1: dict, n2_model: str, n2_batch_size: int, n1_epoch: int | None,
-                n2_size: int | None = None) -> dict:
-  """What determines a cell: its N1's fields and N2's model, batch size, N1 epoch and the number
-  of D2's first examples it learns (a curve's size; None: all of D2)."""
-  fields = {**n1, "n2.model": n2_model, "n2.batch_size": int(n2_batch_size)}
+                n2_size: int | None = None, n2_identity: dict | None = None) -> dict:
+  """What determines a cell: its N1's fields and N2's model (and its identity, as N1's), batch
+  size, N1 epoch and the number of D2's first examples it learns (a curve's size; None: all of
+  D2)."""
+  fields = {**n1, "n2.model": n2_model, "n2.batch_size": int(n2_batch_size),
+            **_identity_fields("n2", n2_identity)}
   if n1_epoch is not None:
     fields["n1_epoch"] = int(n1_epoch)
   if n2_size is not None:
     fields["n2.train_size"] = int(n2_size)
   return _plain(fields)
+
+
+def _identity_fields(net: str, identity: dict | None) -> dict:
+  if identity is None:
+    return {}
+  return {f"{net}.model_params": identity["params"], f"{net}.model_definition": identity["definition"]}
 
 
 def fingerprint(fields: dict) -> dict:
@@ -274,6 +284,14 @@ class Workdir:
     if changes:
       todo = ("run with those settings to resume it, or delete that folder to start it over"
               if in_flight else "use a new --workdir, or the settings of that result")
+      edited = [net for net in ("n1", "n2") if want is not None and stored.get(f"{net}.model") ==
+                want.get(f"{net}.model") and any(stored.get(f"{net}.{k}") != want.get(f"{net}.{k}")
+                                                 for k in ("model_definition", "model_params"))]
+      if edited:
+        names = " and ".join(f"model {want[f'{net}.model']!r}" for net in edited)
+        raise LearnjaxError(f"{what} was computed by another definition of {names} (the module "
+                            f"was edited under the same name: {changes}); register the edited "
+                            f"model under a new name, or {todo}")
       raise LearnjaxError(f"{what} was computed with other settings ({changes}); {todo}")
 
   def bind_checkpoint(self, label: str, folder: str) -> None:

@@ -101,6 +101,9 @@ def _main(command: _Command):
   except OSError as e:  # a config file that could not be loaded
     _fail(cli_input.one_line(str(e)))
   cli_input.apply_list_overrides(config, command.list_overrides)
+  if "population" in config:
+    _fail("this config describes a population of experiments; run it with python -m "
+          "learnjax.population --config=... --workdir=...")
   pool = None
   try:  # settings and workdir, before JAX is imported: bad input is answered in about a second
     plugins.load(config.plugins)   # what they register is known to every check below

@@ -12,7 +12,7 @@ import dataclasses
 
 import numpy as np
 
-from learnjax import protocol, records
+from learnjax import training, stored_nets
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,7 +24,7 @@ class N1Labels:
   log_probs_d3: np.ndarray | None = None   # the final trained N1's; None given or a snapshot
 
 
-def n1_labels(net: protocol.TrainedNet, epoch: int | None = None) -> N1Labels:
+def n1_labels(net: training.TrainedNet, epoch: int | None = None) -> N1Labels:
   """The final N1's labels, or those after ``epoch`` (a snapshot, which must exist)."""
   if epoch is None:
     return N1Labels(net.preds_d2, net.preds_d3, net.preds_test, net.log_probs_d3)
@@ -32,11 +32,11 @@ def n1_labels(net: protocol.TrainedNet, epoch: int | None = None) -> N1Labels:
   return N1Labels(preds_d2, preds_d3)
 
 
-def cell_arrays(n1: N1Labels, n2: protocol.TrainedNet, y_d3, n2_size: int | None) -> dict:
+def cell_arrays(n1: N1Labels, n2: training.TrainedNet, y_d3, n2_size: int | None) -> dict:
   """The arrays of a cell (:data:`learnjax.stored_arrays.CELL`); log-probabilities are float16,
   as stored, so a cell's numbers are the same in memory and on disk."""
   arrays = {"n1_preds_d3": np.asarray(n1.preds_d3), "n1_preds_d2": np.asarray(n1.preds_d2),
-            **records.net_arrays("n2", n2), "y_d3": np.asarray(y_d3)}
+            **stored_nets.net_arrays("n2", n2), "y_d3": np.asarray(y_d3)}
   if n1.log_probs_d3 is not None:
     arrays["n1_log_probs_d3"] = np.asarray(n1.log_probs_d3, np.float16)
   if n1.preds_test is not None:
@@ -55,11 +55,11 @@ def metric_record(n1_source: str | None = None, n1_per_seed: bool = False) -> di
 
 def measure(splits, trainer, n1: N1Labels, experiment_seed: int, seed_indices, *,
             variant: str = "true", n2_size: int | None = None,
-            **run) -> tuple[protocol.TrainedNet, dict]:
+            **run) -> tuple[training.TrainedNet, dict]:
   """Trains N2 on N1's labels of D2 (its first ``n2_size`` examples; None: all): (N2, the cell's
   arrays), from which :func:`learnjax.metrics.compute` (stored statistics) and
   :func:`learnjax.metrics.per_seed` (in memory) give every metric. ``run``: how to train
   (seed_layout, on_epoch, checkpoints, devices, concurrent_seeds)."""
-  n2 = protocol.train_n2(splits, trainer, n1.preds_d2, experiment_seed, seed_indices,
+  n2 = training.train_n2(splits, trainer, n1.preds_d2, experiment_seed, seed_indices,
                          variant=variant, n2_size=n2_size, **run)
   return n2, cell_arrays(n1, n2, splits.d3.y, n2_size)

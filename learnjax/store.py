@@ -143,7 +143,7 @@ class Store:
     arrays = read_npz(os.path.join(folder, "arrays.npz")) if with_arrays else None
     return result, arrays
 
-  def results(self, kind: str = "cells") -> list[dict]:
+  def finished(self, kind: str = "cells") -> list[dict]:
     """Every finished unit's result.json of a kind, sorted by id."""
     root = os.path.join(self.workdir, kind)
     if not os.path.isdir(root):
@@ -189,7 +189,7 @@ class Store:
     """Every finished cell's result, each with every metric its stored arrays allow (a cell
     stored before a metric existed gains it, as a fresh one has it), in ``order`` first."""
     rank = {cell_id: i for i, cell_id in enumerate(order)}
-    cells = sorted(self.results("cells"), key=lambda r: (rank.get(r["cell"], len(rank)), r["cell"]))
+    cells = sorted(self.finished("cells"), key=lambda r: (rank.get(r["cell"], len(rank)), r["cell"]))
     return [self._completed(c) for c in cells]
 
   def _completed(self, cell: dict) -> dict:

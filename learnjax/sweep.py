@@ -18,9 +18,10 @@ import time
 import numpy as np
 
 from learnjax import (checkpoint, engine, failures, fields, guard, measurement, metrics, models,
-                      plugins, predictions, protocol, records, sizes, validation)
+                      plugins, predictions, training, stored_nets, train_sizes, validation)
 from learnjax.data import fingerprint as fingerprint_lib, sources, splits as splits_lib
 from learnjax.grid import Cell, ModelChoice, N1Job, plan, snapshot_epochs
+from learnjax.models import identity as model_identity
 from learnjax.errors import LearnjaxError
 from learnjax.failures import Outcome
 from learnjax import progress
@@ -52,9 +53,12 @@ def train_config(config, batch_size: int) -> engine.TrainConfig:
 class Experiment:
   """The state shared by the cells of one launch: data, compiled trainers, the store."""
 
-  def __init__(self, config, workdir: str, out=print, pool=None):
+  def __init__(self, config, workdir: str, out=print, pool=None, n1_extras=None):
     """``pool``: the data of ``config.data`` when the caller has loaded it already (the command
-    line checks it before JAX is imported); loaded here otherwise."""
+    line checks it before JAX is imported); loaded here otherwise. ``n1_extras(job, trainer,
+    splits, net)``: called once each N1 is trained, with its variables kept in ``net``; the
+    arrays it returns are stored with the N1 (its parameters, for measures of them)."""
+    self.n1_extras = n1_extras
     # Every check comes before the workdir is created or anything is compiled or trained.
     self.config = config
     self.plugins = plugins.load(config.get("plugins", ""))   # imported once, before any check
@@ -63,7 +67,7 @@ class Experiment:
     self.out = progress.tolerant(out)   # a console that cannot show a line never stops the run
     self.pool = sources.load_pool(config.data) if pool is None else pool
     self.splits = splits_lib.make_splits(self.pool, config.data.n1_size,
-                                         sizes.d2_size(config.data.n2_size),
+                                         train_sizes.d2_size(config.data.n2_size),
                                          config.data.test_size)
     self.data_fingerprint = fingerprint_lib.fingerprint(self.pool, self.splits)
     self.store = Store(workdir)
@@ -72,6 +76,7 @@ class Experiment:
     self.seed_indices = np.arange(config.seeds)
     self.cell_ids = [c.id for _, cells in self.rows for c in cells]
     self._trainers = {}
+    self._identities = {}
     # Build every model once now, so a bad model choice stops the run before any training.
     # N1s given as predictions: read and checked now, before any training.
     part_sizes = {k: len(getattr(self.splits, k)) for k in predictions.PARTS}
@@ -83,7 +88,7 @@ class Experiment:
     self.guard.check_records()
     self.guard.check_units()
     for kind in ("n1", "cells"):   # every finished record readable, before anything trains
-      self.store.results(kind)
+      self.store.finished(kind)
     for job, cells in self.rows:
       if not job.n1.predictions:
         self.trainer(job.n1, job.batch_size)
@@ -100,12 +105,24 @@ class Experiment:
                            job.batch_size, () if given else snapshot_epochs(self.config),
                            self.given[job.n1].sha256 if given else None,
                            corrupt_fraction=job.corrupt_fraction,
-                           construction=job.variant_record["variant_construction"])
+                           construction=job.variant_record["variant_construction"],
+                           model_identity=self._identity(job.n1))
       planned[f"n1/{job.id}"] = n1
       for cell in cells:
         planned[f"cells/{cell.id}"] = guard.cell_fields(n1, cell.n2.name, cell.n2_batch_size,
-                                                        cell.n1_epoch, cell.n2_size)
+                                                        cell.n1_epoch, cell.n2_size,
+                                                        self._identity(cell.n2))
     return planned
+
+  def _identity(self, choice: ModelChoice) -> dict | None:
+    """A user's model's parameter shapes and definition digest (None for learnjax's own models
+    and for an N1 given as predictions): part of its units' fingerprints."""
+    if choice.predictions or models.is_native(choice.model):
+      return None
+    if choice not in self._identities:
+      self._identities[choice] = model_identity.identity(choice.build(self.splits.num_classes),
+                                                   self.pool.image_shape)
+    return self._identities[choice]
 
   def _bind(self, kind: str, unit_id: str) -> dict:
     """Before a unit trains: its in-flight state checked and fingerprinted; its fingerprint."""
@@ -137,36 +154,41 @@ class Experiment:
     return EpochPrinter(label, n, self.config.seeds, self.config.train.max_epochs,
                         interval=self.config.progress_seconds)
 
-  def n1(self, job: N1Job) -> protocol.TrainedNet:
+  def n1(self, job: N1Job) -> training.TrainedNet:
     if self.store.has("n1", job.id):
-      return records.net_from_store(*self._load("n1", job.id), prefix="n1")
+      return stored_nets.net_from_store(*self._load("n1", job.id), prefix="n1")
     if job.n1.predictions:
       return self._given_n1(job)
     fingerprint = self._bind("n1", job.id)
     self.out(f"N1 {job.id}: training {job.n1.name} on D1 ({job.variant_id}), "
              f"{len(self.splits.d1)} examples, {self.config.seeds} seeds")
-    net = protocol.train_n1(self.splits, self.trainer(job.n1, job.batch_size), job.variant,
+    net = training.train_n1(self.splits, self.trainer(job.n1, job.batch_size), job.variant,
                             self.config.seed, self.seed_indices,
                             seed_layout=self.config.train.seed_layout,
                             on_epoch=self._printer(f"N1 {job.n1.name} {job.variant_id}",
                                                    len(self.splits.d1), job.batch_size),
                             snapshot_epochs=snapshot_epochs(self.config),
-                            snapshot_cache=records.SnapshotCache(os.path.join(
+                            snapshot_cache=stored_nets.SnapshotCache(os.path.join(
                                 self.store.checkpoint_dir("n1", job.id), "snapshots")),
                             checkpoints=self._checkpoints("n1", job.id),
                             devices=self.config.train.get("devices", 0),
                             concurrent_seeds=self.config.train.get("concurrent_seeds", 0),
-                            corrupt_fraction=job.corrupt_fraction)
+                            corrupt_fraction=job.corrupt_fraction,
+                            keep_variables=self.n1_extras is not None)
     size = models.size(self.trainer(job.n1, job.batch_size).model, self.pool.image_shape)
+    extras = {}
+    if self.n1_extras is not None:
+      extras = self.n1_extras(job, self.trainer(job.n1, job.batch_size), self.splits, net)
+      net.variables = None
     self._save_n1(job, net, {"params": size.params, "param_tensors": size.tensors,
-                             "snapshot_epochs": sorted(net.snapshots)}, fingerprint)
+                             "snapshot_epochs": sorted(net.snapshots)}, fingerprint, extras)
     return net
 
-  def _given_n1(self, job: N1Job) -> protocol.TrainedNet:
+  def _given_n1(self, job: N1Job) -> training.TrainedNet:
     """The N1 record of an N1 given as predictions: its labels for every seed, no training."""
     given = self.given[job.n1]
     self.out(f"N1 {job.id}: given as predictions ({job.n1.predictions})")
-    net = records.given_net(given, self.config.seeds, self.splits.d1.y)
+    net = stored_nets.given_net(given, self.config.seeds, self.splits.d1.y)
     self._save_n1(job, net, {
         "snapshot_epochs": [], "source": predictions.MODEL,
         "predictions_file": job.n1.predictions, "predictions_sha256": given.sha256,
@@ -174,18 +196,20 @@ class Experiment:
         self.guard.planned[f"n1/{job.id}"])
     return net
 
-  def _save_n1(self, job: N1Job, net: protocol.TrainedNet, own: dict, fingerprint: dict) -> None:
+  def _save_n1(self, job: N1Job, net: training.TrainedNet, own: dict, fingerprint: dict,
+               extras: dict | None = None) -> None:
     """Stores an N1, trained or given: the one N1 record, with ``own`` (what only its kind has)."""
     names = getattr(self.pool, "class_names", None)
     result = {"n1": job.id, "dataset": self.pool.name, **job.variant_record,
               "model": job.n1.name, "batch_size": job.batch_size, "seeds": int(self.config.seeds),
               "num_classes": self.splits.num_classes, "d1": len(self.splits.d1),
               "d2": len(self.splits.d2), "d3": len(self.splits.d3), **own,
-              **records.net_summary(net), **({"class_names": list(names)} if names else {})}
-    arrays = {**records.net_arrays("n1", net), "y_d2": self.splits.d2.y, "y_d3": self.splits.d3.y}
+              **stored_nets.net_summary(net), **({"class_names": list(names)} if names else {})}
+    arrays = {**stored_nets.net_arrays("n1", net), "y_d2": self.splits.d2.y, "y_d3": self.splits.d3.y,
+              **(extras or {})}
     self.store.save("n1", job.id, result, arrays, fingerprint=fingerprint)
 
-  def cell(self, cell: Cell, n1: protocol.TrainedNet) -> dict:
+  def cell(self, cell: Cell, n1: training.TrainedNet) -> dict:
     job = cell.n1_job
     if cell.n1_epoch is not None and cell.n1_epoch not in n1.snapshots:
       raise LearnjaxError(
@@ -213,7 +237,7 @@ class Experiment:
            if "params" in n1_result else {}),
         **measurement.metric_record(n1_result.get("source"),
                                     bool(n1_result.get("predictions_per_seed"))),
-        "n1": records.net_summary(n1), "n2": records.net_summary(n2),
+        "n1": stored_nets.net_summary(n1), "n2": stored_nets.net_summary(n2),
         "status": "diverged" if (n1.diverged.any() or n2.diverged.any()) else "ok",
     }
     result.update(metrics.compute(arrays, result))
@@ -394,8 +418,8 @@ class Experiment:
           not self.store.has("n1", job.id):
         self.rows_elsewhere.append(job.id)
     if self.rows_elsewhere:
-      self.out(f"{len(self.rows_elsewhere)} N1 rows left to the other process training them "
-               f"({', '.join(self.rows_elsewhere)}); their cells are not trained by this launch")
+      self.out(f"N1 rows left to the other process training them: "
+               f"{', '.join(self.rows_elsewhere)}; their cells are not trained by this launch")
     self.store.write_summary(self.cell_ids)
     by_id = {r["cell"]: r for r in self.store.summary_cells(self.cell_ids)}
     return [by_id[c.id] for _, cells in mine for c in cells if c.id in by_id]
@@ -419,7 +443,7 @@ def check_workdir_config(store: Store, config) -> None:
 
 def launch(config, workdir: str, task_index: int = 0, num_tasks: int = 1, out=print,
            distributed: bool = False, pool=None, wait_for_rows: bool = True,
-           retry_out_of_memory: bool = True) -> Outcome:
+           retry_out_of_memory: bool = True, n1_extras=None) -> Outcome:
   """Runs (or resumes) the experiment of ``config`` in ``workdir``; what it did.
 
   The workdir's record of the settings and data is created (or matched) before anything trains.
@@ -429,8 +453,9 @@ def launch(config, workdir: str, task_index: int = 0, num_tasks: int = 1, out=pr
   the caller has loaded it already. ``wait_for_rows`` and ``retry_out_of_memory``: see
   :meth:`Experiment.run`. A failed write or a lost device raises
   :class:`learnjax.failures.MachineFailure`; memory running out does not stop the launch.
+  ``n1_extras``: see :class:`Experiment`.
   """
-  experiment = Experiment(config, workdir, out=out, pool=pool)
+  experiment = Experiment(config, workdir, out=out, pool=pool, n1_extras=n1_extras)
   # Units stored before variant constructions were fingerprinted.
   guard.check_variant_constructions(experiment.rows, experiment.store)
   if distributed:

@@ -17,7 +17,7 @@ import tempfile
 
 import ml_collections
 
-from learnjax import fields, guard, plugins, sizes as sizes_lib
+from learnjax import fields, guard, plugins, train_sizes
 from learnjax.config import base_config, flatten  # noqa: F401  (flatten: validation.flatten)
 from learnjax.predictions import MODEL as PREDICTIONS_MODEL
 from learnjax.data import variants
@@ -228,7 +228,7 @@ def check_data(config, workdir: str, pool=None) -> dict:
   its record."""
   from learnjax.data import fingerprint, sources, splits
   pool = sources.load_pool(config.data) if pool is None else pool
-  parts = splits.make_splits(pool, config.data.n1_size, sizes_lib.d2_size(config.data.n2_size),
+  parts = splits.make_splits(pool, config.data.n1_size, train_sizes.d2_size(config.data.n2_size),
                            config.data.test_size)
   record = fingerprint.fingerprint(pool, parts)
   if os.path.isdir(workdir):

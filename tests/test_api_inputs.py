@@ -107,12 +107,12 @@ LEARNABILITY = [
 
 @pytest.fixture
 def no_training(monkeypatch):
-  from learnjax import protocol, sweep
+  from learnjax import training, sweep
 
   def trained(*args, **kwargs):
     raise AssertionError("trained before the bad argument was refused")
-  monkeypatch.setattr(protocol, "train_n1", trained)
-  monkeypatch.setattr(protocol, "train_n2", trained)
+  monkeypatch.setattr(training, "train_n1", trained)
+  monkeypatch.setattr(training, "train_n2", trained)
   monkeypatch.setattr(sweep.Experiment, "run", trained)
 
 
@@ -192,12 +192,12 @@ class _Measured(Exception):
 
 @pytest.fixture
 def measured(monkeypatch):
-  from learnjax import protocol
+  from learnjax import training
 
   def train_n1(splits, trainer, variant, seed, seed_indices, **kwargs):
     raise _Measured(dict(model=trainer.model, seeds=list(seed_indices), seed=seed,
                          d1=len(splits.d1), d2=len(splits.d2), on_epoch=kwargs.get("on_epoch")))
-  monkeypatch.setattr(protocol, "train_n1", train_n1)
+  monkeypatch.setattr(training, "train_n1", train_n1)
 
 
 def _arguments_of(**kwargs):

@@ -32,6 +32,15 @@ def config_args(path, module):
 @pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
 def test_config_loads_and_plans(path):
   module = load(path)
+  if "population" in module.get_config():   # a population of experiments: learnjax.population
+    from learnjax.population import spec
+    assert "python -m learnjax.population --config=configs/" in module.__doc__
+    for arg in config_args(path, module) + ["mnist", "cifar10"]:
+      axes, networks = spec.check(module.get_config(arg))
+      assert len(axes) >= 5 and len(networks) >= 32
+    with pytest.raises(ValueError):
+      module.get_config("no_such_variant")
+    return
   assert "python -m learnjax.main --config=configs/" in module.__doc__  # its command is documented
   for arg in config_args(path, module):
     config = module.get_config(arg)
@@ -47,7 +56,7 @@ def test_config_loads_and_plans(path):
 
 def test_every_experiment_has_a_config():
   names = {load(p).get_config(arg).experiment for p in CONFIGS
-           for arg in config_args(p, load(p))}
+           for arg in config_args(p, load(p)) if "population" not in load(p).get_config()}
   expected = {f"T{i}" for i in range(1, 15)} | {"F1", "D5"}
   assert expected <= names, expected - names
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import learnjax
-from learnjax import config as config_lib, curves, grid, guard, protocol, sizes, sweep
+from learnjax import config as config_lib, curves, grid, guard, training, train_sizes, sweep
 from learnjax.errors import LearnjaxError
 
 K = 10   # the digits' classes
@@ -40,17 +40,17 @@ def test_auc_and_n_at_against_hand_computations():
 
 
 def test_sizes_lists_and_geometric_grids():
-  assert sizes.n2_sizes(None) == [None] and sizes.n2_sizes(300) == [300]
-  assert sizes.n2_sizes("400, 100,200") == [100, 200, 400]
-  grid_ = sizes.n2_sizes("geometric:250:25000:5")
+  assert train_sizes.parse(None) == [None] and train_sizes.parse(300) == [300]
+  assert train_sizes.parse("400, 100,200") == [100, 200, 400]
+  grid_ = train_sizes.parse("geometric:250:25000:5")
   assert grid_[0] == 250 and grid_[-1] == 25000 and len(grid_) == 5
   ratios = np.diff(np.log(grid_))
   np.testing.assert_allclose(ratios, ratios[0], rtol=1e-2)   # evenly spaced on a log axis
-  assert sizes.d2_size("geometric:250:25000:5") == 25000
+  assert train_sizes.d2_size("geometric:250:25000:5") == 25000
   for bad in ("geometric:250:25000", "geometric:5:4:3", "geometric:1:3:5", "100,,200", "100,100",
               "0,5", "ten"):
     with pytest.raises(LearnjaxError):
-      sizes.n2_sizes(bad)
+      train_sizes.parse(bad)
 
 
 def _config(n2_size, **data):
@@ -142,13 +142,13 @@ def _run(config, workdir):
 
 def test_each_n2_saw_exactly_the_first_n_examples_of_d2_for_every_seed(tmp_path, monkeypatch):
   seen = []
-  real = protocol.execution.train_seeds
+  real = training.execution.train_seeds
 
   def recording(trainer, init_keys, order_keys, x, y, **kw):
     seen.append((np.asarray(x), np.asarray(y)))
     return real(trainer, init_keys, order_keys, x, y, **kw)
 
-  monkeypatch.setattr(protocol.execution, "train_seeds", recording)
+  monkeypatch.setattr(training.execution, "train_seeds", recording)
   config = _config("50,100,200")
   experiment = sweep.Experiment(config, str(tmp_path / "w"), out=lambda _: None)
   d2 = experiment.splits.d2.x
@@ -171,7 +171,7 @@ def test_an_interrupted_curve_finishes_the_rest_and_equals_an_uninterrupted_run(
                                                                                  monkeypatch):
   config = _config("50,100,200")
   whole, _ = _run(config, tmp_path / "whole")
-  real = protocol.train_n2
+  real = training.train_n2
   calls = []
 
   def stopping(*args, **kw):
@@ -180,11 +180,11 @@ def test_an_interrupted_curve_finishes_the_rest_and_equals_an_uninterrupted_run(
     calls.append(kw.get("n2_size"))
     return real(*args, **kw)
 
-  monkeypatch.setattr(protocol, "train_n2", stopping)
+  monkeypatch.setattr(training, "train_n2", stopping)
   with pytest.raises(_Stop):
     _run(config, tmp_path / "parts")
   assert calls == [50, 100]
-  monkeypatch.setattr(protocol, "train_n2", real)
+  monkeypatch.setattr(training, "train_n2", real)
   resumed, lines = _run(config, tmp_path / "parts")
   assert "3 cells in this task (1 N1 trainings), 2 already done" in " ".join(lines)
   for a, b in zip(whole, resumed):

@@ -11,7 +11,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SCRIPT = textwrap.dedent("""
     import jax, numpy as np, ml_collections
-    from learnjax import engine, models, protocol
+    from learnjax import engine, models, training
     from learnjax.data import sources, splits
     assert jax.local_device_count() == 4, jax.local_devices()
     pool = sources.load_pool(ml_collections.ConfigDict({"name": "digits"}))
@@ -23,9 +23,9 @@ SCRIPT = textwrap.dedent("""
       out = {}
       for devices in (1, 4):
         trainer = engine.Trainer(models.build(model, 10), cfg)
-        n1 = protocol.train_n1(sp, trainer, variant, 0, np.arange(4), seed_layout=layout,
+        n1 = training.train_n1(sp, trainer, variant, 0, np.arange(4), seed_layout=layout,
                                devices=devices)
-        n2 = protocol.train_n2(sp, trainer, n1.preds_d2, 0, np.arange(4), seed_layout=layout,
+        n2 = training.train_n2(sp, trainer, n1.preds_d2, 0, np.arange(4), seed_layout=layout,
                                devices=devices)
         out[devices] = (n1, n2)
       (a1, a2), (b1, b2) = out[1], out[4]
@@ -37,7 +37,7 @@ SCRIPT = textwrap.dedent("""
     # A seed count the devices cannot divide, asked for explicitly, is refused clearly.
     from learnjax.errors import LearnjaxError
     try:
-      protocol.train_n1(sp, engine.Trainer(models.build("mlp_1", 10), cfg), "true", 0,
+      training.train_n1(sp, engine.Trainer(models.build("mlp_1", 10), cfg), "true", 0,
                         np.arange(5), seed_layout="vmap", devices=4)
     except LearnjaxError as e:
       print("refused:", e)

@@ -250,6 +250,8 @@ def test_a_launch_waits_for_a_shared_row_then_trains_its_own_cells(tmp_path, mon
 
 def _main(workdir, *extra, preexec=None, cwd=ROOT):
   env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+  if preexec is not None:   # its file size limit would truncate the tests' shared compilation cache
+    env["JAX_ENABLE_COMPILATION_CACHE"] = "false"
   args = [f"--config={ROOT}/configs/quickstart.py", "--config.data.variant=true",
           "--config.seeds=1", "--config.train.max_epochs=2", "--config.data.n1_size=60",
           "--config.data.n2_size=60", "--config.data.test_size=40",

@@ -69,7 +69,7 @@ def test_true_labels_as_predictions_learnability_equals_n2_test_accuracy(exporte
                                 cell["n2_test_accuracy"]["per_seed"])
   assert 20 < cell["learnability"]["mean"] < 100    # N2 learnt something in 3 epochs
   assert len(set(cell["learnability"]["per_seed"])) == 2   # seeds differ (N2's init and order)
-  [n1] = sweep.Store(workdir).results("n1")
+  [n1] = sweep.Store(workdir).finished("n1")
   assert n1["source"] == "predictions" and n1["model"] == "truth"
   assert n1["class_names"] == list("abcdefghij")
   assert n1["train_error"] == [None, None] and "params" not in n1
@@ -177,7 +177,7 @@ def test_export_writes_d1_the_first_n1_size_training_images(exported, digits_poo
 def test_per_seed_rows_scores_and_d1_as_a_file(exported):
   """(S, N) integer rows are the seeds' own labels; (N, K) float scores are argmaxed; d1 gives N1
   its training error (its error on D1), counted by hand."""
-  from learnjax import predictions, records
+  from learnjax import predictions, stored_nets
   y1, y2, y3 = (exported[f"{p}_labels"] for p in ("d1", "d2", "d3"))
   rows = np.stack([y2, (y2 + 1) % 10])
   scores = np.eye(10)[y3] * 0.9 + 0.01      # probabilities, argmax = y3
@@ -188,9 +188,9 @@ def test_per_seed_rows_scores_and_d1_as_a_file(exported):
   assert g.per_seed and g.d2.shape == (2, SIZES[1]) and g.d3.shape == (2, SIZES[2])
   np.testing.assert_array_equal(g.d2, rows)
   np.testing.assert_array_equal(g.d3, np.stack([y3, y3]))
-  net = records.given_net(g, 2, y1)
+  net = stored_nets.given_net(g, 2, y1)
   np.testing.assert_allclose(net.train_error, [0.1, 0.1])
-  assert records.given_net(predictions.given({"d2": y2, "d3": y3}, sizes, 10, 2, "t"), 2,
+  assert stored_nets.given_net(predictions.given({"d2": y2, "d3": y3}, sizes, 10, 2, "t"), 2,
                            y1).train_error.tolist() == [None, None]
 
 

@@ -236,7 +236,7 @@ def test_f1_points_table_and_figure(tmp_path):
   assert "| shallow_cnn_16 | 5 | 80.0 ± 0.0 | 50.0 ± 0.0 |" in markdown
   assert "| shallow_cnn_16 | final (≈10) | 72.0 ± 2.0 | 40.0 ± 0.0 |" in markdown
   assert list(figures) == ["learnability_vs_epochs.png", "learnability_vs_generalisation.png"]
-  points = report.f1_points(store.results("cells"))
+  points = report.f1_points(store.finished("cells"))
   assert [(e, final) for e, final, _ in points] == [(1.0, False), (5.0, False), (10.0, True)]
 
 
@@ -312,7 +312,7 @@ def test_cli_on_a_real_tiny_f1_run(tmp_path):
   # the final N1's cell has both networks' probabilities, the snapshot's has none.
   from learnjax import metrics
   store = Store(workdir)
-  for cell in store.results("cells"):
+  for cell in store.finished("cells"):
     arrays = store.load("cells", cell["cell"])[1]
     assert metrics.complete(cell, arrays) == (cell, [])
     assert ("kl_n1_n2" in cell) == (cell["n1_epoch"] is None)

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import flax.linen as nn
 import numpy as np
@@ -114,3 +115,137 @@ def test_a_plain_module_registered_in_a_config_trains_from_the_command_line(tmp_
       (v, "my_linear", n2) for v in ("true", "random_labels") for n2 in ("my_linear", "mlp_1"))
   true = [c for c in cells if c["variant"] == "true"]
   assert all(c["n1_test_accuracy"]["mean"] > 50 for c in true)
+
+
+# ---- a BatchNorm + Dropout module: trains, resumes bitwise, and is known by its definition -------
+
+BN_DROPOUT = '''
+"""A config that registers a BatchNorm + Dropout model."""
+import flax.linen as nn
+import learnjax.models
+from learnjax.config import base_config
+
+
+class MyNet(nn.Module):
+  num_classes: int
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    x = nn.Dense(32)(x.reshape((x.shape[0], -1)))
+    x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.8)(x))
+    x = nn.Dropout(0.3, deterministic=not train)(x)
+    return nn.Dense(self.num_classes)(x)
+
+
+learnjax.models.register("my_net", MyNet)
+
+
+def get_config(arg=None):
+  config = base_config()
+  config.seeds = 2
+  config.data.variant = "true"
+  config.data.n1_size, config.data.n2_size, config.data.test_size = 200, 200, 100
+  config.n1.model = "my_net"
+  config.n2.model = "mlp_1"
+  config.train.max_epochs = 6
+  config.train.stop_error = 0.0
+  config.train.learning_rate = 0.1
+  config.checkpoint_every_epochs = 1
+  return config
+'''
+
+
+def launch(config_path, workdir, *extra, wait=True):
+  args = [sys.executable, "-m", "learnjax.main", f"--config={config_path}", f"--workdir={workdir}",
+          *extra]
+  if not wait:
+    return subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def n1_arrays(workdir):
+  with np.load(os.path.join(workdir, "n1", "true__my_net__b64", "arrays.npz")) as data:
+    return {k: data[k] for k in data.files}
+
+
+def test_a_batchnorm_dropout_module_trains_from_the_api():
+  ns = {}
+  exec(compile(textwrap.dedent(BN_DROPOUT), "<bn_dropout>", "exec"), ns)   # registers my_net
+  r = learnjax.learnability(n1="my_net", n2="mlp_1", data="digits", seeds=2, n1_size=200,
+                            n2_size=200, test_size=100,
+                            config={"train.max_epochs": 6, "train.learning_rate": 0.1})
+  assert r.n1_test_accuracy.mean() > 50 and r.learnability.mean() > 40
+
+
+def _loaded(tmp_path, name, source):
+  path = tmp_path / f"{name}.py"
+  path.write_text(textwrap.dedent(source))
+  ns = {"__name__": name}
+  exec(compile(path.read_text(), str(path), "exec"), ns)
+  return ns["MyNet"]
+
+
+def test_a_model_s_identity_is_its_code_not_its_comments(tmp_path):
+  from learnjax.models import identity
+  base = _loaded(tmp_path, "a", BN_DROPOUT)
+  digest = lambda cls, **kw: identity.definition_digest(cls(10, **kw), (8, 8, 1))
+  commented = _loaded(tmp_path, "b", BN_DROPOUT.replace(
+      "  num_classes: int\n", '  """Doc."""\n\n  num_classes: int   # outputs\n').replace(
+      "    return nn.Dense", "    # the head\n    return   nn.Dense"))
+  edited = _loaded(tmp_path, "c", BN_DROPOUT.replace("nn.Dense(32)", "nn.Dense(32, use_bias=False)"))
+  assert digest(base) == digest(commented) != digest(edited)
+  assert identity.param_shapes(base(10), (8, 8, 1)) == (
+      "BatchNorm_0/bias 32, BatchNorm_0/scale 32, Dense_0/bias 32, Dense_0/kernel 64x32, "
+      "Dense_1/bias 10, Dense_1/kernel 32x10")
+  assert identity.param_shapes(edited(10), (8, 8, 1)).count("bias") == 2
+
+
+@pytest.mark.slow
+def test_an_edited_model_under_the_same_name_is_refused_and_a_comment_is_not(tmp_path):
+  path = tmp_path / "my_net.py"
+  path.write_text(textwrap.dedent(BN_DROPOUT))
+  workdir = tmp_path / "run"
+  first = launch(path, workdir)
+  assert first.returncode == 0, first.stderr
+  cells = json.load(open(workdir / "results.json"))["cells"]
+  assert [c["n1_model"] for c in cells] == ["my_net"] and cells[0]["n1_test_accuracy"]["mean"] > 50
+  fingerprint = json.load(open(workdir / "n1" / "true__my_net__b64" / "fingerprint.json"))
+  assert fingerprint["fields"]["n1.model_params"].startswith("BatchNorm_0/bias 32, ")
+  # A comment and a docstring are no edit: the stored results are reused, nothing trains.
+  path.write_text(textwrap.dedent(BN_DROPOUT).replace(
+      "  num_classes: int\n", '  """My network."""\n  num_classes: int  # the outputs\n'))
+  again = launch(path, workdir)
+  assert again.returncode == 0 and ": training" not in again.stdout, again.stderr
+  # Another dropout rate under the same name: refused in one line naming the model.
+  before = sorted(os.listdir(workdir / "n1"))
+  path.write_text(textwrap.dedent(BN_DROPOUT).replace("nn.Dropout(0.3", "nn.Dropout(0.5"))
+  edited = launch(path, workdir)
+  assert edited.returncode == 2 and "Traceback" not in edited.stderr, edited.stderr
+  [line] = [l for l in edited.stderr.splitlines() if l.startswith("error:")]
+  assert "another definition of model 'my_net'" in line and "n1.model_definition" in line
+  assert sorted(os.listdir(workdir / "n1")) == before
+
+
+@pytest.mark.slow
+def test_a_batchnorm_dropout_training_killed_mid_run_resumes_bitwise(tmp_path):
+  path = tmp_path / "my_net.py"
+  path.write_text(textwrap.dedent(BN_DROPOUT))
+  extra = ["--config.train.max_epochs=40", "--config.n2.model=none"]
+  workdir = str(tmp_path / "killed")
+  proc = launch(path, workdir, *extra, wait=False)
+  in_flight = os.path.join(workdir, "checkpoints", "n1", "true__my_net__b64")
+  deadline = time.time() + 300
+  while not any(n.isdigit() and int(n) >= 3 for _, dirs, _ in os.walk(in_flight) for n in dirs):
+    assert time.time() < deadline and proc.poll() is None
+    time.sleep(0.05)
+  proc.kill()
+  proc.wait()
+  assert not os.path.exists(os.path.join(workdir, "n1", "true__my_net__b64", "result.json"))
+  resumed = launch(path, workdir, *extra)
+  assert resumed.returncode == 0, resumed.stderr
+  whole = launch(path, str(tmp_path / "whole"), *extra)
+  assert whole.returncode == 0, whole.stderr
+  a, b = n1_arrays(workdir), n1_arrays(str(tmp_path / "whole"))
+  assert a.keys() == b.keys() and a
+  for key in a:
+    np.testing.assert_array_equal(a[key], b[key], err_msg=key)

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from learnjax import config as config_lib, engine, execution, models, protocol, sweep, validation
+from learnjax import config as config_lib, engine, execution, models, training, sweep, validation
 from learnjax.data import variants
 from learnjax.data.splits import Split, Splits
 from learnjax.data.variants import zhang
@@ -20,7 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _keys(n, seed=3):
-  return protocol.seed_keys(seed, np.arange(n), protocol.Purpose.VARIANT)
+  return training.seed_keys(seed, np.arange(n), training.Purpose.VARIANT)
 
 
 def _splits(x1, x2, x3, y1=None, classes=10):
@@ -207,9 +207,9 @@ def test_n2_never_sees_a_real_image_under_random_images(small_splits, monkeypatc
   cfg = engine.TrainConfig(max_epochs=2)
   seeds = np.arange(2)
   trainer = engine.Trainer(models.build("mlp_1", 10), cfg)
-  n1 = protocol.train_n1(small_splits, trainer, "random_images", 0, seeds, keep_variables=True)
-  n2 = protocol.train_n2(small_splits, trainer, n1.preds_d2, 0, seeds, variant="random_images")
-  data = protocol.eval_data(small_splits, "random_images", 0, seeds)
+  n1 = training.train_n1(small_splits, trainer, "random_images", 0, seeds, keep_variables=True)
+  n2 = training.train_n2(small_splits, trainer, n1.preds_d2, 0, seeds, variant="random_images")
+  data = training.eval_data(small_splits, "random_images", 0, seeds)
   (x_n1, per_seed_n1), (x_n2, per_seed_n2) = seen
   assert per_seed_n1 and per_seed_n2 and x_n2.shape == (2,) + small_splits.d2.x.shape
   np.testing.assert_array_equal(x_n2, np.asarray(data.x2))       # N2 learns the noise D2
@@ -218,12 +218,12 @@ def test_n2_never_sees_a_real_image_under_random_images(small_splits, monkeypatc
   for x in (x_n1, x_n2):
     assert not any(img.tobytes() in real_rows for img in x.reshape((-1,) + real.shape[1:]))
   # Learnability on the noise D3; N1's test accuracy on the real test images.
-  np.testing.assert_array_equal(n1.preds_d3, protocol.predict(trainer, n1.variables, data.x3, True))
-  np.testing.assert_array_equal(n1.preds_test, protocol.predict(
+  np.testing.assert_array_equal(n1.preds_d3, training.predict(trainer, n1.variables, data.x3, True))
+  np.testing.assert_array_equal(n1.preds_test, training.predict(
       trainer, n1.variables, np.asarray(small_splits.d3.x), False))
   assert n2.preds_test is not None
   # The same N1 (noise D1, its labels) as the real-D2/D3 construction, evaluated elsewhere.
-  old = protocol.train_n1(small_splits, trainer, "random_images_real_eval", 0, seeds)
+  old = training.train_n1(small_splits, trainer, "random_images_real_eval", 0, seeds)
   np.testing.assert_array_equal(old.preds_d3, n1.preds_test)
   assert old.preds_test is None
 
@@ -277,5 +277,5 @@ def test_a_variant_registered_outside_learnjax_runs_through_the_protocol(small_s
   validation.check_config(config)
   assert formatting.variant_title("test_one_label") == "one label"
   trainer = engine.Trainer(models.build("mlp_1", 10), engine.TrainConfig(max_epochs=2))
-  n1 = protocol.train_n1(small_splits, trainer, "test_one_label", 0, np.arange(2))
+  n1 = training.train_n1(small_splits, trainer, "test_one_label", 0, np.arange(2))
   assert (n1.preds_d2 == 0).all() and n1.preds_test is None

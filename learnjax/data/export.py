@@ -36,9 +36,9 @@ def export_arrays(data_config) -> dict[str, np.ndarray]:
   """The arrays :func:`export` writes, for a config's ``data`` block."""
   from learnjax.data import sources, splits as splits_lib
   pool = sources.load_pool(data_config)
-  from learnjax import sizes   # D2 = the largest of data.n2_size
+  from learnjax import train_sizes   # D2 = the largest of data.n2_size
   splits = splits_lib.make_splits(pool, data_config.get("n1_size"),
-                                  sizes.d2_size(data_config.get("n2_size")),
+                                  train_sizes.d2_size(data_config.get("n2_size")),
                                   data_config.get("test_size"))
   arrays = {"num_classes": np.int64(splits.num_classes), "dataset": np.str_(pool.name),
             "mean": splits.mean.astype(np.float32), "std": splits.std.astype(np.float32)}

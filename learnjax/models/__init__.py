@@ -7,7 +7,7 @@ from learnjax.models import resnet  # noqa: F401  (registers resnet, preact_resn
 from learnjax.models import dpn  # noqa: F401  (registers dpn: dpn26)
 from learnjax.models import densenet  # noqa: F401  (registers densenet: densenet121)
 from learnjax.models import googlenet  # noqa: F401  (registers googlenet)
-from learnjax.models.registry import (UnknownModelError, build, canonical_name,  # noqa: F401
-                                      family_names, hparams_of, preset_names, register, resolve,
+from learnjax.models.registry import (HPARAMS, UnknownModelError, build, canonical_name,  # noqa: F401
+                                      family_names, hparams_of, is_native, preset_names, register, resolve,
                                       size,
                                       uses_convolution)

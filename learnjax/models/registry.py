@@ -9,11 +9,15 @@ file, say)::
 
 ``builder(num_classes, **hparams)`` returns any ``flax.linen.Module`` that maps NHWC float images
 to logits; learnjax asks nothing else of it. If its ``__call__`` takes ``train``, it is called
-with ``train=True`` while training (BatchNorm statistics, dropout: running statistics go in the
-``batch_stats`` collection) and ``train=False`` when predicting; otherwise it is called on the
-images alone. learnjax's own families register through :func:`register_native`, whose builders
-also take the compute ``dtype`` and ``forms`` (the CPU's equivalent layer forms, an internal
-choice of learnjax's layers).
+with ``train=True`` while training and ``train=False`` when predicting; otherwise it is called on
+the images alone. In training, every variable collection its init makes besides ``params``
+(BatchNorm's ``batch_stats``, any of its own) is updated, and the random numbers it asks for
+(``self.make_rng('dropout')``, as ``nn.Dropout`` does, or any other stream) come from the seed's
+own key, the epoch and the step (:mod:`learnjax.engine`); predictions draw none. learnjax's own
+families register through :func:`register_native`, whose builders also take the compute
+``dtype`` and ``forms`` (the CPU's equivalent layer forms, an internal choice of learnjax's
+layers), and may take *optional* hyper-parameters (``dropout``) whose neutral value is the
+model without them.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ class Family:
   builder: Callable[..., nn.Module]
   hparams: tuple[str, ...]   # the hyper-parameters a family name needs from the config
   native: bool = False       # learnjax's own: the builder also takes dtype and forms
+  optional: tuple[str, ...] = ()   # hyper-parameters its presets take too (0: left out)
 
 
 _FAMILIES: dict[str, Family] = {}
@@ -48,8 +53,8 @@ def register(name: str, builder: Callable[..., nn.Module], hparams: tuple[str, .
              presets: dict[str, dict[str, Any]] | None = None) -> None:
   """Registers a model: ``builder(num_classes, **hparams)`` returns a Flax module.
 
-  ``name`` is selectable as ``n1.model`` / ``n2.model`` (with ``n1.width`` / ``n1.depth`` for the
-  ``hparams`` it declares, which may only be ``width`` and ``depth``); ``presets`` binds further
+  ``name`` is selectable as ``n1.model`` / ``n2.model`` (with ``n1.width`` / ``n1.depth`` /
+  ``n1.dropout`` for the ``hparams`` it declares, among :data:`HPARAMS`); ``presets`` binds further
   names to fixed hyper-parameters. Registering a name again replaces it (a config file may be
   loaded more than once); learnjax's own names cannot be replaced.
   """
@@ -66,12 +71,16 @@ def register(name: str, builder: Callable[..., nn.Module], hparams: tuple[str, .
 
 
 def register_native(family: str, builder: Callable[..., nn.Module], hparams: tuple[str, ...] = (),
-                    presets: dict[str, dict[str, Any]] | None = None) -> None:
-  """Registers one of learnjax's own families: ``builder(num_classes, dtype, forms, **hparams)``."""
-  _add(Family(family, builder, tuple(hparams), native=True), presets)
+                    presets: dict[str, dict[str, Any]] | None = None,
+                    optional: tuple[str, ...] = ()) -> None:
+  """Registers one of learnjax's own families: ``builder(num_classes, dtype, forms, **hparams)``.
+  ``optional``: rates (``dropout``) the family and its presets take when given and not 0."""
+  _add(Family(family, builder, tuple(hparams), native=True, optional=tuple(optional)), presets)
 
 
-HPARAMS = ("width", "depth")   # the hyper-parameters a config can give (n1.width, n1.depth)
+# The hyper-parameters a config can give (n1.width, n1.depth, n1.dropout).
+HPARAMS = ("width", "depth", "dropout")
+RATES = ("dropout",)   # those that are rates in [0, 1) rather than positive integers
 
 
 def _add(family: Family, presets) -> None:
@@ -85,6 +94,12 @@ def preset_names() -> list[str]:
   return list(_PRESETS)
 
 
+def is_native(name: str) -> bool:
+  """Whether model ``name`` (a preset or family) is one of learnjax's own."""
+  family = _PRESETS[name][0] if name in _PRESETS else name
+  return family in _FAMILIES and _FAMILIES[family].native
+
+
 def family_names() -> list[str]:
   return list(_FAMILIES)
 
@@ -93,9 +108,9 @@ def hparams_of(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
   """(the hyper-parameters model ``name`` takes, those that must be given): a preset takes only
   those it fixes (and needs none), a family needs every one it declares."""
   if name in _PRESETS:
-    return tuple(_PRESETS[name][1]), ()
+    return tuple(_PRESETS[name][1]) + _FAMILIES[_PRESETS[name][0]].optional, ()
   if name in _FAMILIES:
-    return _FAMILIES[name].hparams, _FAMILIES[name].hparams
+    return _FAMILIES[name].hparams + _FAMILIES[name].optional, _FAMILIES[name].hparams
   resolve(name)  # raises: unknown model
   return (), ()
 
@@ -103,7 +118,8 @@ def hparams_of(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
 def resolve(name: str, **hparams) -> tuple[str, dict[str, Any]]:
   """(family, hyper-parameters) for a preset name, or a family name plus its hyper-parameters.
 
-  ``hparams`` set to None are ignored; a preset given a conflicting hyper-parameter is an error.
+  ``hparams`` set to None are ignored, and so is an optional one (``dropout``) at 0; a preset
+  given a conflicting hyper-parameter is an error.
   """
   given = {k: v for k, v in hparams.items() if v is not None}
   if name in _PRESETS:
@@ -113,7 +129,7 @@ def resolve(name: str, **hparams) -> tuple[str, dict[str, Any]]:
         raise UnknownModelError(
             f"model '{name}' fixes {key}={kwargs[key]}, but {key}={value} was given; "
             f"use the family name '{family}' with {key}={value} instead")
-    return family, dict(kwargs)
+    return family, {**kwargs, **_optional(name, _FAMILIES[family], given)}
   if name in _FAMILIES:
     family = _FAMILIES[name]
     missing = [h for h in family.hparams if h not in given]
@@ -122,12 +138,30 @@ def resolve(name: str, **hparams) -> tuple[str, dict[str, Any]]:
                               f"(e.g. --config.n1.{missing[0]}=...)")
     kwargs = {h: given[h] for h in family.hparams}
     for key, value in kwargs.items():
-      if not isinstance(value, int) or value < 1:
+      if key in RATES:
+        _check_rate(name, key, value)
+      elif not isinstance(value, int) or value < 1:
         raise UnknownModelError(f"model '{name}': {key} must be a positive integer, got {value!r}")
-    return name, kwargs
+    return name, {**kwargs, **_optional(name, family, given)}
   raise UnknownModelError(
       f"unknown model '{name}'; known models: {', '.join(preset_names())} "
       f"(families: {', '.join(family_names())}); `python -m learnjax.models` lists them")
+
+
+def _check_rate(name: str, key: str, value) -> None:
+  if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+    raise UnknownModelError(f"model '{name}': {key} must be a rate in [0, 1), got {value!r}")
+
+
+def _optional(name: str, family: Family, given: dict) -> dict:
+  """The optional hyper-parameters given to ``family`` away from their neutral 0."""
+  chosen = {}
+  for key in family.optional:
+    if key in given:
+      _check_rate(name, key, given[key])
+      if given[key]:
+        chosen[key] = float(given[key])
+  return chosen
 
 
 def build(name: str, num_classes: int, dtype=None, forms: str | None = None,
@@ -184,14 +218,17 @@ class _IgnoresTrain(nn.Module):
 
 
 def canonical_name(name: str, **hparams) -> str:
-  """A short, stable name for a model choice: the preset name, or family plus hparams."""
-  if name in _PRESETS:
-    return name
+  """A short, stable name for a model choice: the preset name, or family plus hparams, then the
+  optional ones away from 0 (``mlp_1_dropout0.5``); at 0 the name is the model's without them."""
   family, kwargs = resolve(name, **hparams)
+  optional = {k: kwargs.pop(k) for k in _FAMILIES[family].optional if k in kwargs}
+  suffix = "".join(f"_{k}{v:g}" for k, v in sorted(optional.items()))
+  if name in _PRESETS:
+    return name + suffix
   for preset, (fam, kw) in _PRESETS.items():
     if fam == family and kw == kwargs:
-      return preset
-  return family + "".join(f"_{k}{v}" for k, v in sorted(kwargs.items()))
+      return preset + suffix
+  return family + "".join(f"_{k}{v}" for k, v in sorted(kwargs.items())) + suffix
 
 
 @dataclasses.dataclass(frozen=True)

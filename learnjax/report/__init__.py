@@ -65,8 +65,9 @@ learnability that measures nothing.
 
 Modules: ``context`` (loading, reference matching), ``analyses`` (which sections a report has),
 ``formatting`` and ``status`` (numbers, names,
-what became of a cell), ``figures``, one module per family of experiments (``variants``,
-``grids``, ``t7``, ``t8_t11``, ``t12``, ``t14``, ``f1``, ``d5``), ``correlation`` and
+what became of a cell), ``figures``, one module per family of analyses, named by
+what it shows (``variants``, ``grids``, ``curves``, ``per_n1``, ``batch_size``,
+``class_distribution``, ``correct_agree``, ``along_training``, ``seed_agreement``), ``correlation`` and
 ``granulated``, ``degenerate``,
 ``notes`` and ``sections`` (parts every report has), ``document`` (assembling and writing),
 ``console`` (the table ``python -m learnjax.main`` prints) and ``cli``.
@@ -76,11 +77,11 @@ from __future__ import annotations
 
 from learnjax.report.context import Context, load, load_reference
 from learnjax.report.correlation import bootstrap_tau, kendall_tau
-from learnjax.report.d5 import distinct_counts, seed_agreement
+from learnjax.report.seed_agreement import distinct_counts, seed_agreement
 from learnjax.report.document import build_report, render, write_report
-from learnjax.report.f1 import f1_points
-from learnjax.report.t7 import class_distribution
-from learnjax.report.t8_t11 import correct_agree_table
+from learnjax.report.along_training import f1_points
+from learnjax.report.class_distribution import class_distribution
+from learnjax.report.correct_agree import correct_agree_table
 
 __all__ = ["Context", "load", "load_reference", "bootstrap_tau", "kendall_tau", "distinct_counts",
            "seed_agreement", "build_report", "render", "write_report", "f1_points",

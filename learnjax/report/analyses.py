@@ -33,7 +33,8 @@ class Analysis:
 
 REGISTRY: list[Analysis] = []
 # learnjax's own families of sections, each a module of this package that registers itself.
-BUILTIN = ("variants", "grids", "curves", "t12", "t14", "t7", "t8_t11", "f1", "d5")
+BUILTIN = ("variants", "grids", "curves", "per_n1", "batch_size", "class_distribution",
+           "correct_agree", "along_training", "seed_agreement")
 
 
 def register(name: str, title: str, applies: Callable[[Context], bool], order: int = 100):

@@ -81,7 +81,7 @@ def format_table(results: list[dict], stop_error: float | None = DEFAULT_STOP_ER
 def format_n1_table(workdir: str, stop_error: float | None = DEFAULT_STOP_ERROR) -> str:
   """The stored N1s of an N1-only experiment: test accuracy, epochs, status."""
   store = Store(workdir)
-  results = sorted(store.results("n1"), key=lambda r: str(r.get("n1")))
+  results = sorted(store.finished("n1"), key=lambda r: str(r.get("n1")))
   if not results:
     return "(no trained N1 stored)"
   # The metrics an N1's own record allows (its D3 predictions and labels, no N2).

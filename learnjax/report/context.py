@@ -109,7 +109,7 @@ def load(workdir: str, reference_path: str | None = None) -> Context:
   if not isinstance(config, dict):
     raise LearnjaxError(f"{config_path} does not hold a config (a JSON object)")
   store = Store(workdir)
-  cells, n1s = store.results("cells"), store.results("n1")
+  cells, n1s = store.finished("cells"), store.finished("n1")
   # A cell the machine stopped is no result, but a table marks where memory ran out (OOM).
   cells += [a for a in store.attempts("cells") if is_oom(a) and "cell" in a]
   if not cells and not n1s:

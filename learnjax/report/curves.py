@@ -3,7 +3,7 @@ summaries (area under the curve over log n, n_at, the prequential code length of
 
 from __future__ import annotations
 
-from learnjax import curves, metrics, sizes as sizes_lib
+from learnjax import curves, metrics, train_sizes
 from learnjax.report import analyses
 from learnjax.report.context import Context
 from learnjax.report.figures import colors, log_axis, new_figure
@@ -16,7 +16,7 @@ def with_curves(ctx: Context) -> bool:
 
 def _planned_sizes(ctx: Context) -> list | None:
   try:
-    return sizes_lib.n2_sizes(ctx.block("data").get("n2_size"))
+    return train_sizes.parse(ctx.block("data").get("n2_size"))
   except Exception:  # noqa: BLE001  a damaged record: the stored sizes alone
     return None
 

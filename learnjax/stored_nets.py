@@ -2,7 +2,7 @@
 
 ``result.json`` holds the summary (:func:`net_summary`); ``arrays.npz`` the predictions and
 histories (:func:`net_arrays`); :func:`net_from_store` rebuilds the
-:class:`~learnjax.protocol.TrainedNet`. N1 snapshot predictions are kept one small file per
+:class:`~learnjax.training.TrainedNet`. N1 snapshot predictions are kept one small file per
 (epoch, seed) while N1 trains (:class:`SnapshotCache`).
 """
 
@@ -12,10 +12,10 @@ import os
 
 import numpy as np
 
-from learnjax import protocol, storage
+from learnjax import training, storage
 
 
-def net_summary(net: protocol.TrainedNet) -> dict:
+def net_summary(net: training.TrainedNet) -> dict:
   summary = {"epochs": net.epochs, "train_error": net.train_error,
              "final_learning_rate": net.learning_rate, "diverged": net.diverged,
              "diverged_epoch": net.diverged_epoch, "seconds": net.seconds}
@@ -24,7 +24,7 @@ def net_summary(net: protocol.TrainedNet) -> dict:
   return summary
 
 
-def net_arrays(prefix: str, net: protocol.TrainedNet) -> dict:
+def net_arrays(prefix: str, net: training.TrainedNet) -> dict:
   arrays = {f"{prefix}_preds_d3": net.preds_d3}
   if net.log_probs_d3 is not None:   # float16: enough for a KL divergence, a quarter of float64
     arrays[f"{prefix}_log_probs_d3"] = np.asarray(net.log_probs_d3, np.float16)
@@ -40,12 +40,12 @@ def net_arrays(prefix: str, net: protocol.TrainedNet) -> dict:
   return arrays
 
 
-def net_from_store(result: dict, arrays: dict, prefix: str) -> protocol.TrainedNet:
+def net_from_store(result: dict, arrays: dict, prefix: str) -> training.TrainedNet:
   history = {k[len(prefix) + 9:]: v for k, v in arrays.items()
              if k.startswith(f"{prefix}_history_")}
   snapshots = {e: (arrays[f"{prefix}_epoch{e}_preds_d2"], arrays[f"{prefix}_epoch{e}_preds_d3"])
                for e in result.get("snapshot_epochs", [])}
-  return protocol.TrainedNet(
+  return training.TrainedNet(
       snapshots=snapshots,
       preds_d3=arrays[f"{prefix}_preds_d3"], preds_d2=arrays.get(f"{prefix}_preds_d2"),
       log_probs_d3=arrays.get(f"{prefix}_log_probs_d3"),
@@ -77,7 +77,7 @@ class SnapshotCache:
     storage.atomic_write_npz(self._path(key), {"preds_d2": value[0], "preds_d3": value[1]})
 
 
-def given_net(given, seeds: int, y_d1=None) -> protocol.TrainedNet:
+def given_net(given, seeds: int, y_d1=None) -> training.TrainedNet:
   """An N1 given as its labels (a :class:`~learnjax.predictions.Given`, (S, N) per part).
 
   Untrained: no epochs, no learning rate. Its training error is its error on D1 where its D1
@@ -86,7 +86,7 @@ def given_net(given, seeds: int, y_d1=None) -> protocol.TrainedNet:
   train_error = unknown
   if given.d1 is not None and y_d1 is not None and len(y_d1):
     train_error = (given.d1 != np.asarray(y_d1)[None]).mean(-1).astype(np.float64)
-  return protocol.TrainedNet(
+  return training.TrainedNet(
       preds_d3=np.asarray(given.d3, np.int32), preds_d2=np.asarray(given.d2, np.int32),
       epochs=np.zeros((seeds,), np.int32), train_error=train_error, learning_rate=unknown,
       diverged=np.zeros((seeds,), bool), diverged_epoch=np.full((seeds,), -1, np.int32),

@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from learnjax import engine, metrics, models, protocol
+from learnjax import engine, metrics, models, training
 
 
 def test_metrics_from_hand_made_predictions():
@@ -19,12 +19,12 @@ def test_metrics_from_hand_made_predictions():
 
 
 def test_seed_keys_depend_only_on_seed_and_purpose():
-  a = protocol.seed_keys(0, [0, 1, 2], protocol.Purpose.N1_INIT)
-  b = protocol.seed_keys(0, [2], protocol.Purpose.N1_INIT)
+  a = training.seed_keys(0, [0, 1, 2], training.Purpose.N1_INIT)
+  b = training.seed_keys(0, [2], training.Purpose.N1_INIT)
   np.testing.assert_array_equal(a[2], b[0])
-  c = protocol.seed_keys(0, [2], protocol.Purpose.N2_INIT)
+  c = training.seed_keys(0, [2], training.Purpose.N2_INIT)
   assert not np.array_equal(b, c)
-  d = protocol.seed_keys(1, [2], protocol.Purpose.N1_INIT)
+  d = training.seed_keys(1, [2], training.Purpose.N1_INIT)
   assert not np.array_equal(b, d)
 
 
@@ -37,8 +37,8 @@ def test_seeds_in_parallel_equal_seeds_one_at_a_time(small_splits, model, varian
   for layout in ("vmap", "sequential"):
     n1_trainer = engine.Trainer(models.build(model, 10), cfg)
     n2_trainer = engine.Trainer(models.build("mlp_1", 10), cfg)
-    n1 = protocol.train_n1(small_splits, n1_trainer, variant, 0, seeds, seed_layout=layout)
-    n2 = protocol.train_n2(small_splits, n2_trainer, n1.preds_d2, 0, seeds, seed_layout=layout,
+    n1 = training.train_n1(small_splits, n1_trainer, variant, 0, seeds, seed_layout=layout)
+    n2 = training.train_n2(small_splits, n2_trainer, n1.preds_d2, 0, seeds, seed_layout=layout,
                            variant=variant)
     out[layout] = (n1, n2, 100.0 * (n1.preds_d3 == n2.preds_d3).mean(-1))
   (n1v, n2v, lv), (n1s, n2s, ls) = out["vmap"], out["sequential"]
@@ -52,8 +52,8 @@ def test_seeds_in_parallel_equal_seeds_one_at_a_time(small_splits, model, varian
 def test_a_seed_alone_equals_the_same_seed_among_others(small_splits):
   cfg = engine.TrainConfig(max_epochs=3)
   trainer = engine.Trainer(models.build("mlp_1", 10), cfg)
-  many = protocol.train_n1(small_splits, trainer, "random_labels", 5, np.arange(3))
-  one = protocol.train_n1(small_splits, trainer, "random_labels", 5, np.array([2]))
+  many = training.train_n1(small_splits, trainer, "random_labels", 5, np.arange(3))
+  one = training.train_n1(small_splits, trainer, "random_labels", 5, np.array([2]))
   np.testing.assert_array_equal(many.preds_d3[2], one.preds_d3[0])
 
 
@@ -67,7 +67,7 @@ def test_batchnorm_net_through_the_protocol_vmap_equals_sequential(small_splits)
   out = {}
   for layout in ("vmap", "sequential"):
     trainer = engine.Trainer(models.build("vgg11", 10), cfg)
-    out[layout] = protocol.train_n1(tiny, trainer, "true", 0, np.arange(2), seed_layout=layout,
+    out[layout] = training.train_n1(tiny, trainer, "true", 0, np.arange(2), seed_layout=layout,
                                     keep_variables=True)
   np.testing.assert_array_equal(out["vmap"].preds_d3, out["sequential"].preds_d3)
   stats = out["vmap"].variables["batch_stats"]

@@ -37,7 +37,7 @@ def _geometric(text: str) -> list[int]:
   return sizes
 
 
-def n2_sizes(value) -> list:
+def parse(value) -> list:
   """The sizes, ascending (``[None]``: one size, the default |D2|); refuses anything else."""
   if value is None:
     return [None]
@@ -73,9 +73,9 @@ def n2_sizes(value) -> list:
 
 def d2_size(value):
   """|D2| as ``data.n2_size`` sets it: the largest size (None: the default)."""
-  return n2_sizes(value)[-1]
+  return parse(value)[-1]
 
 
 def is_curve(value) -> bool:
   """Whether ``data.n2_size`` lists several sizes (a learnability curve)."""
-  return len(n2_sizes(value)) > 1
+  return len(parse(value)) > 1

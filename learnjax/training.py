@@ -1,4 +1,4 @@
-"""One learnability measurement (docs/protocol.md section 1), pure: arrays in, arrays out, no files.
+"""N1's and N2's training for one measurement (docs/protocol.md section 1): arrays in, arrays out.
 
 For each seed s: N1 is trained on D1 (with the variant's labels or images), labels D2 with its
 argmax predictions, N2 is trained on (D2, N1(D2)), and
@@ -13,6 +13,8 @@ accuracy is taken on the real D3 where the variant says so (:class:`EvalData`).
 All randomness of seed s comes from ``fold_in(fold_in(PRNGKey(experiment_seed), s), purpose)``: N1's
 init, N1's data order, the variant's random labels/images, N2's init and N2's data order each
 have their own purpose, so a seed's numbers do not depend on which other seeds run beside it.
+A network's random numbers in training (dropout masks) derive from its init key, the epoch and
+the step (:func:`learnjax.engine.step_rngs`).
 """
 
 from __future__ import annotations

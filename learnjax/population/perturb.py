@@ -1,0 +1,144 @@
+"""How far an N1's parameters can move before its training error rises: the flatness searches.
+
+Each search finds, per seed, the largest scale (sigma or alpha) at which a perturbation of the
+trained parameters raises the training error on the measure's examples by at most ``bound``
+(Jiang et al. 2020, appendix C: "the largest sigma such that the expected training error
+increase stays under 0.1", found by search). The search is a bisection on the scale's logarithm
+between ``LOW`` and ``HIGH`` (``steps`` halvings): the error at a scale is a fixed function of it,
+since the same noise draws (or the same ascent start) serve every scale tried.
+
+* PAC-Bayes flatness: u ~ N(0, sigma^2) on every parameter; the expectation over
+  ``samples`` draws.
+* Magnitude-aware PAC-Bayes flatness: u_i ~ N(0, sigma^2 w_i^2 + eps^2), eps = 1e-3.
+* Sharpness (Keskar et al. 2017, as Jiang et al. 2020 summarise it): the worst perturbation in the
+  box |u_i| <= alpha (|w_i| + 1), approximated by ``ascent_steps`` steps of projected sign
+  gradient ascent on the cross-entropy from a random point of the box.
+
+JAX; one compiled program per model, every seed vmapped.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import optax
+
+LOW, HIGH = 1e-5, 1e2
+MAGNITUDE_EPS = 1e-3
+
+
+def _error(model, params, x, y):
+  logits = model.apply({"params": params}, x, train=False)
+  return jnp.mean(jnp.argmax(logits, -1) != y)
+
+
+def _noise_increase(model, params, x, y, key, sigma, *, samples, magnitude):
+  """E_u[err(w + u)] - err(w) at scale ``sigma``; the k-th draw is the same at every sigma."""
+  base = _error(model, params, x, y)
+  leaves, tree = jax.tree.flatten(params)
+
+  def moved_error(k):
+    keys = jax.random.split(jax.random.fold_in(key, k), len(leaves))
+    moved = []
+    for w, kk in zip(leaves, keys):
+      u = jax.random.normal(kk, w.shape, w.dtype)
+      scale = jnp.sqrt(sigma ** 2 * w ** 2 + MAGNITUDE_EPS ** 2) if magnitude else sigma
+      moved.append(w + scale * u)
+    return _error(model, jax.tree.unflatten(tree, moved), x, y)
+
+  return jnp.mean(jax.lax.map(moved_error, jnp.arange(samples))) - base
+
+
+def _sharpness_increase(model, params, x, y, key, alpha, *, ascent_steps):
+  """err(w + u) - err(w), u the box's worst point found by projected sign-gradient ascent on the
+  cross-entropy from a uniform start (the same start at every alpha)."""
+  base = _error(model, params, x, y)
+  leaves, tree = jax.tree.flatten(params)
+  keys = jax.random.split(key, len(leaves))
+  radius = [alpha * (jnp.abs(w) + 1.0) for w in leaves]
+  u = [r * jax.random.uniform(k, w.shape, w.dtype, -1.0, 1.0)
+       for k, w, r in zip(keys, leaves, radius)]
+
+  def loss(u):
+    logits = model.apply({"params": jax.tree.unflatten(tree, [w + d for w, d in zip(leaves, u)])},
+                         x, train=False)
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+  def ascend(_, u):
+    grads = jax.grad(loss)(u)
+    return [jnp.clip(d + 0.25 * r * jnp.sign(g), -r, r) for d, r, g in zip(u, radius, grads)]
+
+  u = jax.lax.fori_loop(0, ascent_steps, ascend, u)
+  return _error(model, jax.tree.unflatten(tree, [w + d for w, d in zip(leaves, u)]), x, y) - base
+
+
+_CACHE: dict = {}
+
+
+def _cached(key, build):
+  """One compiled program per (model, settings); a Flax module is keyed by its repr."""
+  if key not in _CACHE:
+    _CACHE[key] = build()
+  return _CACHE[key]
+
+
+def _increase_fn(model, kind: str, samples: int, ascent_steps: int):
+  """(stacked params, x, y, keys (S,), scales (S,)) -> (S,) error increases, compiled once."""
+  def build():
+    if kind == "sharpness":
+      one = functools.partial(_sharpness_increase, model, ascent_steps=ascent_steps)
+    else:
+      one = functools.partial(_noise_increase, model, samples=samples,
+                              magnitude=kind == "magnitude")
+    return jax.jit(jax.vmap(one, in_axes=(0, None, None, 0, 0)))
+  return _cached((repr(model), kind, samples, ascent_steps), build)
+
+
+def largest_scale(model, stacked_params, x, y, key, kind: str, *, bound: float, samples: int,
+                  steps: int, ascent_steps: int):
+  """(S,) the largest sigma ('noise', 'magnitude') or alpha ('sharpness') per seed whose error
+  increase stays within ``bound``: a bisection on the log scale between LOW and HIGH, all seeds
+  at once (each its own interval), HIGH where the bound holds there."""
+  import numpy as np
+  seeds = jax.tree.leaves(stacked_params)[0].shape[0]
+  keys = jax.random.split(key, seeds)
+  fn = _increase_fn(model, kind, int(samples), int(ascent_steps))
+  x, y = jnp.asarray(x), jnp.asarray(y)
+
+  def fails(scale):
+    return np.asarray(fn(stacked_params, x, y, keys, jnp.asarray(scale, jnp.float32))) > bound
+
+  lo, hi = np.full(seeds, np.log(LOW)), np.full(seeds, np.log(HIGH))
+  top_ok = ~fails(np.full(seeds, HIGH))
+  for _ in range(int(steps)):
+    mid = (lo + hi) / 2
+    bad = fails(np.exp(mid))
+    lo, hi = np.where(bad, lo, mid), np.where(bad, mid, hi)
+  return np.where(top_ok, HIGH, np.exp(lo))
+
+
+def _logits_fn(model):
+  """(stacked params, x) -> (S, N, K) logits, compiled once per model."""
+  return _cached((repr(model), "logits"), lambda: jax.jit(jax.vmap(lambda p, x: model.apply({"params": p}, x, train=False),
+                          in_axes=(0, None))))
+
+
+def logits(model, stacked_params, x, chunk: int = 2000):
+  """(S, N, K) logits of every seed on ``x``, in chunks."""
+  import numpy as np
+  fn = _logits_fn(model)
+  parts = [np.asarray(fn(stacked_params, jnp.asarray(x[i:i + chunk])))
+           for i in range(0, len(x), chunk)]
+  return np.concatenate(parts, axis=1)
+
+
+def squared_forward(model, stacked_params, input_shape):
+  """(S,) f_{w^2}(1): the sum of the outputs of the network with every parameter squared, on one
+  input of ones (the path norm of Neyshabur et al. 2015, as Jiang et al. 2020 compute it)."""
+  import numpy as np
+  squared = jax.tree.map(lambda w: jnp.asarray(w) ** 2, stacked_params)
+  ones = jnp.ones((1,) + tuple(input_shape), jnp.float32)
+  out = _logits_fn(model)(squared, ones)
+  return np.asarray(out, np.float64).sum(axis=(1, 2))
