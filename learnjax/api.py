@@ -69,7 +69,7 @@ def learnability(n1: N1 = None, data: Any = None, n2: str | None = None,
   """
   import time
 
-  from learnjax import config as config_lib, measurement, metrics, training
+  from learnjax import config as config_lib, measurement, metrics, prequential, training
   from learnjax.data import splits as splits_lib
   from learnjax.predictions import MODEL as predictions_model
   started = time.time()
@@ -172,6 +172,8 @@ def learnability(n1: N1 = None, data: Any = None, n2: str | None = None,
     n2_net, arrays = measurement.measure(
         splits, n2_trainer, labels, seed, seed_indices, variant=variant, n2_size=size,
         on_epoch=run.printer(f"N2 {n2_name} <- {n1_name}", size or len(splits.d2)),
+        code_on_epoch=run.printer(f"code model {n2_name} <- {n1_name}",
+                                  prequential.fitted_size(size or 1)),
         **run.execution)
     result = Learnability(
         metrics=metrics.per_seed(arrays, record), seeds=seed_indices, n1=n1_name, n2=n2_name,

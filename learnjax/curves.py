@@ -5,10 +5,13 @@ A curve is one N1 row x one N2 (model, batch size, N1 epoch) over the sizes of `
 
 * the area under learnability over log n, normalised to [0, 1]:
   AUC = (1 / log(n_J / n_1)) * integral of L(n) / 100 d(log n), by the trapezoid rule;
-* ``n_at(p)``: the smallest size whose learnability reaches p % (NaN where none does);
+* ``n_at(p)``: the smallest size whose learnability reaches p % per seed (NaN where none does:
+  censored, beyond the largest size); summarised by the median over seeds only where more than
+  half of them reach p (:func:`n_at_text`);
 * the prequential code length of N1's labels of D2, in bits: the first n_1 labels at log2 K bits
-  each, then each block (n_j, n_{j+1}] coded by the N2 trained on the first n_j examples,
-  sum of -log2 p_N2(N1's label); beside it the uniform code |D2| log2 K (|D2| = n_J) and the
+  each, then each block (n_j, n_{j+1}] coded by the code model of size n_j, a model fitted to the
+  first n_j examples with early stopping on a held-out part of them (:mod:`learnjax.prequential`),
+  sum of -log2 p(N1's label); beside it the uniform code |D2| log2 K (|D2| = n_J) and the
   compression ratio uniform / prequential (Blier & Ollivier 2018; Voita & Titov 2020).
 
 numpy only: the report and the API use it without JAX.
@@ -26,7 +29,11 @@ from learnjax import metrics
 
 # The cell fields that name a curve (all but the size).
 CURVE_KEYS = ("variant", "n1_model", "n1_batch_size", "n2_model", "n2_batch_size", "n1_epoch")
-LOG_PROBS = "n2_label_log_probs_d2_after"   # (S, |D2| - n) natural-log p_N2(N1's label)
+# (S, |D2| - n) natural-log p(N1's label) under the code model of size n (learnjax.prequential)
+CODE_LOG_PROBS = "code_label_log_probs_d2_after"
+# What a curve measured before each size had a code model of its own stored: the learnability
+# N2's log-probabilities, which code nothing the literature would call a prequential code.
+LEARNABILITY_N2_LOG_PROBS = "n2_label_log_probs_d2_after"
 DEFAULT_LEVEL = 90.0   # n_at's learnability (%) unless another is asked for
 
 
@@ -39,6 +46,31 @@ def auc(sizes: Sequence[int], values) -> np.ndarray:
   y = values / 100.0
   area = ((y[:, 1:] + y[:, :-1]) / 2.0 * np.diff(x)[None]).sum(-1)
   return area / (x[-1] - x[0])
+
+
+def n_at_median(values) -> float:
+  """The median over seeds of n_at, censored seeds (NaN) counted as beyond every size; NaN unless
+  more than half of the seeds reach the level. For an even number of seeds the larger of the two
+  middle values, so that the median is a measured size."""
+  values = np.asarray(values, np.float64).reshape(-1)
+  reached = np.sort(values[np.isfinite(values)])
+  if reached.size * 2 <= values.size:
+    return float("nan")
+  return float(reached[values.size // 2])
+
+
+def n_at_text(values, largest: int) -> str:
+  """n_at over seeds: the median where more than half reach the level, the censored seeds
+  ('> 400 in 4 of 5 seeds') and every seed's value, e.g. '200; > 400 in 1 of 5 seeds (100, 200,
+  200, 400, > 400)'."""
+  values = np.asarray(values, np.float64).reshape(-1)
+  censored = int(np.sum(~np.isfinite(values)))
+  median = n_at_median(values)
+  parts = [] if not np.isfinite(median) else [f"{median:.0f}"]
+  if censored:
+    parts.append(f"> {largest} in {censored} of {values.size} seeds")
+  seeds = ", ".join(f"{v:.0f}" if np.isfinite(v) else f"> {largest}" for v in values)
+  return "; ".join(parts) + (f" ({seeds})" if values.size > 1 else "")
 
 
 def n_at(sizes: Sequence[int], values, level: float) -> np.ndarray:
@@ -55,9 +87,9 @@ def n_at(sizes: Sequence[int], values, level: float) -> np.ndarray:
 def code_length(sizes: Sequence[int], num_classes: int, log_probs: Mapping[int, np.ndarray]):
   """(S,) prequential code length in bits of N1's labels of D2 (|D2| = the largest size).
 
-  ``log_probs[n_j]``: (S, |D2| - n_j) natural-log probabilities that the N2 trained on the first
-  n_j examples gives N1's labels of examples n_j+1, ..., |D2|; only those of the next block,
-  (n_j, n_{j+1}], are used. The largest size's N2 codes nothing (None where it is not stored)."""
+  ``log_probs[n_j]``: (S, |D2| - n_j) natural-log probabilities that the code model fitted to the
+  first n_j examples gives N1's labels of examples n_j+1, ..., |D2|; only those of the next
+  block, (n_j, n_{j+1}], are used. The largest size codes nothing (None where it is not stored)."""
   sizes = [int(n) for n in sizes]
   first = sizes[0] * math.log2(num_classes)
   total = None
@@ -98,6 +130,9 @@ class Summary:
   code_bits: np.ndarray | None        # None until every size but the largest is stored
   uniform_bits: float
   num_classes: int
+  # Why code_bits is None: 'incomplete' (sizes missing), 'predates' (the cells were stored
+  # before each size had a code model of its own); '' when it is known.
+  code_missing: str = ""
 
   @property
   def compression(self) -> np.ndarray | None:
@@ -106,7 +141,8 @@ class Summary:
 
   def stats(self) -> dict:
     """Stored statistics ({'mean', 'std', 'per_seed'}) of every summary."""
-    out = {"auc": metrics.seed_stats(self.auc), "n_at": metrics.seed_stats(self.n_at)}
+    out = {"auc": metrics.seed_stats(self.auc),
+           "n_at": {**metrics.seed_stats(self.n_at), "median": _finite(n_at_median(self.n_at))}}
     if self.code_bits is not None:
       out["code_bits"] = metrics.seed_stats(self.code_bits)
       out["compression"] = metrics.seed_stats(self.compression)
@@ -119,12 +155,18 @@ def summarise(sizes: Sequence[int], arrays: Sequence[Mapping], num_classes: int,
   learn = np.stack([metrics.learnability(a) for a in arrays], -1)
   fit = [metrics.REGISTRY["n2_train_agreement"].per_seed(a) for a in arrays]
   train = None if any(f is None for f in fit) else np.stack(fit, -1)
-  log_probs = {n: a.get(LOG_PROBS) for n, a in zip(sizes, arrays)}
-  complete = (int(sizes[-1]) == int(d2)
-              and all(log_probs[n] is not None for n in sizes[:-1]))
-  bits = code_length(sizes, num_classes, log_probs) if complete else None
+  log_probs = {n: a.get(CODE_LOG_PROBS) for n, a in zip(sizes, arrays)}
+  missing = ""
+  if int(sizes[-1]) != int(d2) or any(log_probs[n] is None for n in sizes[:-1]):
+    old = any(LEARNABILITY_N2_LOG_PROBS in a and CODE_LOG_PROBS not in a for a in arrays[:-1])
+    missing = "predates" if old else "incomplete"
+  bits = None if missing else code_length(sizes, num_classes, log_probs)
   return Summary(list(sizes), learn, train, auc(sizes, learn), n_at(sizes, learn, level), level,
-                 bits, uniform_code(d2, num_classes), num_classes)
+                 bits, uniform_code(d2, num_classes), num_classes, missing)
+
+
+def _finite(x) -> float | None:
+  return float(x) if np.isfinite(x) else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,7 +205,7 @@ class Curve:
       learn = metrics.fmt(metrics.seed_stats(s.learnability[:, j]))
       lines.append(f"  n={n}: learnability {learn} %{fit}")
     lines.append(f"  AUC over log n {metrics.fmt(stats['auc'], 3)}, n_at({s.level:g} %) "
-                 f"{metrics.fmt(stats['n_at'], 0)}")
+                 f"{n_at_text(s.n_at, s.sizes[-1])}")
     if "code_bits" in stats:
       lines.append(f"  prequential code {metrics.fmt(stats['code_bits'], 0)} bits, uniform "
                    f"{s.uniform_bits:.0f} bits, "
@@ -191,7 +233,7 @@ class Curve:
             + (f" {metrics.fmt(metrics.seed_stats(s.train_agreement[:, j]))} |" if has_fit else "")
             for j, n in enumerate(s.sizes)]
     tail = (f"AUC over log n {metrics.fmt(stats['auc'], 3)}, n_at({s.level:g} %) "
-            f"{metrics.fmt(stats['n_at'], 0)}")
+            f"{n_at_text(s.n_at, s.sizes[-1])}")
     if "code_bits" in stats:
       tail += (f"; prequential code {metrics.fmt(stats['code_bits'], 0)} bits (uniform "
                f"{s.uniform_bits:.0f}), compression {metrics.fmt(stats['compression'], 2)}x")

@@ -461,6 +461,8 @@ class Trainer:
     """Trains one seed per key to the stop rule.
 
     x: images (N, ...) shared by the seeds, or (S, N, ...) with ``per_seed_x``; y: labels (S, N).
+    ``on_epoch(log, state)`` runs after every epoch; where it returns a (S,) bool array, those
+    seeds stop there as if they had reached the stop rule.
     ``checkpoint`` (a :class:`learnjax.checkpoint.TrainingCheckpoint`) resumes from its latest
     state, saves every ``every_epochs`` epochs and at the end, and on a requested stop saves and
     raises :class:`learnjax.checkpoint.Preempted`. With several ``devices`` the seed axis is
@@ -507,7 +509,10 @@ class Trainer:
       history["train_error"].append(np.where(trained, log.train_error, np.nan))
       history["learning_rate"].append(np.where(trained, log.learning_rate, np.nan))
       if on_epoch is not None:
-        on_epoch(log, state)
+        stop = on_epoch(log, state)
+        if stop is not None:   # the caller's own stop (early stopping on held-out data)
+          state = state.replace(done=jax.device_put(done | np.asarray(stop, bool),
+                                                    state.done.sharding))
       if ckpt.stop_requested():
         if checkpoint is None:
           raise ckpt.Preempted(f"stopped after epoch {log.epoch}; checkpoints are off, so this "

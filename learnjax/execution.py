@@ -125,7 +125,8 @@ def train_seeds(trainer: Trainer, init_keys, order_keys, x, y, *, per_seed_x: bo
   local devices to spread seeds over (0: all of them, as many as divide the seed group).
   ``concurrent_seeds``: seed groups trained at once in threads (see :func:`choose_concurrency`).
   ``on_epoch(log, state, seeds)`` also receives the positions of the seeds being trained (calls
-  from concurrent groups never overlap); ``checkpoints(seeds)`` gives the checkpoint of a seed
+  from concurrent groups never overlap) and may return which of them to stop (see
+  :meth:`learnjax.engine.Trainer.train`); ``checkpoints(seeds)`` gives the checkpoint of a seed
   group (or None). On a requested stop (SIGTERM) every group being trained saves its checkpoint
   at its next epoch end, and :class:`learnjax.checkpoint.Preempted` is raised.
   """
@@ -251,7 +252,7 @@ def _train_concurrently(train_group, groups, workers: int, on_epoch) -> list[Tra
       raise _Abandoned()
     if on_epoch is not None:
       with lock:
-        _with_seeds(on_epoch, seeds, log, state)
+        return _with_seeds(on_epoch, seeds, log, state)
 
   def run(seeds):
     if abandon.is_set():
@@ -282,4 +283,4 @@ def _train_concurrently(train_group, groups, workers: int, on_epoch) -> list[Tra
 
 
 def _with_seeds(on_epoch, seeds, log, state):
-  on_epoch(log, state, seeds)
+  return on_epoch(log, state, seeds)

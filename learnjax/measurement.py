@@ -12,7 +12,7 @@ import dataclasses
 
 import numpy as np
 
-from learnjax import training, stored_nets
+from learnjax import prequential, training, stored_nets
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,9 +41,10 @@ def cell_arrays(n1: N1Labels, n2: training.TrainedNet, y_d3, n2_size: int | None
     arrays["n1_log_probs_d3"] = np.asarray(n1.log_probs_d3, np.float16)
   if n1.preds_test is not None:
     arrays["n1_preds_test"] = np.asarray(n1.preds_test)
-  if n2_size is not None:   # a curve's N2: its fit and its code of the rest of D2
+  if n2_size is not None:   # a curve's N2: its fit; below |D2|, the code of the rest of D2
     arrays["n2_preds_d2_train"] = n2.preds_d2_train
-    arrays["n2_label_log_probs_d2_after"] = n2.label_log_probs_d2_after
+    if n2.code is not None:
+      arrays["code_label_log_probs_d2_after"] = n2.code.label_log_probs_after
   return arrays
 
 
@@ -54,12 +55,19 @@ def metric_record(n1_source: str | None = None, n1_per_seed: bool = False) -> di
 
 
 def measure(splits, trainer, n1: N1Labels, experiment_seed: int, seed_indices, *,
-            variant: str = "true", n2_size: int | None = None,
+            variant: str = "true", n2_size: int | None = None, code_on_epoch=None,
             **run) -> tuple[training.TrainedNet, dict]:
   """Trains N2 on N1's labels of D2 (its first ``n2_size`` examples; None: all): (N2, the cell's
   arrays), from which :func:`learnjax.metrics.compute` (stored statistics) and
   :func:`learnjax.metrics.per_seed` (in memory) give every metric. ``run``: how to train
-  (seed_layout, on_epoch, checkpoints, devices, concurrent_seeds)."""
+  (seed_layout, on_epoch, checkpoints, devices, concurrent_seeds). A curve's size below |D2|
+  also trains its code models (:mod:`learnjax.prequential`; ``code_on_epoch``: their progress),
+  kept as ``N2.code``."""
   n2 = training.train_n2(splits, trainer, n1.preds_d2, experiment_seed, seed_indices,
                          variant=variant, n2_size=n2_size, **run)
+  if n2_size is not None and n2_size < len(splits.d2):
+    n2.code = prequential.fit_and_code(
+        splits, trainer, n1.preds_d2, n2_size, experiment_seed, seed_indices, variant=variant,
+        on_epoch=code_on_epoch,
+        **{k: v for k, v in run.items() if k in ("seed_layout", "devices", "concurrent_seeds")})
   return n2, cell_arrays(n1, n2, splits.d3.y, n2_size)

@@ -301,24 +301,55 @@ def gde_error(a, record):
   return None if gde is None else gde - n1_test_accuracy(a)
 
 
-@register("n1_calibration_error", title="N1 ensemble CACE", needs=("n1_preds_d3", "y_d3"),
-          with_record=True, ensemble=True)
-def n1_calibration_error(a, record):
-  """Class-aggregated calibration error of N1's seed ensemble (Jiang et al., 2022, def. 4.2), in %:
-  100 × sum_k sum_q P(p̃_k(x) = q) |P(y = k | p̃_k(x) = q) - q|, where p̃_k(x) is the fraction of
-  seeds that predict k and q runs over 0, 1/S, ..., 1 (exact: no binning)."""
+def _seed_votes(a, record):
+  """(votes (n, K): how many of N1's S seeds predict each class, y, S), or None without two
+  trained seeds."""
   preds = np.atleast_2d(_test_preds(a))
   if preds.shape[0] < 2 or _given_n1(record):
     return None
   y = np.asarray(a["y_d3"])
   seeds, n = preds.shape
-  k = int(max(preds.max(), y.max())) + 1
-  votes = np.zeros((n, k), np.int64)               # votes[x, k] = #seeds predicting k
+  k = max(int(record.get("num_classes") or 0), int(max(preds.max(), y.max())) + 1)
+  votes = np.zeros((n, k), np.int64)
   np.add.at(votes, (np.tile(np.arange(n), seeds), preds.reshape(-1)), 1)
+  return votes, y, seeds
+
+
+@register("n1_cace", title="N1 ensemble CACE", needs=("n1_preds_d3", "y_d3"), with_record=True,
+          ensemble=True)
+def n1_cace(a, record):
+  """Class-aggregated calibration error of N1's seed ensemble (Jiang et al., 2022, def. 4.4), in
+  %: 100 × sum_q |sum_k P(y = k, p̃_k(x) = q) - q sum_k P(p̃_k(x) = q)|, where p̃_k(x) is the
+  fraction of seeds that predict k and q runs over 0, 1/S, ..., 1 (exact: no binning). The
+  absolute value is taken after the sum over classes; at most 200 (each of the two sums over q
+  and k is 1)."""
+  table = _seed_votes(a, record)
+  if table is None:
+    return None
+  votes, y, seeds = table
+  true_votes = votes[np.arange(len(y)), y]
   total = 0.0
-  for c in range(k):
+  for v in range(seeds + 1):
+    joint = np.mean(true_votes == v)                    # sum_k P(y = k, p̃_k = q)
+    mass = np.sum(votes == v) / len(y)                  # sum_k P(p̃_k = q)
+    total += abs(joint - v / seeds * mass)
+  return np.asarray([100.0 * total])
+
+
+@register("n1_classwise_ece", title="N1 ensemble class-wise ECE", needs=("n1_preds_d3", "y_d3"),
+          with_record=True, ensemble=True)
+def n1_classwise_ece(a, record):
+  """Class-wise expected calibration error of N1's seed ensemble (Kull et al., 2019), in %:
+  100 × (1/K) sum_k sum_q P(p̃_k(x) = q) |P(y = k | p̃_k(x) = q) - q|, with p̃_k and q as for
+  CACE (exact bins); in [0, 100]."""
+  table = _seed_votes(a, record)
+  if table is None:
+    return None
+  votes, y, seeds = table
+  total = 0.0
+  for c in range(votes.shape[1]):
     hit = y == c
     for v in np.unique(votes[:, c]):
       where = votes[:, c] == v
       total += where.mean() * abs(hit[where].mean() - v / seeds)
-  return np.asarray([100.0 * total])
+  return np.asarray([100.0 * total / votes.shape[1]])

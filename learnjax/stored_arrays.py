@@ -22,8 +22,10 @@ CELL = {
     "n2_preds_test": "(S, |D3|) N2's labels of the real D3 images (as n1_preds_test)",
     "n2_preds_d2_train": "(S, n) a learnability curve's N2: its labels of the first n examples of "
                          "D2, which it learnt",
-    "n2_label_log_probs_d2_after": "(S, |D2| - n) a curve's N2: float32 log-probability of N1's "
-                                   "label on each later example of D2 (the prequential code)",
+    "code_label_log_probs_d2_after": "(S, |D2| - n) a curve's size n below |D2|: float32 "
+                                     "log-probability of N1's label on each later example of D2 "
+                                     "under the size's code model (the prequential code, "
+                                     "learnjax.prequential)",
 }
 # Histories of N2's training, one array per logged quantity: n2_history_<name>, (S, epochs).
 HISTORY_PREFIX = "n2_history_"

@@ -18,7 +18,8 @@ import time
 import numpy as np
 
 from learnjax import (checkpoint, engine, failures, fields, guard, measurement, metrics, models,
-                      plugins, predictions, training, stored_nets, train_sizes, validation)
+                      plugins, predictions, prequential, training, stored_nets, train_sizes,
+                      validation)
 from learnjax.data import fingerprint as fingerprint_lib, sources, splits as splits_lib
 from learnjax.grid import Cell, ModelChoice, N1Job, plan, snapshot_epochs
 from learnjax.models import identity as model_identity
@@ -226,6 +227,9 @@ class Experiment:
         variant=job.variant, n2_size=cell.n2_size, seed_layout=self.config.train.seed_layout,
         on_epoch=self._printer(f"N2 {cell.n2.name} <- {job.n1.name} {job.variant_id}",
                                cell.n2_size or len(self.splits.d2), cell.n2_batch_size),
+        code_on_epoch=self._printer(
+            f"code model {cell.n2.name} <- {job.n1.name} {job.variant_id}",
+            prequential.fitted_size(cell.n2_size or 1), cell.n2_batch_size),
         checkpoints=self._checkpoints("cells", cell.id),
         devices=self.config.train.get("devices", 0),
         concurrent_seeds=self.config.train.get("concurrent_seeds", 0))
@@ -238,6 +242,7 @@ class Experiment:
         **measurement.metric_record(n1_result.get("source"),
                                     bool(n1_result.get("predictions_per_seed"))),
         "n1": stored_nets.net_summary(n1), "n2": stored_nets.net_summary(n2),
+        **({"code_model": n2.code.record()} if n2.code is not None else {}),
         "status": "diverged" if (n1.diverged.any() or n2.diverged.any()) else "ok",
     }
     result.update(metrics.compute(arrays, result))

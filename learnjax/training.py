@@ -37,6 +37,8 @@ class Purpose(enum.IntEnum):
   VARIANT = 3
   N2_INIT = 4
   N2_ORDER = 5
+  CODE_INIT = 6    # a learnability curve's code models (learnjax.prequential)
+  CODE_ORDER = 7
 
 
 def seed_keys(experiment_seed: int, seed_indices, purpose: Purpose) -> jax.Array:
@@ -73,9 +75,10 @@ class TrainedNet:
     """The predictions the network's test accuracy is measured on."""
     return self.preds_d3 if self.preds_test is None else self.preds_test
   # An N2 of a learnability curve (trained on the first n examples of D2): its predictions on
-  # them, (S, n), and its float32 log-probability of N1's label on the rest of D2, (S, |D2| - n).
+  # them, (S, n), and below |D2| the size's code models (learnjax.prequential.CodeModels, set by
+  # learnjax.measurement), which code the rest of D2.
   preds_d2_train: np.ndarray | None = None
-  label_log_probs_d2_after: np.ndarray | None = None
+  code: object | None = None
 
 
 @dataclasses.dataclass
@@ -190,9 +193,8 @@ def train_n2(splits: Splits, trainer: engine.Trainer, n1_labels_d2: np.ndarray,
              n2_size: int | None = None) -> TrainedNet:
   """Step 3: N2 of seed s on (D2, N1_s(D2)); its predictions on D3 (both the variant's).
 
-  ``n2_size`` (a learnability curve): N2 learns the first ``n2_size`` examples of D2 only, and
-  also returns its predictions on them and its log-probability of N1's label on each later
-  example of D2 (the prequential code, docs/protocol.md section 8).
+  ``n2_size`` (a learnability curve): N2 learns the first ``n2_size`` examples of D2 only and
+  also returns its predictions on them.
   """
   data = eval_data(splits, variant, experiment_seed, seed_indices)
   labels = np.asarray(n1_labels_d2)
@@ -208,9 +210,5 @@ def train_n2(splits: Splits, trainer: engine.Trainer, n1_labels_d2: np.ndarray,
       concurrent_seeds=concurrent_seeds)
   net = _trained(trainer, result, splits, data, with_d2=False, keep_variables=False)
   if n2_size is not None:
-    preds, log_probs = predict_with_log_probs(trainer, result.variables, data.x2, data.per_seed)
-    net.preds_d2_train = preds[:, :n]
-    after = labels[:, n:].astype(np.int64)
-    net.label_log_probs_d2_after = np.take_along_axis(
-        log_probs[:, n:], after[..., None], axis=-1)[..., 0].astype(np.float32)
+    net.preds_d2_train = predict(trainer, result.variables, x2, data.per_seed)
   return net

@@ -156,22 +156,80 @@ def test_gde_accuracy_from_hand_made_seed_predictions():
   # N1 accuracy per seed 100, 75, 50: the error is GDE minus the measured accuracy.
   assert out["gde_error"]["mean"] == pytest.approx(100 * (1 - 5 / 12) - 75.0)
   one = metrics.compute({"n1_preds_d3": np.asarray(seeds[:1]), "y_d3": np.asarray(y)}, {})
-  assert "gde_accuracy" not in one and "gde_error" not in one and "n1_calibration_error" not in one
+  assert "gde_accuracy" not in one and "gde_error" not in one and "n1_cace" not in one
   given = metrics.compute(a, {"n1_source": "predictions"})
   assert "gde_accuracy" not in given
 
 
-def test_calibration_error_is_zero_for_a_class_aggregated_calibrated_ensemble():
+def _cace_by_definition(preds, y, k):
+  """Jiang et al. (2022), eq. 6, written as the paper does: for each q, |(sum_k P(y = k, p̃_k = q))
+  / (sum_k P(p̃_k = q)) - q| weighted by sum_k P(p̃_k = q); a loop over examples and classes."""
+  seeds, n = preds.shape
+  total = 0.0
+  for v in range(seeds + 1):
+    q = v / seeds
+    joint = mass = 0.0
+    for x in range(n):
+      for c in range(k):
+        if np.sum(preds[:, x] == c) == v:
+          mass += 1 / n
+          joint += (y[x] == c) / n
+    if mass:
+      total += abs(joint / mass - q) * mass
+  return 100 * total
+
+
+def test_cace_is_zero_for_a_class_aggregated_calibrated_ensemble():
   # Two seeds, two classes. Both vote 0: truth 0. They split: truth half 0, half 1. Both vote 1:
-  # truth 1. For each class k and vote share q, P(y = k | share q) = q.
+  # truth 1. For each vote share q, sum_k P(y = k, share q) = q sum_k P(share q).
   s0 = np.array([0] * 4 + [0] * 6 + [1] * 5)
   s1 = np.array([0] * 4 + [1] * 6 + [1] * 5)
   y = np.array([0] * 4 + [0, 1] * 3 + [1] * 5)
   a = {"n1_preds_d3": np.stack([s0, s1]), "y_d3": y}
-  assert metrics.compute(a, {})["n1_calibration_error"]["mean"] == pytest.approx(0.0, abs=1e-12)
-  # Truth flipped where both vote 0: classes 0 and 1 are each off by 1 on 4/15 of D3.
+  assert metrics.compute(a, {})["n1_cace"]["mean"] == pytest.approx(0.0, abs=1e-12)
+  # Truth flipped where both vote 0: q = 0 is off by 4/15 (the truth has no vote) and q = 1 by
+  # 4/15 (9/15 of (x, k) with both votes, 5/15 of them the truth).
   a["y_d3"] = np.where(np.arange(15) < 4, 1, y)
-  assert metrics.compute(a, {})["n1_calibration_error"]["mean"] == pytest.approx(100 * 2 * 4 / 15)
+  assert metrics.compute(a, {})["n1_cace"]["mean"] == pytest.approx(100 * 8 / 15)
+
+
+def test_cace_takes_the_absolute_value_after_the_class_sum():
+  # One example, y = 0, the seeds predict 0 and 1: each class has share 1/2 and the truth is one
+  # of the two, so the ensemble is class-aggregated calibrated (CACE 0) while each class alone is
+  # off by 1/2 (class-wise ECE 50 %).
+  a = {"n1_preds_d3": np.array([[0], [1]]), "y_d3": np.array([0])}
+  out = metrics.compute(a, {"num_classes": 2})
+  assert out["n1_cace"]["mean"] == pytest.approx(0.0, abs=1e-12)
+  assert out["n1_classwise_ece"]["mean"] == pytest.approx(50.0)
+  # Every seed wrong in the same way: the largest CACE, 200 (both sums over q are 1).
+  wrong = {"n1_preds_d3": np.ones((3, 5), int), "y_d3": np.zeros(5, int)}
+  assert metrics.compute(wrong, {})["n1_cace"]["mean"] == pytest.approx(200.0)
+  assert metrics.compute(wrong, {})["n1_classwise_ece"]["mean"] == pytest.approx(100.0)
+
+
+def test_cace_bounds_the_gde_gap_on_random_ensembles():
+  """Property (Jiang et al. 2022, theorem 4.2): |E[test error] - E[disagreement]| <= CACE, with
+  both expectations over seeds drawn from the S-seed ensemble (the pair with replacement)."""
+  rng = np.random.default_rng(7)
+  for trial in range(300):
+    seeds, n, k = int(rng.integers(2, 6)), int(rng.integers(1, 40)), int(rng.integers(2, 6))
+    y = rng.integers(0, k, n)
+    skill = rng.uniform()   # from random seeds to seeds that copy the truth
+    preds = np.where(rng.uniform(size=(seeds, n)) < skill, y, rng.integers(0, k, (seeds, n)))
+    if trial % 5 == 0:      # seeds that agree with each other
+      preds = np.broadcast_to(preds[:1], preds.shape).copy()
+    a = {"n1_preds_d3": preds, "y_d3": y}
+    out = metrics.compute(a, {"num_classes": k})
+    cace = out["n1_cace"]["mean"]
+    assert cace == pytest.approx(_cace_by_definition(preds, y, k), abs=1e-9)
+    assert -1e-9 <= cace <= 200 + 1e-9
+    assert -1e-9 <= out["n1_classwise_ece"]["mean"] <= 100 + 1e-9
+    error = 100 * np.mean(preds != y[None])
+    disagreement = 100 * np.mean(preds[:, None] != preds[None, :])   # pairs with replacement
+    assert abs(error - disagreement) <= cace + 1e-9
+    # The same bound from the stored fields: GDE accuracy averages the pairs s != t.
+    pairs = (100 - out["gde_accuracy"]["mean"]) * (seeds - 1) / seeds
+    assert abs((100 - out["n1_test_accuracy"]["mean"]) - pairs) <= cace + 1e-9
 
 
 def test_kl_divergence_from_stored_log_probabilities():

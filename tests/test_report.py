@@ -371,26 +371,53 @@ def test_kendall_tau_hand_computed_and_in_the_report(tmp_path):
     save_cell(store, n1=n1, learn=[learn] * 5, acc=[acc] * 5)   # 5 seeds: enough for a verdict
   markdown, figures = report.build_report(workdir)
   # Seeds agree exactly, so every bootstrap resample gives the same tau: the interval is a point.
-  # Kappa and GDE accuracy come from the stored predictions (identical for every cell here):
-  # constant across cells, so their tau is undefined.
-  assert "| N1 test accuracy (all cells) | 3 | +0.33 [+0.33, +0.33] | – | – |" in markdown
+  # Over 3 cells, |tau| = 1/3 or more in all 6 orderings: p = 1. Kappa and GDE accuracy come from
+  # the stored predictions (identical for every cell here): constant, so their tau is undefined.
+  assert ("| N1 test accuracy (all cells) | 3 | +0.33 [+0.33, +0.33], p = 1.000 | – | – |"
+          in markdown)
   # N1's training error is 0: gap = 100 - accuracy = 70, 50, 60 -> tau = (1 - 2) / 3.
-  assert "| N1 generalisation gap (all cells) | 3 | -0.33 [-0.33, -0.33] | – | – |" in markdown
-  assert ("- **learnability**: on this sweep it ranks the cells as N1's test accuracy does "
-          "(τ = +0.33 [+0.33, +0.33], interval above 0); it is higher where the generalisation "
-          "gap is smaller (τ = -0.33 [-0.33, -0.33], interval below 0).") in markdown
+  assert ("| N1 generalisation gap (all cells) | 3 | -0.33 [-0.33, -0.33], p = 1.000 | – | – |"
+          in markdown)
+  # A point interval away from 0 is no verdict: 3 cells cannot rule out chance.
+  assert "**Verdicts on all 3 cells**" in markdown
+  assert ("- **learnability** against N1 test accuracy: no verdict, too few cells: with 3 cells no "
+          "ordering reaches p < 0.05 (the smallest p is 0.333). τ = +0.33 [+0.33, +0.33], "
+          "p = 1.000 (3 cells).") in markdown
+  assert ("- **kappa** against N1 test accuracy: no verdict, τ is undefined: the measure or the "
+          "target takes one value across the cells.") in markdown
   assert "learnability_vs_generalisation.png" in figures
 
 
 def test_too_few_seeds_for_a_verdict(tmp_path):
   workdir, store = workdir_for(tmp_path, "T5")
-  for n1, learn, acc in (("mlp_1", 50.0, 30.0), ("mlp_2", 60.0, 50.0), ("mlp_3", 70.0, 40.0)):
-    save_cell(store, n1=n1, learn=[learn] * 2, acc=[acc] * 2)
+  for i in range(6):
+    save_cell(store, n1=f"mlp_{i + 1}", learn=[50.0 + i] * 2, acc=[30.0 + i] * 2)
   markdown, _ = report.build_report(workdir)
-  # Two seeds give only four resamples: tau is shown, but no interval decides a verdict.
-  assert ("- **learnability**: τ = +0.33 [+0.33, +0.33] against N1's test accuracy; with 2 seeds "
-          "the seed bootstrap has too few distinct resamples to bound it, so no verdict") in markdown
-  assert "interval above 0" not in markdown
+  # Six cells in order: p = 2 / 720; but two seeds give only four resamples.
+  assert ("- **learnability** against N1 test accuracy: no verdict, too few seeds (2; the seed "
+          "bootstrap needs 5 to bound τ). τ = +1.00 [+1.00, +1.00], p = 0.003 (6 cells).") in markdown
+  assert "ranks the cells as" not in markdown
+
+
+def test_a_verdict_needs_p_below_005_and_an_interval_without_0(tmp_path):
+  workdir, store = workdir_for(tmp_path, "T5")
+  rng = np.random.default_rng(0)
+  for i in range(6):
+    save_cell(store, n1=f"mlp_{i + 1}", learn=list(50 + 5 * i + rng.normal(size=5)),
+              acc=list(30 + 4 * i + rng.normal(size=5)))
+  markdown, _ = report.build_report(workdir)
+  assert ("- **learnability** ranks the cells as N1's test accuracy does: τ = +1.00 [+1.00, +1.00], "
+          "p = 0.003 (6 cells).") in markdown
+  assert "- **learnability** is higher where the generalisation gap is smaller: τ = -1.00" in markdown
+  # Seed noise as large as the cells' spread: the interval crosses 0.
+  workdir, store = workdir_for(tmp_path / "noisy", "T5")
+  for i in range(6):
+    save_cell(store, n1=f"mlp_{i + 1}", learn=list(50 + 0.2 * i + 3 * rng.normal(size=5)),
+              acc=list(30 + 4 * i + rng.normal(size=5)))
+  markdown, _ = report.build_report(workdir)
+  line = [l for l in markdown.splitlines()
+          if l.startswith("- **learnability** against N1 test accuracy")][0]
+  assert "no verdict" in line and "includes 0" in line
 
 
 def test_bootstrap_interval_is_deterministic_and_resamples_seeds():
@@ -535,9 +562,10 @@ def test_console_summary_of_an_n1_only_experiment(tmp_path):
   header, _, row = text.splitlines()[:3]
   import re
   assert re.split(r"\s{2,}", header)[:5] == ["variant", "N1", "N1 batch", "seeds", "N1 test acc %"]
-  # Two identical seeds, both right everywhere: GDE accuracy 100, its error 0, CACE 0.
+  # Two identical seeds, both right everywhere: GDE accuracy 100, its error 0, CACE and the
+  # class-wise ECE 0.
   assert row.split() == ["true", "shallow_cnn_16", "64", "2", "100.0", "±", "0.0", "100.0", "±",
-                         "0.0", "0.0", "±", "0.0", "0.0", "10", "ok"]
+                         "0.0", "0.0", "±", "0.0", "0.0", "0.0", "10", "ok"]
   assert "N1 only (n2.model = none)" in text and "Epochs: mean over seeds." in text
 
 
@@ -561,8 +589,11 @@ def test_correlation_within_each_n2_never_pooled_across_n2s(tmp_path):
     save_cell(store, n1=n1, n2="mlp_4", learn=[acc + 10] * 2, acc=[acc] * 2)
     save_cell(store, n1=n1, n2="mlp_5", learn=[100 - acc] * 2, acc=[acc] * 2)
   markdown, figures = report.build_report(workdir)
-  assert "| N1 test accuracy (N2 mlp_4) | 3 | +1.00 [+1.00, +1.00] |" in markdown
-  assert "| N1 test accuracy (N2 mlp_5) | 3 | -1.00 [-1.00, -1.00] |" in markdown
+  assert "| N1 test accuracy (N2 mlp_4) | 3 | +1.00 [+1.00, +1.00], p = 0.333 |" in markdown
+  assert "| N1 test accuracy (N2 mlp_5) | 3 | -1.00 [-1.00, -1.00], p = 0.333 |" in markdown
+  # Each list of verdicts says which cells it covers.
+  assert "**Verdicts on the 3 cells with N2 mlp_4**" in markdown
+  assert "**Verdicts on the 3 cells with N2 mlp_5**" in markdown
   assert "(all cells)" not in markdown
   assert "2 different N2 setups" in markdown and "N2 mlp_4: 3 cells; N2 mlp_5: 3 cells" in markdown
   fig = figures["learnability_vs_generalisation.png"]

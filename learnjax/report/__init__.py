@@ -67,8 +67,7 @@ Modules: ``context`` (loading, reference matching), ``analyses`` (which sections
 ``formatting`` and ``status`` (numbers, names,
 what became of a cell), ``figures``, one module per family of analyses, named by
 what it shows (``variants``, ``grids``, ``curves``, ``per_n1``, ``batch_size``,
-``class_distribution``, ``correct_agree``, ``along_training``, ``seed_agreement``), ``correlation`` and
-``granulated``, ``degenerate``,
+``class_distribution``, ``correct_agree``, ``along_training``, ``seed_agreement``), ``correlation`` (its statistics in :mod:`learnjax.ranking`), ``degenerate``,
 ``notes`` and ``sections`` (parts every report has), ``document`` (assembling and writing),
 ``console`` (the table ``python -m learnjax.main`` prints) and ``cli``.
 """

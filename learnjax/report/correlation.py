@@ -3,14 +3,15 @@
 Three measures that need no labels beyond N1's own (learnability, Cohen's kappa of N1 and N2, and
 the GDE accuracy of N1's seeds; learnjax.metrics) are ranked across the cells against N1's test
 accuracy and N1's generalisation gap (training accuracy - test accuracy, for cells whose N1 is the
-final one: its training error is stored) with Kendall's tau-b (ties allowed), side by side, within each group of cells that
-share the N2 setup (N2 model, batch size, |D2|; ``n2.model=same`` is one setup), since a
-learnability depends on its N2 as well as on its N1. The
-interval is a percentile bootstrap over seeds: resample the seeds with replacement, recompute each
-cell's means, recompute tau. The seeds of a grid are paired (a seed's random keys do not depend on
-the cell), so one resample of seed indices serves every cell; cells with other seed counts are
-resampled on their own. The bootstrap's random generator is fixed, so a report is reproducible.
-Along each grid axis alone, the granulated coefficient psi (:mod:`learnjax.report.granulated`).
+final one: its training error is stored) with Kendall's tau-b (ties allowed), side by side, within
+each group of cells that share the N2 setup (N2 model, batch size, |D2|; ``n2.model=same`` is one
+setup), since a learnability depends on its N2 as well as on its N1. Each tau carries two kinds of
+evidence (:mod:`learnjax.ranking`): a percentile bootstrap over seeds (seed noise: one resample of
+seed indices for every cell, the seeds of a grid being paired) and a permutation p-value over the
+cells (could the ordering of the cells be chance). A verdict is drawn only where both exclude no
+effect; otherwise the line says "no verdict" and why. Along each grid axis a user would name, the
+granulated coefficient psi, and Psi over the axes, with seed-bootstrap intervals. Every random
+generator is fixed, so a report is reproducible.
 
 Cells out of memory, diverged, or with a degenerate N1 are left out (their numbers measure
 nothing); a cell whose measure is undefined for a seed is left out of that measure's tau.
@@ -21,18 +22,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from learnjax import fields, metrics
-from learnjax.report import granulated
+from learnjax import fields, metrics, ranking
+from learnjax.ranking import kendall_tau  # noqa: F401  (learnjax.report.kendall_tau)
 from learnjax.report.context import Context
 from learnjax.report.figures import colors, new_figure
 from learnjax.report.formatting import md_table, sort_variants, variant_of, variant_title
-from learnjax.report.granulated import kendall_tau
 
-BOOTSTRAP_DRAWS = 1000
-BOOTSTRAP_SEED = 0
-# Below this many seeds the bootstrap's distinct resamples are too few for an interval to decide.
-MIN_VERDICT_SEEDS = 5
-MIN_CELLS = 3
+BOOTSTRAP_DRAWS = ranking.DRAWS
+BOOTSTRAP_SEED = ranking.SEED
+MIN_VERDICT_SEEDS = ranking.MIN_SEEDS
+MIN_CELLS = ranking.MIN_ITEMS
 # The measures ranked against generalisation: metric name -> how the section names it.
 MEASURES = {"learnability": "learnability", "kappa": "kappa", "gde_accuracy": "GDE accuracy"}
 TARGETS = {"acc": "N1 test accuracy", "gap": "N1 generalisation gap"}
@@ -41,22 +40,7 @@ TARGETS = {"acc": "N1 test accuracy", "gap": "N1 generalisation gap"}
 def bootstrap_tau(xs: list, ys: list, draws: int = BOOTSTRAP_DRAWS, seed: int = BOOTSTRAP_SEED,
                   level: float = 0.95) -> tuple[float, float]:
   """Percentile interval of tau over seed resamples. xs, ys: per cell, the per-seed values."""
-  rng = np.random.default_rng(seed)
-  xs = [np.asarray(x, float) for x in xs]
-  ys = [np.asarray(y, float) for y in ys]
-  counts = {len(x) for x in xs}
-  taus = []
-  for _ in range(draws):
-    shared = {n: rng.integers(0, n, n) for n in sorted(counts)}  # one resample per seed count
-    mx = [x[shared[len(x)]].mean() for x in xs]
-    my = [y[shared[len(x)]].mean() for x, y in zip(xs, ys)]
-    taus.append(kendall_tau(mx, my))
-  taus = np.asarray(taus)
-  taus = taus[np.isfinite(taus)]
-  if taus.size == 0:
-    return float("nan"), float("nan")
-  tail = 100 * (1 - level) / 2
-  return float(np.percentile(taus, tail)), float(np.percentile(taus, 100 - tail))
+  return ranking.bootstrap_interval(xs, ys, "seeds", draws, seed, level)
 
 
 def _per_seed(stats: dict | None):
@@ -90,23 +74,20 @@ def points(ctx: Context) -> list[dict]:
   return out
 
 
-def _tau(pts: list[dict], measure: str, target: str) -> dict | None:
+def _tau(pts: list[dict], measure: str, target: str) -> ranking.Evidence | None:
   pts = [p for p in pts if p[target] is not None and p[measure] is not None]
   if len(pts) < MIN_CELLS:
     return None
-  tau = kendall_tau([p[measure].mean() for p in pts], [p[target].mean() for p in pts])
-  lo, hi = bootstrap_tau([p[measure] for p in pts], [p[target] for p in pts])
-  return {"tau": tau, "lo": lo, "hi": hi, "cells": len(pts)}
+  return ranking.correlate([p[measure] for p in pts], [p[target] for p in pts])
 
 
-def _tau_text(t: dict | None, cells: int | None = None) -> str:
+def _tau_text(t: ranking.Evidence | None, cells: int | None = None) -> str:
+  """'+0.33 [+0.33, +0.33], p = 0.333' (and '(k cells)' where fewer than the row's)."""
   if t is None:
     return "–"
-  text = "–" if not np.isfinite(t["tau"]) else f"{t['tau']:+.2f}"
-  if np.isfinite(t["lo"]):
-    text += f" [{t['lo']:+.2f}, {t['hi']:+.2f}]"
-  if cells is not None and t["cells"] != cells:
-    text += f" ({t['cells']} cells)"
+  text = t.text(with_items=False)[len("τ = "):]
+  if cells is not None and t.items != cells:
+    text += f" ({t.items} cells)"
   return text
 
 
@@ -119,76 +100,104 @@ def _row(name: str, pts: list[dict], key: str) -> list[str] | None:
   return [name, str(len(base))] + [_tau_text(t, len(base)) for t in taus]
 
 
-def _plain_words(pts: list[dict]) -> list[str]:
-  """One sentence per measure: on this sweep, does it rank cells as their generalisation does."""
+# What a verdict says, per target: (tau > 0, tau < 0).
+_CLAIMS = {"acc": ("ranks the cells as N1's test accuracy does",
+                   "ranks the cells opposite to N1's test accuracy"),
+           "gap": ("is higher where the generalisation gap is larger",
+                   "is higher where the generalisation gap is smaller")}
+
+
+def _verdicts(pts: list[dict]) -> list[str]:
+  """One line per measure and target: a verdict where the evidence carries one, else 'no
+  verdict' and why."""
   lines = []
-  seeds = min((np.size(p["learn"]) for p in pts), default=0)
   for measure, title in MEASURES.items():
-    acc, gap = _tau(pts, measure, "acc"), _tau(pts, measure, "gap")
-    if acc is None:
-      lines.append(f"- **{title}**: not enough cells with it ({MIN_CELLS} needed).")
-      continue
-    if seeds < MIN_VERDICT_SEEDS:
-      lines.append(f"- **{title}**: τ = {_tau_text(acc)} against N1's test accuracy; with "
-                   f"{seeds} seed{'s' if seeds != 1 else ''} the seed bootstrap has too few "
-                   f"distinct resamples to bound it, so no verdict ({MIN_VERDICT_SEEDS} seeds "
-                   "needed).")
-      continue
-    parts = [_verdict(acc, "ranks the cells as N1's test accuracy does",
-                      "ranks them opposite to N1's test accuracy",
-                      "does not rank them clearly by N1's test accuracy")]
-    if gap is not None:
-      parts.append(_verdict(gap, "is higher where the generalisation gap is larger",
-                            "is higher where the generalisation gap is smaller",
-                            "does not order them clearly by the generalisation gap"))
-    lines.append(f"- **{title}**: on this sweep it " + "; it ".join(parts) + ".")
+    for target, what in TARGETS.items():
+      t = _tau(pts, measure, target)
+      if t is None:
+        if target == "acc" or any(p["gap"] is not None for p in pts):
+          have = sum(p[target] is not None and p[measure] is not None for p in pts)
+          lines.append(f"- **{title}** against {what}: no verdict, too few cells with both "
+                       f"({have}; {MIN_CELLS} needed).")
+        continue
+      if t.decided:
+        lines.append(f"- **{title}** {_CLAIMS[target][0 if t.sign > 0 else 1]}: {t.text()}.")
+      else:
+        shown = f" {t.text()}." if np.isfinite(t.tau) else ""
+        lines.append(f"- **{title}** against {what}: no verdict, {t.reason}.{shown}")
   return lines
 
 
-def _verdict(t: dict, up: str, down: str, unclear: str) -> str:
-  interval = f"τ = {_tau_text(t)}"
-  if np.isfinite(t["lo"]) and t["lo"] > 0:
-    return f"{up} ({interval}, interval above 0)"
-  if np.isfinite(t["hi"]) and t["hi"] < 0:
-    return f"{down} ({interval}, interval below 0)"
-  return f"{unclear} ({interval}, interval includes 0)"
+def granulated_keys(pts: list[dict]) -> tuple[list[dict], list[str]]:
+  """Each cell's values of the axes a user would name, and those axes in table order.
+
+  With ``n2.model=same`` for every cell, N2's architecture is N1's: the two are one axis, the
+  architecture. Otherwise N1 model and N2 model are two (a cell under ``same`` has N2 model
+  'same as N1'). Only the axes that vary are scored (:func:`learnjax.ranking.granulated`).
+  """
+  all_same = all(_same(p["cell"]) for p in pts)
+  keys = []
+  for p in pts:
+    c = p["cell"]
+    key = {"data variant": variant_of(c), "N1 batch size": c.get("n1_batch_size"),
+           "N1 snapshot epoch": c.get("n1_epoch"), "N2 batch size": c.get("n2_batch_size"),
+           "|D2|": c.get("d2")}
+    if all_same:
+      key[ARCHITECTURE] = c.get("n1_model")
+    else:
+      key["N1 model"] = c.get("n1_model")
+      key["N2 model"] = SAME_AS_N1 if _same(c) else c.get("n2_model")
+    keys.append(key)
+  order = ["data variant", ARCHITECTURE, "N1 model", "N1 batch size", "N1 snapshot epoch",
+           "N2 model", "N2 batch size", "|D2|"]
+  return keys, [a for a in order if a in keys[0]]
+
+
+ARCHITECTURE = "architecture (N1 and N2)"
+SAME_AS_N1 = "same as N1"
+
+
+def _psi_text(a: ranking.AxisPsi | None) -> str:
+  if a is None or not np.isfinite(a.psi):
+    return "–" if a is None else f"– (0 groups, {a.skipped} skipped)"
+  text = f"{a.psi:+.2f}"
+  if np.isfinite(a.lo):
+    text += f" [{a.lo:+.2f}, {a.hi:+.2f}]"
+  return text + (f" ({a.groups} group{'s' * (a.groups != 1)}"
+                 + (f", {a.skipped} skipped)" if a.skipped else ")"))
 
 
 def section_granulated(pts: list[dict]) -> str:
-  """psi per varying axis and Psi, for each measure against each target."""
-  cells = [p["cell"] for p in pts]
-  axes = granulated.varying_axes(cells)
+  """psi per varying axis and Psi (with its count of axes and interval), for each measure
+  against each target."""
+  keys, order = granulated_keys(pts)
+  axes = ranking.varying_axes(keys, order)
   if not axes:
     return ""
-  names = dict(granulated.AXES)
   parts = []
   for target, what in TARGETS.items():
-    columns, total = [], []
+    columns = []
     for measure in MEASURES:
-      mean = lambda key: np.asarray([np.nan if p[key] is None else p[key].mean() for p in pts])
-      per_axis, big_psi = granulated.granulated(cells, mean(measure), mean(target))
-      columns.append({a.axis: a for a in per_axis})
-      total.append(big_psi)
-    if all(not np.isfinite(t) for t in total):
+      usable = [i for i, p in enumerate(pts) if p[target] is not None and p[measure] is not None]
+      columns.append(ranking.granulated([keys[i] for i in usable],
+                                        [pts[i][measure] for i in usable],
+                                        [pts[i][target] for i in usable], axes=order))
+    if all(not np.isfinite(g.psi) for g in columns):
       continue
-    rows = []
-    for axis in axes:
-      row = [names[axis]]
-      for col in columns:
-        a = col.get(axis)
-        row.append("–" if a is None or not np.isfinite(a.psi) else
-                   f"{a.psi:+.2f} ({a.groups} group{'s' * (a.groups != 1)}"
-                   + (f", {a.skipped} skipped)" if a.skipped else ")"))
-      rows.append(row)
-    rows.append(["Ψ (mean over axes)"] + ["–" if not np.isfinite(t) else f"{t:+.2f}" for t in total])
+    rows = [[axis] + [_psi_text({a.axis: a for a in g.per_axis}.get(axis)) for g in columns]
+            for axis in axes]
+    rows.append(["Ψ (mean over the axes with a ψ)"] + [g.text() for g in columns])
     parts.append(f"Against {what}:\n\n" + md_table(
-        ["axis"] + [f"{title} ψ" for title in MEASURES.values()], rows))
+        ["axis"] + [f"{title} ψ [95%]" for title in MEASURES.values()], rows))
   if not parts:
     return ""
-  return ("**Granulated coefficient** (Jiang et al., 2020): for each grid axis that varies, the "
-          "mean over groups of cells that differ in that axis alone of Kendall's τ-b in the "
-          "group; a group whose measure or target takes fewer than two distinct values is "
-          "skipped (counted). Ψ is the mean of ψ over the axes.\n\n" + "\n\n".join(parts))
+  return ("**Granulated coefficient** (Jiang, Neyshabur, Mobahi, Krishnan, Bengio 2020, section "
+          "4): for each axis that varies, ψ = the mean over groups of cells that differ in that "
+          "axis alone of Kendall's τ-b in the group; a group whose measure or target takes fewer "
+          "than two distinct values is skipped (counted). Ψ is the mean of ψ over the axes that "
+          "have one (their count in brackets). With n2.model = same the N1 and N2 architecture "
+          "change together: one axis. Intervals: 95% percentile bootstrap over seeds (the same "
+          "resamples as τ's).\n\n" + "\n\n".join(parts))
 
 
 # What a cell's N2 side is: cells that share it differ only in N1 (its model, batch size, data
@@ -234,6 +243,12 @@ def _gap_missing(pts: list[dict]) -> str:
           + "; ".join(why) + ").")
 
 
+def _which_cells(name: str, members: list[dict]) -> str:
+  """The heading of a list of verdicts: which cells it covers."""
+  count = f"{len(members)} cell{'s' * (len(members) != 1)}"
+  return f"all {count}" if name == "all cells" else f"the {count} with {name}"
+
+
 def section_correlation(ctx: Context) -> str:
   """Kendall's tau of the three measures side by side, within each group of cells that share N2
   (model, batch size, |D2|); the granulated coefficient, a plain-words line per measure and a
@@ -272,8 +287,10 @@ def section_correlation(ctx: Context) -> str:
           f"N1's generalisation gap (training accuracy − test accuracy; final N1 only, training "
           f"error as measured by train.error_measure = {measure}). Interval: 95% percentile "
           f"bootstrap over seeds ({BOOTSTRAP_DRAWS} resamples, the same seed indices for every "
-          f"cell, generator seed {BOOTSTRAP_SEED}). The paper's claim predicts τ > 0 against test "
-          "accuracy and τ < 0 against the gap. A measure undefined for a cell (kappa with chance "
+          f"cell, generator seed {BOOTSTRAP_SEED}): seed noise only. p: two-sided permutation "
+          f"test over the cells (exact up to {ranking.EXACT_MAX_ITEMS} cells, else "
+          f"{ranking.PERMUTATIONS} permutations): could the cells' ordering be chance. The "
+          "paper's claim predicts τ > 0 against test accuracy and τ < 0 against the gap. A measure undefined for a cell (kappa with chance "
           "agreement 1, GDE with one seed) leaves that cell out of its τ (its count is shown).")
   if several:
     text += (f" The cells learn with {len(by_n2)} different N2 setups (model, batch size, |D2|):"
@@ -286,15 +303,17 @@ def section_correlation(ctx: Context) -> str:
              "per-seed numbers.")
   if rows:
     text += "\n\n" + md_table(["against (which cells)", "cells"]
-                               + [f"{title} τ [95%]" for title in MEASURES.values()], rows)
+                               + [f"{title} τ [95%], p" for title in MEASURES.values()], rows)
   else:
     text += f"\n\nNo group of cells sharing an N2 setup has {MIN_CELLS} cells: no τ is computed."
   if all(p["gap"] is None for p in pts):
     text += "\n\n" + _gap_missing(pts)
   for name, members in groups:
     if len(members) >= MIN_CELLS and (not several or ";" not in name):
-      text += ("\n\n" + (f"{name}:\n\n" if several else "")
-               + "\n".join(_plain_words(members)))
+      text += (f"\n\n**Verdicts on {_which_cells(name, members)}** (a verdict needs the "
+               f"permutation p < {ranking.ALPHA:g} over cells and the seed interval to exclude 0; "
+               f"with 4 cells or fewer no ordering reaches p < {ranking.ALPHA:g}):\n\n"
+               + "\n".join(_verdicts(members)))
   granular = section_granulated(pts)
   if granular:
     text += "\n\n" + granular

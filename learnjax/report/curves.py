@@ -49,7 +49,7 @@ def section_curves(ctx: Context) -> str:
   groups = curves.group(cells)
   order = sorted(groups, key=lambda k: (variant_rank(k[0]), str(k[0]), natural_key(k[1]),
                                         str(k[2:])))
-  summaries, rows, points = {}, [], []
+  summaries, rows, points, predates = {}, [], [], 0
   for key in order:
     group = groups[key]
     label = _label(group[0], cells)
@@ -59,13 +59,20 @@ def section_curves(ctx: Context) -> str:
     summary = curves.summarise(sizes, arrays, int(group[0]["num_classes"]), d2, level)
     if planned and planned != [None] and sizes != planned:
       summary.code_bits = None   # an unfinished curve: its blocks are not the planned ones
+      summary.code_missing = summary.code_missing or "incomplete"
     summaries[label] = summary
     stats = summary.stats()
-    code = (f"{_fmt(stats['code_bits'], 0)}" if "code_bits" in stats
-            else f"– ({len(sizes)} of {len(planned or sizes)} sizes)")
+    if "code_bits" in stats:
+      code = _fmt(stats["code_bits"], 0)
+    elif summary.code_missing == "predates":
+      code = "– (stored before code models †)"
+      predates += 1
+    else:
+      code = f"– ({len(sizes)} of {len(planned or sizes)} sizes)"
     ratio = _fmt(stats["compression"], 2) if "compression" in stats else "–"
     rows.append([label, f"{sizes[0]}–{sizes[-1]} ({len(sizes)})", _fmt(stats["auc"], 3),
-                 _fmt(stats["n_at"], 0), code, f"{summary.uniform_bits:.0f}", ratio])
+                 curves.n_at_text(summary.n_at, sizes[-1]), code,
+                 f"{summary.uniform_bits:.0f}", ratio])
     for n, c in zip(sizes, group):
       points.append([label, str(n), ctx.num(c, "learnability"),
                      ctx.num(c, "n2_train_agreement"), ctx.num(c, "n2_test_accuracy")])
@@ -81,14 +88,22 @@ def section_curves(ctx: Context) -> str:
           "n = the number of D2's first examples N2 learned (the sizes nest; D3 is the same for "
           "every n). AUC: area under learnability / 100 over log n, divided by log(n_max / n_min). "
           f"n_at({level:g} %): the smallest n whose learnability reaches {level:g} % "
-          "(python -m learnjax.report --curve_level; 'undefined' where no n does, "
-          "'(k undefined)' where k seeds never do). Prequential code: N1's first n_1 labels of "
-          "D2 at log2 K bits each, then each block "
-          "(n_j, n_j+1] coded by the N2 of size n_j, −log2 p_N2(N1's label); uniform code: "
-          "|D2| log2 K; compression = uniform / prequential. N2 train agreement: N2 against N1 on "
+          "(python -m learnjax.report --curve_level), per seed in brackets, '> n_max' for a seed "
+          "whose curve never does (censored); before the brackets the median over seeds, only "
+          "where more than half of them reach it (the larger middle value for an even count). "
+          "Prequential code (Blier & Ollivier 2018; Voita & Titov 2020): N1's first n_1 labels "
+          "of D2 at log2 K bits each, then each block (n_j, n_j+1] coded by a code model fitted "
+          "to the first n_j examples (N2's architecture and training settings without the "
+          "training-error stop, early stopping on the last tenth of them; docs/protocol.md "
+          "section 8), −log2 p(N1's label); uniform code: |D2| log2 K; compression = uniform / "
+          "prequential. N2 train agreement: N2 against N1 on "
           "the examples it learned (low: N2 underfit, and low learnability there is no evidence "
           "of complexity). Values: mean ± std over seeds. The other sections show each curve's "
-          "largest size, the N2 that learned all of D2.")
+          "largest size, the N2 that learned all of D2."
+          + ("\n\n† These curves' cells were stored before learnjax fitted a code model to each "
+             "prefix: they hold only the learnability N2s' probabilities, and those N2s stop at "
+             "the protocol's training-error target, so their code is no prequential code; it is "
+             "not shown. Measure the curve again in a new workdir to get it." if predates else ""))
 
 
 def figure(summaries: dict):

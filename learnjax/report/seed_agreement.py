@@ -89,7 +89,7 @@ def section_d5(ctx: Context) -> str:
 
 def _gde_table(ctx: Context, n1s: list[dict]) -> str:
   """Per N1, its test accuracy beside the one its seeds' disagreement predicts (learnjax.metrics)."""
-  names = ("n1_test_accuracy", "gde_accuracy", "gde_error", "n1_calibration_error")
+  names = ("n1_test_accuracy", "gde_accuracy", "gde_error", "n1_cace")
   rows = []
   for r in n1s:
     values = metrics.compute(ctx.arrays("n1", r["n1"]), r)
