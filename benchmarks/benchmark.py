@@ -67,7 +67,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from learnjax import engine, execution, models  # noqa: E402
+from learnjax import engine, execution, layouts, models  # noqa: E402
 
 BATCH = 64
 NUM_CLASSES = 10
@@ -219,18 +219,25 @@ def train_step_flops(trainer: engine.Trainer, x, y) -> float | None:
 @dataclasses.dataclass
 class Path:
   loop: str       # scan | step
-  layout: str     # vmap | sequential
+  layout: str     # vmap | vmap_grouped | sequential
   order: str      # own | shared
   threads: int = 1  # sequential seeds trained at once (execution.train_seeds' concurrent_seeds)
 
+  def plan(self):
+    return layouts.Plan(self.layout, self.loop, self.threads)
 
-def engine_paths(num_seeds: int, deep: bool, all_sequential: bool = False) -> list[Path]:
+
+def engine_paths(num_seeds: int, deep: bool, all_sequential: bool = False,
+                 seed_batched: bool = False) -> list[Path]:
   # The step loop first: on the CPU it is the fast one for conv nets, scan the very slow one.
   if num_seeds == 1:
     return [Path("step", "vmap", "own"), Path("scan", "vmap", "own")]
   paths = []
   for loop in ("step", "scan"):
-    paths += [Path(loop, "vmap", "own"), Path(loop, "vmap", "shared")]
+    paths.append(Path(loop, "vmap", "own"))
+    if seed_batched:   # the same seeds vmapped without the seed-batched convolution
+      paths.append(Path(loop, "vmap_grouped", "own"))
+    paths.append(Path(loop, "vmap", "shared"))
     if deep or all_sequential:
       paths += [Path(loop, "sequential", "own", 1), Path(loop, "sequential", "own", 2)]
   return paths
@@ -264,9 +271,9 @@ def run_engine_path(model, cfg: engine.TrainConfig, path: Path, num_seeds: int, 
   is reused instead of spending minutes on an identical computation."""
   init_keys, order_keys = seed_keys(num_seeds, 1), seed_keys(num_seeds, 2)
   cfg = dataclasses.replace(cfg, shared_order=(path.order == "shared"))
-  trainer = engine.Trainer(model, cfg)
+  trainer = engine.Trainer(layouts.model_for(model, path.layout), cfg)
   epoch_fn = make_epoch_fn(trainer, path.loop)
-  if path.layout == "vmap":
+  if path.layout != "sequential":
     states = [init_state(trainer, init_keys, order_keys, x)]
     ys = [y]
   else:
@@ -573,6 +580,10 @@ def parse_args(argv=None):
   parser.add_argument("--sequential", choices=("deep", "all"), default="all",
                       help="sequential-seed rows for every model, or only for the BatchNorm nets "
                            "(where seed_layout='auto' picks them)")
+  parser.add_argument("--slow_cpu_scans", choices=("skip", "run"), default="skip",
+                      help="on the CPU, skip a conv net's scan row when its step row takes over "
+                           "50 ms per seed-step (as seed_layout=auto does: such scans take "
+                           "minutes per step)")
   parser.add_argument("--budget_s", type=float, default=None,
                       help="skip rows once the run has taken this long (default: 270 on "
                            "accelerators, none on the CPU)")
@@ -660,8 +671,13 @@ def main(argv=None) -> int:
     y_all = jax.device_put(jax.random.randint(ky, (max_seeds, n), 0, NUM_CLASSES, jnp.int32))
     # What auto picks for this model here.
     variables = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+    conv = models.uses_convolution(model, variables, x[:1])
     auto_loop = engine.choose_loop(cfg, model, variables, x[:1])
     auto_layout = execution.choose_seed_layout("auto", model, x[:1])
+    auto_plans = {}
+    for num_seeds in seed_counts:
+      if num_seeds > 1 and not args.skip_engine and not over_budget():
+        auto_plans[num_seeds] = measure_auto(model, cfg, num_seeds, x, y_all[:num_seeds])
     try:
       plain = models.build(name, NUM_CLASSES, dtype=dtype, forms="accelerator")
       flops_per_step = train_step_flops(engine.Trainer(plain, cfg), x, y_all)
@@ -669,7 +685,9 @@ def main(argv=None) -> int:
       print(f"{name}: cost analysis failed: {e}", flush=True)
       flops_per_step = None
     flops_per_sample = flops_per_step / BATCH if flops_per_step else None
-    print(f"\n{name}: {steps} steps/epoch, auto picks loop={auto_loop} seed_layout={auto_layout}, "
+    picks = (", ".join(f"S={k}: {p.name} (measured)" for k, (p, _) in auto_plans.items())
+             or f"loop={auto_loop} seed_layout={auto_layout} (rule)")
+    print(f"\n{name}: {steps} steps/epoch, auto picks {picks}, "
           f"{(flops_per_sample or 0) / 1e6:.2f} MFLOP/sample (train step)", flush=True)
     torch_result = None
     one_seed_rates = {}
@@ -679,11 +697,13 @@ def main(argv=None) -> int:
               "flops_per_sample": flops_per_sample}
       model_rows = []
       if not args.skip_engine:
-        for path in engine_paths(num_seeds, deep, args.sequential == "all"):
-          auto_threads = execution.choose_concurrency(0, auto_layout, num_seeds, 1)
-          default = (path.loop == auto_loop and path.order == "own"
-                     and (num_seeds == 1 or (path.layout == auto_layout and (
-                         path.layout == "vmap" or path.threads == auto_threads))))
+        for path in engine_paths(num_seeds, deep, args.sequential == "all",
+                                 layouts.has_seed_batched_form(model)):
+          auto = auto_plans.get(num_seeds)
+          if auto is not None:
+            default = path.order == "own" and path.plan() == auto[0]
+          else:
+            default = path.loop == auto_loop and path.order == "own"
           if args.paths == "default" and not default:
             continue
           row = {**base, "impl": "jax", "loop": path.loop, "layout": path.layout,
@@ -691,8 +711,17 @@ def main(argv=None) -> int:
                  "order": path.order if num_seeds > 1 else "-", "default": default}
           one_seed_rate = one_seed_rates.get(path.loop)
           projected = (num_seeds * n / one_seed_rate) if one_seed_rate else None
+          slow_step = next((r for r in model_rows if r.get("loop") == "step"
+                            and r.get("layout") == path.layout and r.get("order") == path.order
+                            and r.get("threads") == row["threads"] and r.get("ms_per_step")),
+                           None)
           if over_budget():
             row["skipped"] = "time budget"
+          elif (path.loop == "scan" and backend == "cpu" and conv and slow_step is not None
+                and slow_step["ms_per_step"] / num_seeds > 1e3 * layouts.CPU_SCAN_CONV_MAX_STEP_S
+                and args.slow_cpu_scans == "skip"):
+            row["skipped"] = (f"conv net on the CPU, {slow_step['ms_per_step'] / num_seeds:.0f} "
+                              "ms per seed-step in the step loop: its scan takes minutes per step")
           elif (num_seeds > 1 and projected and max_epoch_s is not None
                 and projected > 5 * max_epoch_s):
             row["skipped"] = (f"projected {projected:.0f} s per epoch from the 1-seed "
@@ -740,6 +769,9 @@ def main(argv=None) -> int:
             r["vs_torch"] = r["samples_per_s"] / row["samples_per_s"]
         model_rows.append(row)
         print_row_progress(row)
+      if num_seeds in auto_plans:
+        model_rows.append(auto_row(base, *auto_plans[num_seeds], model_rows))
+        print_auto_row(model_rows[-1])
       rows.extend(model_rows)
       write_json()
     del x, y_all
@@ -752,6 +784,57 @@ def main(argv=None) -> int:
   print(f"\n{len(rows)} rows in {time.time() - start:.0f} s" +
         (f"; written to {out_path}" if out_path else ""))
   return 0
+
+
+# What seed_layout='auto' measures before a training: bounded as for a T4 cell (500 epochs of 5
+# seeds on 25,000 CIFAR images), in a cache of this run's own.
+AUTO_TRAINING_SAMPLES = 500 * 5 * 25_000
+
+
+def measure_auto(model, cfg: engine.TrainConfig, num_seeds: int, x, y):
+  """(plan, record): what ``train.seed_layout=auto`` picks here, measured through
+  ``execution.choose_plan`` as a training does (a fresh cache, so it measures)."""
+  os.environ["LEARNJAX_CACHE_DIR"] = tempfile.mkdtemp(prefix="learnjax_bench_layouts_")
+  trainer = engine.Trainer(model, cfg)
+  keys = seed_keys(num_seeds, 1), seed_keys(num_seeds, 2)
+  original = layouts.choose
+  try:
+    layouts.choose = functools.partial(original, training_samples=AUTO_TRAINING_SAMPLES)
+    plan, record = execution.choose_plan(trainer, *keys, x, y, per_seed_x=False,
+                                         seed_layout="auto", concurrent_seeds=0)
+  finally:
+    layouts.choose = original
+  return plan, record
+
+
+def auto_row(base: dict, plan, record: dict, model_rows: list[dict]) -> dict:
+  """The row for what auto picked: its measuring cost, and the benchmark's own rate of the
+  picked path against the fastest own-order path of this run."""
+  own = [r for r in model_rows if r.get("impl") == "jax" and r.get("order") == "own"
+         and r.get("samples_per_s")]
+  picked = next((r for r in own if r.get("default")), None)
+  fastest = max(own, key=lambda r: r["samples_per_s"], default=None)
+  row = {**base, "impl": "auto", "loop": plan.loop, "layout": plan.seed_layout,
+         "threads": plan.concurrent_seeds if plan.seed_layout == "sequential" else None,
+         "order": "own", "plan": plan.name, "measure_s": record.get("measure_s"),
+         "measure_complete": record.get("complete"), "auto_timings": record.get("timings")}
+  if picked and fastest:
+    row["samples_per_s"] = picked["samples_per_s"]
+    row["fastest_path"] = (f"{fastest['layout']}/{fastest['loop']}"
+                           + (f" x{fastest['threads']}" if fastest.get("threads") else ""))
+    row["fastest_samples_per_s"] = fastest["samples_per_s"]
+    row["vs_fastest"] = picked["samples_per_s"] / fastest["samples_per_s"]
+  return row
+
+
+def print_auto_row(r: dict) -> None:
+  text = f"  auto  S={r['seeds']} picks {r['plan']} (measured in {r['measure_s']:.1f} s"
+  text += "" if r.get("measure_complete") else ", cut by its budget"
+  text += ")"
+  if r.get("vs_fastest"):
+    text += (f": {r['samples_per_s']:.0f} samples/s in this run, {r['vs_fastest']:.2f}x the "
+             f"fastest path ({r['fastest_path']}, {r['fastest_samples_per_s']:.0f})")
+  print(text, flush=True)
 
 
 def print_row_progress(r: dict) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import json
 import os
 import re
 import shutil
@@ -208,3 +209,29 @@ class TrainingCheckpoint:
         shutil.rmtree(leftover, ignore_errors=True)
       raise
 
+
+
+PLAN_FILE = "seed_layout.json"
+
+
+def read_plan(root: str) -> dict | None:
+  """The seed layout plan recorded beside a training's checkpoints (``root``), if any."""
+  try:
+    with open(os.path.join(root, PLAN_FILE)) as f:
+      record = json.load(f)
+    return record if isinstance(record, dict) and isinstance(record.get("plan"), dict) else None
+  except (OSError, ValueError):
+    return None
+
+
+def write_plan(root: str, record: dict) -> None:
+  """Records the plan a training runs with beside its checkpoints, so a resumed training keeps
+  it (written atomically; left as it is when it already holds this plan)."""
+  old = read_plan(root)
+  if old is not None and old.get("plan") == record.get("plan"):
+    return
+  os.makedirs(root, exist_ok=True)
+  tmp = os.path.join(root, f".{PLAN_FILE}.{os.getpid()}.{threading.get_ident()}")
+  with open(tmp, "w") as f:
+    json.dump(record, f, indent=1, default=str)
+  os.replace(tmp, os.path.join(root, PLAN_FILE))

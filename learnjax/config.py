@@ -91,7 +91,9 @@ def base_config() -> ml_collections.ConfigDict:
       "max_epochs": 500,           # training stops here if stop_error is not reached
       "error_measure": "running",  # running: errors seen during the epoch | full: a pass after it
       "loop": "auto",              # auto | scan (epoch = one compiled call) | step (call per step)
-      "seed_layout": "auto",       # auto | vmap (seeds together) | sequential (one at a time)
+      # auto (measured on this machine, cached) | vmap (seeds together) | vmap_grouped (together,
+      # convolutions grouped) | sequential (one at a time)
+      "seed_layout": "auto",
       "devices": 0,                # local devices to spread seeds over; 0 = all that divide them
       "concurrent_seeds": 0,       # seed groups trained at once in threads; 0 = auto (2 on a CPU)
       "shared_order": False,       # seeds share one batch order (faster on GPUs, less independent)

@@ -109,6 +109,7 @@ class TrainResult:
   diverged_epoch: np.ndarray    # (S,) the epoch (1-based) in which a seed diverged, -1 if none
   history: dict                 # name -> (S, epochs_run) arrays: train_error, learning_rate
   seconds: float
+  layout: dict | None = None    # how the seeds were trained (learnjax.execution.choose_plan)
 
 
 def stop_count(stop_error: float, n: int) -> int:
@@ -325,6 +326,17 @@ class Trainer:
     self._cache = {}
     self._cache_lock = threading.Lock()
 
+  def with_model(self, model: nn.Module) -> "Trainer":
+    """This Trainer, or one of the same config for ``model`` (another form of the same network,
+    e.g. without the seed-batched convolution), kept so its programs compile once."""
+    if model == self.model:
+      return self
+    with self._cache_lock:
+      key = ("with_model", model)
+      if key not in self._cache:
+        self._cache[key] = Trainer(model, self.cfg)
+      return self._cache[key]
+
   # ---- one seed (everything here is vmapped over seeds) ------------------------------------
 
   def _step(self, carry, x, y, idx, step=0):
@@ -445,7 +457,7 @@ class Trainer:
 
   def train(self, init_keys, order_keys, x, y, *, per_seed_x: bool = False,
             on_epoch: Callable[[EpochLog, TrainState], None] | None = None,
-            checkpoint=None, devices=None) -> TrainResult:
+            checkpoint=None, devices=None, loop: str | None = None) -> TrainResult:
     """Trains one seed per key to the stop rule.
 
     x: images (N, ...) shared by the seeds, or (S, N, ...) with ``per_seed_x``; y: labels (S, N).
@@ -456,7 +468,8 @@ class Trainer:
     raises :class:`learnjax.checkpoint.Preempted`. With several ``devices`` the seed axis is
     sharded over them (one ``jax.sharding.Mesh`` axis, 'seeds'); the number of seeds must be a
     multiple of the number of devices. Data and state move to the devices explicitly; an epoch
-    makes no implicit host transfer.
+    makes no implicit host transfer. ``loop``: 'scan' or 'step' as chosen by the caller (a
+    measured plan), else :func:`choose_loop`'s.
     """
     from learnjax import checkpoint as ckpt
     cfg = self.cfg
@@ -475,7 +488,7 @@ class Trainer:
     if devices is not None and len(devices) > 1:
       state, x, y = shard_seeds(devices, state, x, y, per_seed_x)
     variables = jax.tree.map(lambda a: a[0], state_variables(state))
-    loop = choose_loop(cfg, self.model, variables, x_example)
+    loop = loop or choose_loop(cfg, self.model, variables, x_example)
     epoch_fn = (self.scan_epoch_fn(per_seed_x) if loop == "scan"
                 else functools.partial(self.step_epoch, per_seed_x=per_seed_x))
     if cfg.shared_order:

@@ -1,7 +1,7 @@
 """How a model's seeds share the machine: the execution plan around :class:`engine.Trainer`.
 
 :func:`train_seeds` trains all seeds vmapped in one group, or one seed at a time per device
-(``seed_layout``), several such groups at once in threads (``concurrent_seeds``), each group
+(``seed_layout``; ``auto``: measured on this machine, :mod:`learnjax.layouts`), several such groups at once in threads (``concurrent_seeds``), each group
 spread over local devices with ``jax.sharding``, and joins the groups' results along the seed axis.
 Each seed's numbers depend only on its own keys and data, whatever the plan.
 """
@@ -9,7 +9,9 @@ Each seed's numbers depend only on its own keys and data, whatever the plan.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import functools
+import os
 import threading
 
 import jax
@@ -17,8 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from learnjax import checkpoint as ckpt
-from learnjax import models, validation
-from learnjax.engine import Trainer, TrainResult
+from learnjax import layouts, models, validation
+from learnjax.engine import Trainer, TrainResult, choose_loop
 from learnjax.errors import LearnjaxError
 
 # On the CPU, conv-free nets with at least this many parameters train faster one seed at a time
@@ -33,9 +35,11 @@ CPU_CONCURRENT_SEEDS = 2
 
 
 def choose_seed_layout(layout: str, model, x_example) -> str:
-  """'vmap' (all seeds in one computation) or 'sequential' (one seed at a time, per device).
+  """'vmap' (all seeds in one computation), 'vmap_grouped' (the same without the seed-batched
+  convolution) or 'sequential' (one seed at a time, per device): as given, or for ``auto`` the
+  static rule, used where no plan is measured (several devices) and timed first otherwise.
 
-  ``auto``: vmapping a convolution over seeds (each with its own batches) turns it into a grouped
+  The rule for ``auto``: vmapping a convolution over seeds (each with its own batches) turns it into a grouped
   convolution, which runs slower than the seeds in turn on GPUs; on the CPU, where vmapped
   convolutions run seed by seed inside one program, the seeds in turn two at a time are still
   faster (benchmarks/RESULTS.md). So every conv net and every BatchNorm net trains its seeds in
@@ -64,7 +68,7 @@ def seed_groups(num_seeds: int, layout: str, num_devices: int,
   ``num_devices`` when the user asked for it). sequential: one seed per device at a time, so no
   device ever runs a vmapped (grouped) convolution. Groups are runs of consecutive seeds.
   """
-  if layout == "vmap":
+  if layout in ("vmap", "vmap_grouped"):
     if explicit_devices and num_seeds % num_devices:
       raise LearnjaxError(f"{num_seeds} seeds cannot be split evenly over {num_devices} devices; "
                           f"use a multiple of {num_devices} seeds or set --config.train.devices")
@@ -129,29 +133,103 @@ def train_seeds(trainer: Trainer, init_keys, order_keys, x, y, *, per_seed_x: bo
   num_seeds = len(init_keys)
   local = validation.check_device_count(devices)
   local = local[:devices] if devices else local
-  x_example = x[0, :1] if per_seed_x else x[:1]
-  layout = choose_seed_layout(seed_layout, trainer.model, x_example)
-  groups = seed_groups(num_seeds, layout, len(local), explicit_devices=bool(devices))
+  validation.check_choice("train.seed_layout", seed_layout)
+  plan, record = choose_plan(trainer, init_keys, order_keys, x, y, per_seed_x=per_seed_x,
+                             seed_layout=seed_layout, concurrent_seeds=concurrent_seeds,
+                             checkpoints=checkpoints, local=local,
+                             explicit_devices=bool(devices))
+  groups = _groups(num_seeds, plan.seed_layout, local, bool(devices))
   if hasattr(checkpoints, "resume_groups"):   # an interrupted training keeps its own grouping
     resumed = checkpoints.resume_groups(groups, num_seeds)
     if resumed is not groups:
-      groups, layout = resumed, ("vmap" if len(resumed) == 1 else "sequential")
-  workers = choose_concurrency(concurrent_seeds, layout, len(groups),
-                               len(_devices_for(len(groups[0]), local)))
+      groups = resumed
+      if len(resumed) == 1 and plan.seed_layout == "sequential":
+        plan = dataclasses.replace(plan, seed_layout="vmap", concurrent_seeds=1)
+      elif len(resumed) > 1 and plan.seed_layout != "sequential":
+        workers = choose_concurrency(concurrent_seeds, "sequential", len(groups),
+                                     len(_devices_for(len(groups[0]), local)))
+        plan = dataclasses.replace(plan, seed_layout="sequential", concurrent_seeds=workers)
+      record = {**record, "plan": plan.as_dict(), "source": f"{record['source']}; resumed as "
+                                                            "its checkpoints were grouped"}
+  runner = trainer.with_model(layouts.model_for(trainer.model, plan.seed_layout))
 
   def train_group(seeds, callback):
     group = slice(int(seeds[0]), int(seeds[-1]) + 1)   # consecutive seeds: no index array
-    return trainer.train(init_keys[group], order_keys[group], x[group] if per_seed_x else x,
-                         y[group], per_seed_x=per_seed_x, on_epoch=callback,
-                         checkpoint=checkpoints(seeds) if checkpoints else None,
-                         devices=_devices_for(len(seeds), local))
+    return runner.train(init_keys[group], order_keys[group], x[group] if per_seed_x else x,
+                        y[group], per_seed_x=per_seed_x, on_epoch=callback,
+                        checkpoint=checkpoints(seeds) if checkpoints else None,
+                        devices=_devices_for(len(seeds), local), loop=plan.loop)
 
-  if workers == 1:
-    return concat_results([
+  if plan.concurrent_seeds == 1:
+    result = concat_results([
         train_group(seeds, None if on_epoch is None else functools.partial(_with_seeds, on_epoch,
                                                                            seeds))
         for seeds in groups])
-  return concat_results(_train_concurrently(train_group, groups, workers, on_epoch))
+  else:
+    result = concat_results(_train_concurrently(train_group, groups, plan.concurrent_seeds,
+                                                on_epoch))
+  result.layout = record
+  return result
+
+
+def _groups(num_seeds: int, layout: str, local: list, explicit_devices: bool):
+  return seed_groups(num_seeds, "sequential" if layout == "sequential" else "vmap", len(local),
+                     explicit_devices=explicit_devices)
+
+
+def choose_plan(trainer: Trainer, init_keys, order_keys, x, y, *, per_seed_x: bool,
+                seed_layout: str, concurrent_seeds: int, checkpoints=None, local=None,
+                explicit_devices: bool = False, log=print) -> tuple[layouts.Plan, dict]:
+  """The plan (seed layout, loop, seed groups at once) these seeds train with, and its record.
+
+  A layout given explicitly is used as given (the loop and concurrency then follow their own
+  settings and rules). ``auto`` keeps the plan of the training's checkpoints where they have
+  one, so a resumed training continues as it began; else, on one device, the measured plan
+  (:func:`learnjax.layouts.choose`: cached per model, shape and machine); with several devices
+  the static rule (:func:`choose_seed_layout`). A training with checkpoints records its plan
+  beside them.
+  """
+  local = jax.local_devices() if local is None else local
+  num_seeds = len(init_keys)
+  x_example = x[0, :1] if per_seed_x else x[:1]
+  cfg = trainer.cfg
+  root = checkpoint_root(checkpoints)
+  stored = ckpt.read_plan(root) if root else None
+  if seed_layout == "auto" and stored is not None:
+    plan, record = layouts.Plan(**stored["plan"]), {**stored, "source": "checkpoint"}
+  else:
+    layout = choose_seed_layout(seed_layout, trainer.model, x_example)
+    model = layouts.model_for(trainer.model, layout)
+    variables = jax.tree.map(
+        lambda s: jnp.zeros(s.shape, s.dtype),
+        jax.eval_shape(functools.partial(model.init, train=False), jax.random.PRNGKey(0),
+                       x_example))
+    groups = _groups(num_seeds, layout, local, explicit_devices)
+    rule = layouts.Plan(
+        layout, choose_loop(cfg, model, variables, x_example),
+        choose_concurrency(concurrent_seeds, layout, len(groups),
+                           len(_devices_for(len(groups[0]), local))))
+    if seed_layout != "auto":
+      plan, record = rule, {"plan": rule.as_dict(), "source": "given"}
+    elif len(_devices_for(num_seeds, local)) > 1:
+      plan, record = rule, {"plan": rule.as_dict(), "source": "rule (several devices)"}
+    else:
+      plan, record = layouts.choose(trainer, init_keys, order_keys, x, y, per_seed_x=per_seed_x,
+                                    loop=cfg.loop, concurrent_seeds=concurrent_seeds, first=rule,
+                                    log=log)
+  if root:
+    ckpt.write_plan(root, record)
+  return plan, record
+
+
+def checkpoint_root(checkpoints) -> str | None:
+  """The folder holding a training's seed-group checkpoints (None without checkpoints)."""
+  if not checkpoints:
+    return None
+  if getattr(checkpoints, "root", None):
+    return checkpoints.root
+  directory = getattr(checkpoints(np.arange(1)), "directory", None)
+  return os.path.dirname(directory) if directory else None
 
 
 class _Abandoned(Exception):

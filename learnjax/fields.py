@@ -162,7 +162,7 @@ _TABLE = (
     Field("train.max_epochs", PROTOCOL, integer(1, "a positive integer"), engine=True),
     Field("train.error_measure", PROTOCOL, choice("running", "full"), engine=True),
     Field("train.loop", EXECUTION, choice("auto", "scan", "step"), engine=True),
-    Field("train.seed_layout", EXECUTION, choice("auto", "vmap", "sequential")),
+    Field("train.seed_layout", EXECUTION, choice("auto", "vmap", "vmap_grouped", "sequential")),
     Field("train.devices", EXECUTION,
           integer(0, "0 (all that divide the seeds) or a positive integer")),
     Field("train.concurrent_seeds", EXECUTION, integer(0, "0 (auto) or a positive integer")),

@@ -16,9 +16,12 @@ from learnjax import training, storage
 
 
 def net_summary(net: training.TrainedNet) -> dict:
-  return {"epochs": net.epochs, "train_error": net.train_error,
-          "final_learning_rate": net.learning_rate, "diverged": net.diverged,
-          "diverged_epoch": net.diverged_epoch, "seconds": net.seconds}
+  summary = {"epochs": net.epochs, "train_error": net.train_error,
+             "final_learning_rate": net.learning_rate, "diverged": net.diverged,
+             "diverged_epoch": net.diverged_epoch, "seconds": net.seconds}
+  if net.layout is not None:
+    summary["seed_layout"] = net.layout
+  return summary
 
 
 def net_arrays(prefix: str, net: training.TrainedNet) -> dict:
@@ -49,7 +52,8 @@ def net_from_store(result: dict, arrays: dict, prefix: str) -> training.TrainedN
       epochs=np.asarray(result["epochs"]), train_error=np.asarray(result["train_error"]),
       learning_rate=np.asarray(result["final_learning_rate"]),
       diverged=np.asarray(result["diverged"]), diverged_epoch=np.asarray(result["diverged_epoch"]),
-      history=history, seconds=result["seconds"], preds_test=arrays.get(f"{prefix}_preds_test"))
+      history=history, seconds=result["seconds"], preds_test=arrays.get(f"{prefix}_preds_test"),
+      layout=result.get("seed_layout"))
 
 
 class SnapshotCache:

@@ -67,6 +67,8 @@ class TrainedNet:
   # Where the variant's D3 images are not the real ones but test accuracy is taken on the real
   # D3 (random_images): the predictions there, (S, |D3|)
   preds_test: np.ndarray | None = None
+  # How its seeds were trained: the plan and where it came from (learnjax.execution.choose_plan)
+  layout: dict | None = None
 
   @property
   def test_preds(self) -> np.ndarray:
@@ -127,7 +129,8 @@ def _trained(trainer, result: engine.TrainResult, splits: Splits, data: EvalData
                     train_error=result.train_error, learning_rate=result.learning_rate,
                     diverged=result.diverged, diverged_epoch=result.diverged_epoch,
                     history=result.history, seconds=result.seconds,
-                    variables=result.variables if keep_variables else None, preds_test=preds_test)
+                    variables=result.variables if keep_variables else None, preds_test=preds_test,
+                    layout=result.layout)
 
 
 def train_n1(splits: Splits, trainer: engine.Trainer, variant: str, experiment_seed: int,

@@ -17,6 +17,12 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
   os.environ[_OWN_CACHE] = os.environ["JAX_COMPILATION_CACHE_DIR"]
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+# The seed layouts train.seed_layout=auto measures are cached for the run only (and shared by its
+# processes), never in the user's cache folder.
+_OWN_LAYOUTS = "LEARNJAX_TEST_OWN_LAYOUT_CACHE"
+if "LEARNJAX_CACHE_DIR" not in os.environ:
+  os.environ["LEARNJAX_CACHE_DIR"] = tempfile.mkdtemp(prefix="learnjax_test_layouts_")
+  os.environ[_OWN_LAYOUTS] = os.environ["LEARNJAX_CACHE_DIR"]
 
 import ml_collections
 import pytest
@@ -43,6 +49,8 @@ def pytest_unconfigure(config):
   # The process that made the cache (not an xdist worker) removes it.
   if not hasattr(config, "workerinput") and os.environ.get(_OWN_CACHE):
     shutil.rmtree(os.environ.pop(_OWN_CACHE), ignore_errors=True)
+  if not hasattr(config, "workerinput") and os.environ.get(_OWN_LAYOUTS):
+    shutil.rmtree(os.environ.pop(_OWN_LAYOUTS), ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -126,6 +126,7 @@ class ConvReluMaxPool(nn.Module):
   pool: int = 2
   dtype: jax.typing.DTypeLike | None = None
   forms: str = "accelerator"
+  seed_batched: bool = False    # under vmap over seeds: patches x kernel (:func:`seed_batched_conv`)
 
   @nn.compact
   def __call__(self, x):
@@ -133,10 +134,13 @@ class ConvReluMaxPool(nn.Module):
     kernel, bias = _ConvParams((k, k, x.shape[-1], self.features), True, name="conv")()
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
     if self.pool == 2 and _block_conv_pays(x.shape, self.features, self.forms):
-      return _block_conv_relu_pool(x, kernel, bias, p)
+      return _block_conv_relu_pool(x, kernel, bias, p, self.seed_batched)
     conv = (functools.partial(_cpu_conv, kernel_grad_chunks=CPU_SHALLOW_KERNEL_GRAD_CHUNKS)
             if self.forms == "cpu" else jax.lax.conv_general_dilated)
-    y = conv(x, kernel, (1, 1), ((p, p), (p, p)), dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    padding = ((p, p), (p, p))
+    single = functools.partial(conv, window_strides=(1, 1), padding=padding,
+                               dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    y = seed_batched_conv(single, x, kernel, padding) if self.seed_batched else single(x, kernel)
     return max_pool(nn.relu(y + bias), self.pool, self.pool)
 
 
@@ -162,7 +166,7 @@ def _block_conv_pays(x_shape, features, forms):
           and features <= CPU_BLOCK_CONV_MAX_FEATURES[channels])
 
 
-def _block_conv_relu_pool(x, kernel, bias, padding):
+def _block_conv_relu_pool(x, kernel, bias, padding, seed_batched=False):
   """relu(conv(x, kernel) + bias) max-pooled 2x2, computed on 2x2 blocks of pixels.
 
   Output pixel 2*B + o (o in {0, 1}) of a stride-1 convolution reads padded input pixels
@@ -183,9 +187,12 @@ def _block_conv_relu_pool(x, kernel, bias, padding):
       (0, 0, 0), (padding, rows - h - padding, 0), (padding, cols - w - padding, 0), (0, 0, 0)))
   x = x.reshape(n, rows // 2, 2, cols // 2, 2, c).transpose(0, 1, 3, 2, 4, 5)
   x = x.reshape(n, rows // 2, cols // 2, 4 * c)
-  y = _cpu_conv(x, _block_kernel(kernel, blocks), (1, 1), ((0, 0), (0, 0)),
-                dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                kernel_grad_chunks=CPU_SHALLOW_KERNEL_GRAD_CHUNKS)
+  single = functools.partial(_cpu_conv, window_strides=(1, 1), padding=((0, 0), (0, 0)),
+                             dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                             kernel_grad_chunks=CPU_SHALLOW_KERNEL_GRAD_CHUNKS)
+  block_kernel = _block_kernel(kernel, blocks)
+  y = (seed_batched_conv(single, x, block_kernel, ((0, 0), (0, 0))) if seed_batched
+       else single(x, block_kernel))
   y = y.reshape(n, hq, wq, 4, features) + bias
   return nn.relu(_first_max(y))
 
@@ -202,6 +209,87 @@ def _block_kernel(kernel, blocks):
   full = jnp.stack(shifted, axis=-2)                   # ..., c, (o_row, o_col), f
   full = full.transpose(0, 2, 1, 3, 4, 5, 6)           # b_row, b_col, d_row, d_col, c, o, f
   return full.reshape(blocks, blocks, 4 * c, 4 * f)
+
+
+def image_patches(x, kernel_hw, padding):
+  """The stride-1 patches of NHWC images ``x`` (any leading axes): (..., N, Ho, Wo, kh * kw * C),
+  ordered (row, column, channel) as an HWIO kernel reshaped to (kh * kw * C, F)."""
+  kh, kw = kernel_hw
+  (pt, pb), (pl, pr) = padding
+  x = jnp.pad(x, [(0, 0)] * (x.ndim - 3) + [(pt, pb), (pl, pr), (0, 0)])
+  ho, wo = x.shape[-3] - kh + 1, x.shape[-2] - kw + 1
+  return jnp.concatenate([x[..., i:i + ho, j:j + wo, :] for i in range(kh) for j in range(kw)],
+                         axis=-1)
+
+
+def seed_batched_conv(single, x, kernel, padding):
+  """``single(x, kernel)`` (a stride-1 NHWC x HWIO convolution with ``padding``), but under
+  ``jax.vmap`` over seeds, each with its own images and kernel, computed as image patches times
+  the kernel: one batched matrix product over the seeds, forward and kernel gradient alike.
+
+  vmap would otherwise turn the convolution into a grouped one (one group per seed), which
+  accelerators run slower than the seeds in turn. The patches are a function of the images only
+  (no parameter), computed once per step (the kernel gradient's are the forward's, merged by
+  XLA), and the gradient with respect to the images, which a first layer never needs, is that of
+  ``single`` (removed from the program when unused). Unbatched, with one seed, or with images
+  shared by the seeds (one wide convolution), it is ``single`` as vmap batches it.
+  """
+  kernel_hw = kernel.shape[:2]
+
+  def patches_and_size(xs):
+    p = image_patches(xs, kernel_hw, padding)
+    return p.reshape(p.shape[0], -1, p.shape[-1]), p.shape[1:-1]
+
+  def batched_forward(xs, kernels):
+    p, (n, ho, wo) = patches_and_size(xs)
+    s, features = kernels.shape[0], kernels.shape[-1]
+    out = jnp.einsum("spk,skf->spf", p, kernels.reshape(s, -1, features))
+    return out.reshape(s, n, ho, wo, features)
+
+  def batched_kernel_grad(xs, gs):
+    p, _ = patches_and_size(xs)
+    g = gs.reshape(gs.shape[0], -1, gs.shape[-1])
+    return jnp.einsum("spk,spf->skf", p, g).reshape((gs.shape[0],) + kernel.shape)
+
+  def kernel_grad_one(x, kernel, g):
+    return jax.vjp(lambda k: single(x, k), kernel)[1](g)[0]
+
+  def input_grad_one(x, kernel, g):
+    return jax.vjp(lambda v: single(v, kernel), x)[1](g)[0]
+
+  forward = _seeds_batched(single, lambda xs, ks: batched_forward(xs, ks))
+  kernel_grad = _seeds_batched(kernel_grad_one, lambda xs, ks, gs: batched_kernel_grad(xs, gs))
+
+  @jax.custom_vjp
+  def conv(x, kernel):
+    return forward(x, kernel)
+
+  def conv_forward(x, kernel):
+    return forward(x, kernel), (x, kernel)
+
+  def conv_backward(residuals, g):
+    x, kernel = residuals
+    return input_grad_one(x, kernel, g), kernel_grad(x, kernel, g)
+
+  conv.defvjp(conv_forward, conv_backward)
+  return conv(x, kernel)
+
+
+def _seeds_batched(fn, batched_fn):
+  """``fn(x, kernel, ...)``, but under ``jax.vmap`` with the images and the kernel both batched
+  over more than one seed, ``batched_fn`` of the batched arguments; with one seed, ``fn`` of that
+  seed (the unbatched program); otherwise ``fn`` as vmap batches it."""
+  wrapped = jax.custom_batching.custom_vmap(fn)
+
+  @wrapped.def_vmap
+  def rule(axis_size, in_batched, *args):
+    if all(in_batched):
+      if axis_size > 1:
+        return batched_fn(*args), True
+      return wrapped(*[a[0] for a in args])[None], True
+    return jax.vmap(fn, in_axes=[0 if b else None for b in in_batched])(*args), True
+
+  return wrapped
 
 
 @jax.custom_vjp

@@ -1,6 +1,8 @@
 """The paper's small networks: the shallow CNN (width k) and the MLPs.
 
-Shallow CNN: conv 5x5 with k filters (pad 2, bias) -> ReLU -> 2x2 max-pool -> Linear.
+Shallow CNN: conv 5x5 with k filters (pad 2, bias) -> ReLU -> 2x2 max-pool -> Linear. Its seeds,
+vmapped with their own batch orders, run the convolution as one batched matmul of image patches
+and kernels (``layers.seed_batched_conv``).
 MLP: flatten -> [Linear(width) -> ReLU] x depth -> Linear. The CIFAR MLPs have width 64 and
 depth 1..5; the MNIST MLPs have one hidden layer of 1..6 units. No BatchNorm in either.
 
@@ -30,11 +32,14 @@ class ShallowCNN(nn.Module):
   dtype: object = None
   forms: str = "accelerator"    # 'cpu' | 'accelerator' (layers.FORMS)
   dropout: float = 0.0
+  # Seeds vmapped with their own batches compute the convolution as image patches x kernel, one
+  # batched matmul over the seeds; False: as vmap batches the convolution (a grouped one).
+  seed_batched: bool = True
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     x = layers.ConvReluMaxPool(self.width, 5, padding=2, pool=2, dtype=self.dtype, forms=self.forms,
-                               name="Conv_0")(x)
+                               seed_batched=self.seed_batched, name="Conv_0")(x)
     x = _dropout(layers.flatten(x), self.dropout, train)
     return layers.Dense(self.num_classes, dtype=self.dtype)(x)
 
