@@ -158,7 +158,9 @@ _TRAINING_RNG = 0x64726f70
 
 def training_needs(model, x_example) -> bool:
   """Whether ``model`` draws random numbers when applied with ``train=True`` (dropout, noise):
-  found by tracing the training call, without computing, and catching Flax's missing-rng error."""
+  found by tracing the training call, without computing, and catching Flax's missing-rng error.
+  The trace uses a batch of two examples: BatchNorm refuses one value per channel in training."""
+  x_example = jax.ShapeDtypeStruct((2,) + tuple(x_example.shape[1:]), x_example.dtype)
   variables = jax.eval_shape(lambda x: model.init(jax.random.PRNGKey(0), x, train=False),
                              x_example)
   mutable = [k for k in variables if k != "params"] or False
