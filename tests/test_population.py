@@ -147,6 +147,27 @@ def test_a_measure_registered_later_fills_the_stored_population(tiny):
 
 
 @pytest.mark.slow
+def test_a_value_made_by_other_code_is_computed_again(tiny):
+  """A stored measure whose definition digest is not today's code's is neither read nor kept."""
+  from learnjax.storage import atomic_write_json, read_json
+  config, workdir = tiny
+  name = next(iter(table.load(workdir).rows))["network"]
+  path = os.path.join(workdir, "measures", f"{name}.json")
+  stored = read_json(path)
+  original = list(stored["values"]["dist_init"])
+  stored["values"]["dist_init"] = [-1.0] * len(original)
+  stored["definitions"]["dist_init"] = "0" * 64              # made by an earlier dist_init
+  atomic_write_json(path, stored)
+  rows = [r for r in table.load(workdir).rows if r["network"] == name]
+  assert all(np.isnan(r["dist_init"]) for r in rows)          # not read
+  assert all(np.isfinite(r["path_norm"]) for r in rows)       # the current ones are
+  run.compute_measures(config, workdir, out=lambda line: None)
+  again = read_json(path)
+  assert again["values"]["dist_init"] == pytest.approx(original)
+  assert again["definitions"]["dist_init"] == measures.definition("dist_init")
+
+
+@pytest.mark.slow
 def test_without_stored_parameters_the_measures_come_from_training(tmp_path):
   config = _tiny(axes="n1.width=4;train.learning_rate=0.05,0.1", store_params=False)
   run.train(config, str(tmp_path), out=lambda line: None)
