@@ -191,3 +191,17 @@ def test_kendall_tau_b_matches_scipy():
     got = scoring.kendall_tau(x, y)
     assert (np.isnan(got) and np.isnan(expected)) or got == pytest.approx(expected)
   assert np.isnan(scoring.kendall_tau([1.0, 1.0, 1.0], [1.0, 2.0, 3.0]))
+
+
+def test_networks_differing_in_dropout_share_the_evaluation_program():
+  """Dropout is the identity in evaluation: the model the searches compile has it at 0, and it
+  applies as the dropout model does with train=False."""
+  from learnjax.models.small import MLP
+  from learnjax.population import perturb
+  model = MLP(width=8, depth=2, num_classes=3, dropout=0.3)
+  plain = perturb.eval_model(model)
+  assert plain.dropout == 0 and repr(plain) == repr(perturb.eval_model(plain.clone(dropout=0.1)))
+  x = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+  variables = model.init(jax.random.PRNGKey(0), x)
+  np.testing.assert_array_equal(np.asarray(model.apply(variables, x, train=False)),
+                                np.asarray(plain.apply(variables, x, train=False)))
