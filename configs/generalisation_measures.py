@@ -51,6 +51,9 @@ def get_config(arg=None):
   config.n1.depth = 1
   config.n2.model = "mlp_1"          # the fixed N2 setup: MLP width 64, depth 1, batch 64
   config.checkpoint_every_epochs = 0
+  # The stop criterion on all of D1 in evaluation mode after each epoch: a network with dropout
+  # reaches it as the gap's training accuracy sees it (the running error carries the masks' noise).
+  config.train.error_measure = "full"
   if arg == "cifar10":
     config.data.name = "cifar10"
     config.seeds = 3
