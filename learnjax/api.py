@@ -205,7 +205,7 @@ class _Measurement:
     self.stream = _LineStream(progress)
     t = cfg.train
     self.execution = dict(seed_layout=t.seed_layout, devices=t.devices,
-                          concurrent_seeds=t.concurrent_seeds)
+                          concurrent_seeds=t.concurrent_seeds, log=progress)
 
   def printer(self, label: str, n: int):
     from learnjax.progress import EpochPrinter

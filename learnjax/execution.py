@@ -118,7 +118,7 @@ def concat_results(results: list[TrainResult]) -> TrainResult:
 
 def train_seeds(trainer: Trainer, init_keys, order_keys, x, y, *, per_seed_x: bool = False,
                 seed_layout: str = "auto", on_epoch=None, checkpoints=None,
-                devices: int = 0, concurrent_seeds: int = 0) -> TrainResult:
+                devices: int = 0, concurrent_seeds: int = 0, log=print) -> TrainResult:
   """Trains one seed per key, all together or one after another as ``seed_layout`` says.
 
   Either way each seed's numbers depend only on its own keys and data. ``devices``: how many
@@ -128,7 +128,8 @@ def train_seeds(trainer: Trainer, init_keys, order_keys, x, y, *, per_seed_x: bo
   from concurrent groups never overlap) and may return which of them to stop (see
   :meth:`learnjax.engine.Trainer.train`); ``checkpoints(seeds)`` gives the checkpoint of a seed
   group (or None). On a requested stop (SIGTERM) every group being trained saves its checkpoint
-  at its next epoch end, and :class:`learnjax.checkpoint.Preempted` is raised.
+  at its next epoch end, and :class:`learnjax.checkpoint.Preempted` is raised. ``log``: where
+  the line saying a measured seed layout goes (None: nowhere).
   """
   num_seeds = len(init_keys)
   local = validation.check_device_count(devices)
@@ -137,7 +138,7 @@ def train_seeds(trainer: Trainer, init_keys, order_keys, x, y, *, per_seed_x: bo
   plan, record = choose_plan(trainer, init_keys, order_keys, x, y, per_seed_x=per_seed_x,
                              seed_layout=seed_layout, concurrent_seeds=concurrent_seeds,
                              checkpoints=checkpoints, local=local,
-                             explicit_devices=bool(devices))
+                             explicit_devices=bool(devices), log=log)
   groups = _groups(num_seeds, plan.seed_layout, local, bool(devices))
   if hasattr(checkpoints, "resume_groups"):   # an interrupted training keeps its own grouping
     resumed = checkpoints.resume_groups(groups, num_seeds)

@@ -39,14 +39,25 @@ MEASURE_STEPS = 8
 MEASURE_ROUNDS = 3
 
 # Measuring stops before it costs more than this share of the training it serves (every seed
-# trained for max_epochs, at the first plan's rate): a short training keeps the first plan, the
-# one the static rule picks (:func:`learnjax.execution.choose_seed_layout`).
+# trained for max_epochs, at the first plan's rate): a short training keeps the fastest of the
+# plans timed by then, the static rule's (:func:`learnjax.execution.choose_seed_layout`) first.
 MEASURE_SHARE = 0.03
 
 # On the CPU, a convolution inside a ``lax.scan`` body compiles to a kernel 25-400x slower than
 # in a call of its own (benchmarks/RESULTS.md): a conv net's scan candidates are timed only when
 # its step loop's seed-step takes less than this, so measuring never costs minutes.
 CPU_SCAN_CONV_MAX_STEP_S = 0.05
+
+# Once one of a conv net's scan candidates that runs its convolutions as convolutions is this many
+# times slower than the fastest plan timed so far on the CPU, the others are not timed: they all
+# compile to the same in-scan convolution kernel.
+CPU_SCAN_CONV_SLOWER = 3.0
+
+
+def convolves_in_scan(model, plan: Plan) -> bool:
+  """Whether ``plan`` runs ``model``'s convolutions as convolutions inside a scan (not as the
+  seed-batched patches x kernel product)."""
+  return plan.loop == "scan" and not (plan.seed_layout == "vmap" and has_seed_batched_form(model))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -243,6 +254,7 @@ def measure(trainer, plans: list[Plan], init_keys, order_keys, x, y, per_seed_x:
   xs, ys = (x[:, :m] if per_seed_x else x[:m]), y[:, :m]
   timings, runners = {}, {}
   step_cost = None
+  slow_conv_scan = None   # the first conv-in-scan candidate found far slower than the best
   cpu = jax.default_backend() == "cpu"
   start = time.perf_counter()
   budget_s = None
@@ -266,6 +278,12 @@ def measure(trainer, plans: list[Plan], init_keys, order_keys, x, y, per_seed_x:
                                          "seed-step in the step loop: a scan body would take "
                                          "minutes"}
         continue
+      if slow_conv_scan is not None and uses_convolution and convolves_in_scan(trainer.model,
+                                                                               plan):
+        timings[plan.name] = {"skipped": f"conv net on the CPU: {slow_conv_scan} ran over "
+                                         f"{CPU_SCAN_CONV_SLOWER:g}x slower than the fastest "
+                                         "plan, with the same in-scan convolution"}
+        continue
       model = model_for(trainer.model, plan.seed_layout)
       try:
         runner = _Runner(trainer.with_model(model), plan, init_keys, order_keys, xs, ys,
@@ -280,6 +298,10 @@ def measure(trainer, plans: list[Plan], init_keys, order_keys, x, y, per_seed_x:
       if plan.loop == "step":
         per_step = runner.times[0] / runner.steps
         step_cost = per_step if step_cost is None else min(step_cost, per_step)
+      best = min(min(r.times) for r in runners.values())
+      if (cpu and uses_convolution and convolves_in_scan(trainer.model, plan)
+          and runner.times[0] > CPU_SCAN_CONV_SLOWER * best):
+        slow_conv_scan = plan.name
     # Interleaved rounds; a plan over twice as slow as the best is not timed again.
     for _ in range(MEASURE_ROUNDS - 1):
       best = min(min(r.times) for r in runners.values()) if runners else 0.0
@@ -346,9 +368,10 @@ def choose(trainer, init_keys, order_keys, x, y, *, per_seed_x: bool, loop: str,
   store(key, {"plan": plan.as_dict(), "timings": timings, "measure_s": seconds,
               "complete": complete, "training_samples": training_samples,
               "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-  if log is not None and complete:
+  if log is not None:
     shape = "x".join(str(d) for d in x_example.shape[1:])
+    how = (f"measured in {seconds:.1f} s" if complete else
+           f"measuring stopped after {seconds:.1f} s, {MEASURE_SHARE:.0%} of this training")
     log(f"seed layout of {type(model).__name__} on {shape}, batch {trainer.cfg.batch_size}, "
-        f"{num_seeds} seeds: {describe(plan, timings)}; measured in {seconds:.1f} s, "
-        f"cached in {cache_dir()}")
+        f"{num_seeds} seeds: {describe(plan, timings)}; {how}, cached in {cache_dir()}")
   return plan, record

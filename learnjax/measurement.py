@@ -60,7 +60,7 @@ def measure(splits, trainer, n1: N1Labels, experiment_seed: int, seed_indices, *
   """Trains N2 on N1's labels of D2 (its first ``n2_size`` examples; None: all): (N2, the cell's
   arrays), from which :func:`learnjax.metrics.compute` (stored statistics) and
   :func:`learnjax.metrics.per_seed` (in memory) give every metric. ``run``: how to train
-  (seed_layout, on_epoch, checkpoints, devices, concurrent_seeds). A curve's size below |D2|
+  (seed_layout, on_epoch, checkpoints, devices, concurrent_seeds, log). A curve's size below |D2|
   also trains its code models (:mod:`learnjax.prequential`; ``code_on_epoch``: their progress),
   kept as ``N2.code``."""
   n2 = training.train_n2(splits, trainer, n1.preds_d2, experiment_seed, seed_indices,
@@ -69,5 +69,5 @@ def measure(splits, trainer, n1: N1Labels, experiment_seed: int, seed_indices, *
     n2.code = prequential.fit_and_code(
         splits, trainer, n1.preds_d2, n2_size, experiment_seed, seed_indices, variant=variant,
         on_epoch=code_on_epoch,
-        **{k: v for k, v in run.items() if k in ("seed_layout", "devices", "concurrent_seeds")})
+        **{k: v for k, v in run.items() if k in ("seed_layout", "devices", "concurrent_seeds", "log")})
   return n2, cell_arrays(n1, n2, splits.d3.y, n2_size)

@@ -108,7 +108,7 @@ class _EarlyStopping:
 def fit_and_code(splits, trainer: engine.Trainer, labels_d2: np.ndarray, n: int,
                  experiment_seed: int, seed_indices, *, variant: str = "true",
                  seed_layout: str = "auto", on_epoch=None, devices: int = 0,
-                 concurrent_seeds: int = 0) -> CodeModels:
+                 concurrent_seeds: int = 0, log=print) -> CodeModels:
   """The code models of size ``n`` < |D2| (see the module docstring) and their code of D2 after n.
 
   ``labels_d2``: (S, |D2|) N1's labels; ``trainer``: N2's trainer; D2's images are the
@@ -129,7 +129,7 @@ def fit_and_code(splits, trainer: engine.Trainer, labels_d2: np.ndarray, n: int,
   result = execution.train_seeds(
       coder, init_keys, order_keys, x_fit, jnp.asarray(labels[:, :fit], jnp.int32),
       per_seed_x=data.per_seed, seed_layout=seed_layout, on_epoch=stopping, devices=devices,
-      concurrent_seeds=concurrent_seeds)
+      concurrent_seeds=concurrent_seeds, log=log)
   final = [jax.tree.map(lambda a, s=s: np.asarray(a[s]), result.variables) for s in range(seeds)]
   best = [b if b is not None else f for b, f in zip(stopping.best, final)]
   variables = jax.tree.map(lambda *a: jnp.asarray(np.stack(a)), *best)

@@ -137,7 +137,7 @@ def train_n1(splits: Splits, trainer: engine.Trainer, variant: str, experiment_s
              seed_indices, seed_layout: str = "auto", on_epoch=None,
              keep_variables: bool = False, snapshot_epochs=(), snapshot_cache=None,
              checkpoints=None, devices: int = 0, concurrent_seeds: int = 0,
-             corrupt_fraction: float | None = None) -> TrainedNet:
+             corrupt_fraction: float | None = None, log=print) -> TrainedNet:
   """Step 1 and 2: N1 on D1 under ``variant``; its predictions on D2 and D3 (the variant's).
 
   ``corrupt_fraction``: for the variants that read one (partial_labels).
@@ -174,7 +174,7 @@ def train_n1(splits: Splits, trainer: engine.Trainer, variant: str, experiment_s
       trainer, seed_keys(experiment_seed, seed_indices, Purpose.N1_INIT),
       seed_keys(experiment_seed, seed_indices, Purpose.N1_ORDER), x, y,
       per_seed_x=entry.per_seed_images, seed_layout=seed_layout, on_epoch=on_epoch,
-      checkpoints=checkpoints, devices=devices, concurrent_seeds=concurrent_seeds)
+      checkpoints=checkpoints, devices=devices, concurrent_seeds=concurrent_seeds, log=log)
   data = eval_data(splits, variant, experiment_seed, seed_indices)
   net = _trained(trainer, result, splits, data, with_d2=True, keep_variables=keep_variables)
   # A seed that stopped before epoch e is, at epoch e, its final self.
@@ -190,7 +190,7 @@ def train_n2(splits: Splits, trainer: engine.Trainer, n1_labels_d2: np.ndarray,
              experiment_seed: int, seed_indices, seed_layout: str = "auto",
              on_epoch=None, checkpoints=None, devices: int = 0,
              concurrent_seeds: int = 0, variant: str = "true",
-             n2_size: int | None = None) -> TrainedNet:
+             n2_size: int | None = None, log=print) -> TrainedNet:
   """Step 3: N2 of seed s on (D2, N1_s(D2)); its predictions on D3 (both the variant's).
 
   ``n2_size`` (a learnability curve): N2 learns the first ``n2_size`` examples of D2 only and
@@ -207,7 +207,7 @@ def train_n2(splits: Splits, trainer: engine.Trainer, n1_labels_d2: np.ndarray,
       seed_keys(experiment_seed, seed_indices, Purpose.N2_ORDER),
       x2, jnp.asarray(labels[:, :n], jnp.int32), per_seed_x=data.per_seed,
       seed_layout=seed_layout, on_epoch=on_epoch, checkpoints=checkpoints, devices=devices,
-      concurrent_seeds=concurrent_seeds)
+      concurrent_seeds=concurrent_seeds, log=log)
   net = _trained(trainer, result, splits, data, with_d2=False, keep_variables=False)
   if n2_size is not None:
     net.preds_d2_train = predict(trainer, result.variables, x2, data.per_seed)

@@ -79,6 +79,27 @@ def test_auto_measures_once_keeps_the_fastest_and_caches_it(small_splits, cache,
 
 
 @pytest.mark.slow
+def test_a_slow_in_scan_convolution_spares_its_siblings(small_splits, cache, monkeypatch):
+  # Once one scan candidate running the convolution as a convolution is found too slow (any, with
+  # the factor at 0), the other such candidates are not timed; the seed-batched vmap/scan, whose
+  # convolution is a matrix product, and every step candidate still are.
+  monkeypatch.setattr(layouts, "CPU_SCAN_CONV_SLOWER", 0.0)
+  seeds = 2
+  x, y = data(small_splits, seeds)
+  trainer = engine.Trainer(models.build("shallow_cnn_16", 10),
+                           engine.TrainConfig(batch_size=32, max_epochs=10**9))
+  plans = layouts.candidates(trainer.model, seeds, "auto", 0)
+  timings, complete = layouts.measure(trainer, plans, *keys(seeds), x, y, False, True, 1e12)
+  assert complete
+  conv_scans = [p.name for p in plans if layouts.convolves_in_scan(trainer.model, p)]
+  assert conv_scans == ["vmap_grouped/scan", "sequentialx1/scan", "sequentialx2/scan"]
+  timed = {name for name, t in timings.items() if "samples_per_s" in t}
+  assert timed == {p.name for p in plans} - set(conv_scans[1:])
+  for name in conv_scans[1:]:
+    assert "same in-scan convolution" in timings[name]["skipped"]
+
+
+@pytest.mark.slow
 def test_a_short_training_spends_at_most_its_share_on_measuring(small_splits, cache):
   # Two epochs: measuring every plan would cost more than the training; the static rule's plan,
   # timed first, is kept.
@@ -169,3 +190,18 @@ def test_vmapped_and_sequential_shallow_cnn_seeds_measure_alike(cache):
     a, b = results["vmap"].metrics[metric], results["sequential"].metrics[metric]
     assert a.shape == (5,)
     np.testing.assert_array_less(np.abs(a - b), one_example + 1e-9)
+
+
+def test_the_measured_layout_line_follows_the_apis_progress(cache, capsys):
+  # A measured layout is announced where progress lines go: nowhere under progress=None, to the
+  # given function otherwise; never to stdout behind the caller's back.
+  config = {"train.max_epochs": 1, "data.n1_size": 40, "data.n2_size": 40, "data.test_size": 40}
+  learnjax.learnability("mlp_1", "digits", n2="mlp_1", seeds=2, progress=None, config=config)
+  assert capsys.readouterr().out == ""
+  assert (cache / layouts.CACHE_FILE).exists()   # it did measure
+  os.remove(cache / layouts.CACHE_FILE)
+  lines = []
+  learnjax.learnability("mlp_1", "digits", n2="mlp_1", seeds=2, progress=lines.append,
+                        config=config)
+  assert capsys.readouterr().out == ""
+  assert any(line.startswith("seed layout of MLP") for line in lines), lines
