@@ -75,43 +75,65 @@ def _bits(p):
     return -np.sum(np.where(p > 0, p * np.log2(np.where(p > 0, p, 1.0)), 0.0), axis=-1)
 
 
-def _normalised_cmi(vg, vm, slice_id) -> float:
-  """sum_u p(u) I_u(V_mu; V_g) / sum_u p(u) H_u(V_g) over slices u; NaN where V_g is constant in
-  every slice."""
-  counts = np.bincount(slice_id * 4 + vg * 2 + vm).astype(np.float64)
-  counts = np.pad(counts, (0, (-len(counts)) % 4)).reshape(-1, 4)
-  counts = counts[counts.sum(1) > 0]
-  n = counts.sum(1)
-  joint = counts / n[:, None]                     # columns: (g0 m0, g0 m1, g1 m0, g1 m1)
-  pg = np.stack([joint[:, 0] + joint[:, 1], joint[:, 2] + joint[:, 3]], -1)
-  pm = np.stack([joint[:, 0] + joint[:, 2], joint[:, 1] + joint[:, 3]], -1)
-  h_g = _bits(pg)
-  weight = n / n.sum()
-  entropy = float(np.sum(weight * h_g))
-  mi = float(np.sum(weight * (h_g + _bits(pm) - _bits(joint))))
-  return mi / entropy if entropy > 0 else float("nan")
+@dataclasses.dataclass(frozen=True)
+class Pairs:
+  """The ordered pairs (a, b) of distinct networks, and each pair's slice under every
+  conditioning set S (the values S's axes take in a and in b), numbered across the sets: what
+  K needs of the population, computed once for all the measures and resamples."""
+  a: np.ndarray
+  b: np.ndarray
+  slice_ids: np.ndarray      # (sets * pairs,) the slice of each pair under each set, set-major
+  set_of_slice: np.ndarray   # (slices,) the set each slice belongs to
+  sets: int
 
 
-def k_score(hparams: list[dict], measure, gap, axes: list[str], max_set: int = 2) -> float:
-  """K: the minimum over conditioning sets of at most ``max_set`` axes of the normalised
-  conditional mutual information between the signs of the measure's and the gap's differences."""
-  measure, gap = np.asarray(measure, float), np.asarray(gap, float)
-  n = len(gap)
+def pairs(hparams: list[dict], axes: list[str], max_set: int = 2) -> Pairs:
+  n = len(hparams)
   a, b = np.nonzero(~np.eye(n, dtype=bool))
-  vg = (gap[a] > gap[b]).astype(np.int64)
-  vm = (measure[a] > measure[b]).astype(np.int64)
   codes = _codes(hparams, axes)
-  best = float("nan")
+  ids, owners, offset = [], [], 0
   for size in range(max_set + 1):
     for subset in itertools.combinations(range(len(axes)), size):
       slice_id = np.zeros(len(a), np.int64)
       for j in subset:
         levels = codes[:, j].max() + 1
         slice_id = (slice_id * levels + codes[a, j]) * levels + codes[b, j]
-      value = _normalised_cmi(vg, vm, slice_id)
-      if np.isfinite(value) and not value >= best:
-        best = value
-  return best
+      _, slice_id = np.unique(slice_id, return_inverse=True)
+      count = int(slice_id.max()) + 1 if len(slice_id) else 0
+      ids.append(slice_id.reshape(-1) + offset)
+      owners.append(np.full(count, len(owners), np.int64))
+      offset += count
+  return Pairs(a, b, np.concatenate(ids), np.concatenate(owners), len(owners))
+
+
+def k_of(p: Pairs, measure, gap) -> float:
+  """K of one value per network over the pairs ``p``: min over the sets S of
+  sum_u p(u) I_u(V_mu; V_g) / sum_u p(u) H_u(V_g), u the slices of S, a set where V_g is
+  constant in every slice left out; NaN where no set is left."""
+  measure, gap = np.asarray(measure, float), np.asarray(gap, float)
+  total = len(p.a)
+  if total == 0:
+    return float("nan")
+  code = (gap[p.a] > gap[p.b]).astype(np.int64) * 2 + (measure[p.a] > measure[p.b])
+  slices = len(p.set_of_slice)
+  counts = np.bincount(p.slice_ids * 4 + np.tile(code, p.sets),
+                       minlength=4 * slices).reshape(slices, 4).astype(np.float64)
+  n = counts.sum(1)
+  joint = counts / n[:, None]                     # columns: (g0 m0, g0 m1, g1 m0, g1 m1)
+  pg = np.stack([joint[:, 0] + joint[:, 1], joint[:, 2] + joint[:, 3]], -1)
+  pm = np.stack([joint[:, 0] + joint[:, 2], joint[:, 1] + joint[:, 3]], -1)
+  h_g = _bits(pg)
+  entropy = np.bincount(p.set_of_slice, weights=n * h_g, minlength=p.sets) / total
+  mi = np.bincount(p.set_of_slice, weights=n * (h_g + _bits(pm) - _bits(joint)),
+                   minlength=p.sets) / total
+  defined = entropy > 0
+  return float(np.min(mi[defined] / entropy[defined])) if defined.any() else float("nan")
+
+
+def k_score(hparams: list[dict], measure, gap, axes: list[str], max_set: int = 2) -> float:
+  """K: the minimum over conditioning sets of at most ``max_set`` axes of the normalised
+  conditional mutual information between the signs of the measure's and the gap's differences."""
+  return k_of(pairs(hparams, axes, max_set), measure, gap)
 
 
 def environments(hparams: list[dict], axes: list[str]) -> list[tuple[int, int, str]]:
@@ -177,14 +199,15 @@ def score(hparams: list[dict], measure_seeds, gap_seeds, axes: list[str],
   per_axis = {a.axis: a for a in gran.per_axis}
   mm, gm = m.mean(1), g.mean(1)
   envs = environments(hparams, axes)
-  k = k_score(hparams, mm, gm, axes)
+  k_pairs = pairs(hparams, axes)
+  k = k_of(k_pairs, mm, gm)
   errors = sign_errors(m, g, envs) if envs else np.asarray([np.nan])
   picks = ranking.seed_resamples([s], draws, seed)[s]          # the resamples of tau and psi
   boot_k, boot_error = [], []
   for pick in picks:
-    boot_k.append(k_score(hparams, m[:, pick].mean(1), g[:, pick].mean(1), axes))
+    boot_k.append(k_of(k_pairs, m[:, pick].mean(1), g[:, pick].mean(1)))
     boot_error.append(np.nanmax(sign_errors(m[:, pick], g[:, pick], envs)) if envs else np.nan)
-  k_p, _ = ranking.permutation_test_of(lambda gap, measure: k_score(hparams, measure, gap, axes),
+  k_p, _ = ranking.permutation_test_of(lambda gap, measure: k_of(k_pairs, measure, gap),
                                        gm, mm, k_permutations, seed, alternative="greater")
   result = Score(
       networks=n, seeds=s, tau=evidence.tau, tau_ci=(evidence.lo, evidence.hi),
