@@ -80,11 +80,11 @@ def get_config(arg=None):
   config.data.name = "digits"
   config.data.n2_size = 500
   config.data.test_size = 297
-  config.train.max_epochs = 60
+  config.train.max_epochs = 40
   config.train.stop_error = 0.02
-  config.train.learning_rate = 0.05   # N2's (N1's is an axis)
+  config.train.learning_rate = 0.1    # N2's (N1's is an axis)
   config.population = population_block(
-      "n1.depth=1,2;n1.width=16,64;train.learning_rate=0.05,0.1;train.weight_decay=0,0.005;"
+      "n1.depth=1,2;n1.width=32,128;train.learning_rate=0.1,0.2;train.weight_decay=0,0.005;"
       "n1.dropout=0,0.2")
   config.data.n1_size = 300
   config.population.examples = 300
