@@ -5,7 +5,8 @@ r"""What a population's measures cost beside its training, from a finished popul
 Sums the wall seconds stored by the population's units: each N1's training (its result.json
 ``seconds``: every seed, compilation included), each N2 cell's, and each network's parameter
 measures (``measures/<network>.json``, per measure, compilation of the flatness searches
-included), and prints the measures' share of the N1 training time. Every figure is wall time on
+included; the three searches run as one program, so their time is the first one's,
+``pacbayes_flatness``), and prints the measures' share of the N1 training time. Every figure is wall time on
 the machine the population ran on, as it was loaded.
 """
 
