@@ -94,16 +94,19 @@ def test_flatness_searches_respect_the_bound():
   loose = measures.Network(net.init, net.final, net.model, x, net.y,
                            measures.Settings(examples=200, bound=0.3))
   from learnjax.population import perturb
-  keys = jax.random.split(jax.random.PRNGKey(0), 2)
   a = np.stack([tight.largest_scale(kind) for kind in perturb.KINDS], -1)     # (seeds, kinds)
   b = np.stack([loose.largest_scale(kind) for kind in perturb.KINDS], -1)
   assert np.all(np.isfinite(a)) and np.all(a > 0)
   assert np.all(b >= a)
-  increase = perturb._increases_fn(net.model, 5, 10)
-  at = np.asarray(increase(tight.tree, x, net.y, keys, a.astype(np.float32)))
+  increase = perturb._increases_fn(net.model, tight.settings.ascent_steps)
+  tree = jax.tree.structure(tight.tree)
+  normals, start = (jax.tree.unflatten(tree, d) for d in
+                    perturb.draws(tight.tree, tight.settings.noise_samples, tight.settings.seed))
+  at = np.asarray(increase(tight.tree, x, net.y, normals, start, a.astype(np.float32)))
   # the bisection's final failing point: one interval width above sigma on the log scale
   width = np.log(perturb.HIGH / perturb.LOW) / 2 ** tight.settings.search_steps
-  above = np.asarray(increase(tight.tree, x, net.y, keys, (a * np.exp(width)).astype(np.float32)))
+  above = np.asarray(increase(tight.tree, x, net.y, normals, start,
+                              (a * np.exp(width)).astype(np.float32)))
   assert np.all(at <= np.float32(0.05))                           # the bound holds at sigma
   assert np.all((above > np.float32(0.05)) | (a >= perturb.HIGH))  # and fails just above it
   # a perfect-fitting seed's flatness: 1/sigma^2 positive and finite

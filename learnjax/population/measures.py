@@ -121,7 +121,7 @@ class Settings:
   noise_samples: int = 5      # noise draws per sigma tried (PAC-Bayes flatness)
   search_steps: int = 10      # halvings of the log-scale bisection
   ascent_steps: int = 10      # projected gradient-ascent steps (sharpness)
-  seed: int = 0               # the noise's random key
+  seed: int = 0               # the seed of the noise draws and the ascent's start
 
   def record(self) -> dict:
     return dataclasses.asdict(self)
@@ -167,11 +167,10 @@ class Network:
     """(S,) the flatness search's scale of ``kind`` ('noise', 'magnitude', 'sharpness'); the
     three searches run together on the first call (one compiled program, one call per step)."""
     if self._scales is None:
-      import jax
       from learnjax.population import perturb
       s = self.settings
       self._scales = perturb.largest_scales(
-          self.model, self.tree, self.x, self.y, jax.random.PRNGKey(s.seed), bound=s.bound,
+          self.model, self.tree, self.x, self.y, s.seed, bound=s.bound,
           samples=s.noise_samples, steps=s.search_steps, ascent_steps=s.ascent_steps)
     return np.asarray(self._scales[kind], np.float64)
 

@@ -14,8 +14,11 @@ since the same noise draws (or the same ascent start) serve every scale tried.
   box |u_i| <= alpha (|w_i| + 1), approximated by ``ascent_steps`` steps of projected sign
   gradient ascent on the cross-entropy from a random point of the box.
 
-JAX; one compiled program per evaluation model (dropout set aside) for the three searches, every
-seed vmapped, the bisection on the host around it.
+The noise draws and the ascent's start are drawn once per network on the host (numpy, from the
+measure's seed): the same on every backend, and no random-number generator to compile. They take
+``samples`` + 1 copies of the parameters per seed. JAX; one compiled program per evaluation model
+(dropout set aside) for the three searches, every seed vmapped, the bisection on the host around
+it.
 """
 
 from __future__ import annotations
@@ -35,32 +38,31 @@ def _error(model, params, x, y):
   return jnp.mean(jnp.argmax(logits, -1) != y)
 
 
-def _noise_increase(model, params, x, y, key, sigma, *, samples, magnitude):
-  """E_u[err(w + u)] - err(w) at scale ``sigma``; the k-th draw is the same at every sigma."""
+def _noise_increase(model, params, x, y, normals, sigma, *, magnitude):
+  """E_u[err(w + u)] - err(w) at scale ``sigma``, u = scale * z over the standard normal draws
+  ``normals`` (a tree like ``params``, each leaf with a leading draw axis): the same draws at
+  every sigma."""
   base = _error(model, params, x, y)
   leaves, tree = jax.tree.flatten(params)
 
-  def moved_error(k):
-    keys = jax.random.split(jax.random.fold_in(key, k), len(leaves))
+  def moved_error(z):
     moved = []
-    for w, kk in zip(leaves, keys):
-      u = jax.random.normal(kk, w.shape, w.dtype)
+    for w, zz in zip(leaves, jax.tree.leaves(z)):
       scale = jnp.sqrt(sigma ** 2 * w ** 2 + MAGNITUDE_EPS ** 2) if magnitude else sigma
-      moved.append(w + scale * u)
+      moved.append(w + scale * zz)
     return _error(model, jax.tree.unflatten(tree, moved), x, y)
 
-  return jnp.mean(jax.lax.map(moved_error, jnp.arange(samples))) - base
+  return jnp.mean(jax.lax.map(moved_error, normals)) - base
 
 
-def _sharpness_increase(model, params, x, y, key, alpha, *, ascent_steps):
+def _sharpness_increase(model, params, x, y, start, alpha, *, ascent_steps):
   """err(w + u) - err(w), u the box's worst point found by projected sign-gradient ascent on the
-  cross-entropy from a uniform start (the same start at every alpha)."""
+  cross-entropy from the box's point ``start`` (a tree like ``params``, uniform in [-1, 1], times
+  the radius; the same start at every alpha)."""
   base = _error(model, params, x, y)
   leaves, tree = jax.tree.flatten(params)
-  keys = jax.random.split(key, len(leaves))
   radius = [alpha * (jnp.abs(w) + 1.0) for w in leaves]
-  u = [r * jax.random.uniform(k, w.shape, w.dtype, -1.0, 1.0)
-       for k, w, r in zip(keys, leaves, radius)]
+  u = [r * v for r, v in zip(radius, jax.tree.leaves(start))]
 
   def loss(u):
     logits = model.apply({"params": jax.tree.unflatten(tree, [w + d for w, d in zip(leaves, u)])},
@@ -98,48 +100,51 @@ def _cached(key, build):
   return _CACHE[key]
 
 
-def _one_increase(model, kind: str, samples: int, ascent_steps: int):
-  if kind == "sharpness":
-    return functools.partial(_sharpness_increase, model, ascent_steps=ascent_steps)
-  return functools.partial(_noise_increase, model, samples=samples, magnitude=kind == "magnitude")
+def draws(stacked_params, samples: int, seed: int):
+  """(normals, start): per seed, ``samples`` standard normal draws of every parameter (leaves
+  (S, samples, ...)) and one uniform point of [-1, 1] per parameter (leaves (S, ...)), in the
+  order of ``jax.tree.leaves``. Drawn on the host (numpy's PCG64 from ``seed``): the same on
+  every backend, and no random-number generator in the compiled search."""
+  import numpy as np
+  leaves = [np.asarray(w) for w in jax.tree.leaves(stacked_params)]
+  rng = np.random.default_rng(seed)
+  normals = [rng.standard_normal((w.shape[0], samples) + w.shape[1:], np.float32) for w in leaves]
+  start = [rng.uniform(-1.0, 1.0, w.shape).astype(np.float32) for w in leaves]
+  return normals, start
 
 
-def _increase_fn(model, kind: str, samples: int, ascent_steps: int):
-  """(stacked params, x, y, keys (S,), scales (S,)) -> (S,) error increases of one kind."""
-  model = eval_model(model)
-  return _cached((repr(model), kind, samples, ascent_steps), lambda: jax.jit(jax.vmap(
-      _one_increase(model, kind, samples, ascent_steps), in_axes=(0, None, None, 0, 0))))
-
-
-def _increases_fn(model, samples: int, ascent_steps: int):
-  """(stacked params, x, y, keys (S,), scales (S, 3)) -> (S, 3) the error increases of every
+def _increases_fn(model, ascent_steps: int):
+  """(stacked params, x, y, normals, start, scales (S, 3)) -> (S, 3) the error increases of every
   kind of :data:`KINDS`, each at its own scale: one compiled program (and one call per bisection
-  step) for the three searches, each kind the computation :func:`_increase_fn` compiles alone."""
+  step) for the three searches, every seed vmapped."""
   model = eval_model(model)
 
   def build():
-    ones = [_one_increase(model, kind, samples, ascent_steps) for kind in KINDS]
+    def all_kinds(params, x, y, normals, start, scales):
+      return jnp.stack([
+          _noise_increase(model, params, x, y, normals, scales[0], magnitude=False),
+          _noise_increase(model, params, x, y, normals, scales[1], magnitude=True),
+          _sharpness_increase(model, params, x, y, start, scales[2], ascent_steps=ascent_steps)])
+    return jax.jit(jax.vmap(all_kinds, in_axes=(0, None, None, 0, 0, 0)))
+  return _cached((repr(model), "searches", ascent_steps), build)
 
-    def all_kinds(params, x, y, key, scales):
-      return jnp.stack([f(params, x, y, key, scales[i]) for i, f in enumerate(ones)])
-    return jax.jit(jax.vmap(all_kinds, in_axes=(0, None, None, 0, 0)))
-  return _cached((repr(model), "all", samples, ascent_steps), build)
 
-
-def largest_scales(model, stacked_params, x, y, key, *, bound: float, samples: int, steps: int,
-                   ascent_steps: int) -> dict:
+def largest_scales(model, stacked_params, x, y, seed: int, *, bound: float, samples: int,
+                   steps: int, ascent_steps: int) -> dict:
   """{kind: (S,)} the largest sigma ('noise', 'magnitude') and alpha ('sharpness') per seed whose
   error increase stays within ``bound``: a bisection on the log scale between LOW and HIGH, every
   kind and seed at once (each its own interval), HIGH where the bound holds there."""
   import numpy as np
   seeds = jax.tree.leaves(stacked_params)[0].shape[0]
-  keys = jax.random.split(key, seeds)
-  fn = _increases_fn(model, int(samples), int(ascent_steps))
+  normals, start = draws(stacked_params, int(samples), int(seed))
+  leaves, tree = jax.tree.flatten(stacked_params)
+  normals, start = jax.tree.unflatten(tree, normals), jax.tree.unflatten(tree, start)
+  fn = _increases_fn(model, int(ascent_steps))
   x, y = jnp.asarray(x), jnp.asarray(y)
   shape = (seeds, len(KINDS))
 
   def fails(scale):   # compared in the program's float32: an increase of exactly the bound holds
-    increase = np.asarray(fn(stacked_params, x, y, keys, jnp.asarray(scale, jnp.float32)))
+    increase = np.asarray(fn(stacked_params, x, y, normals, start, jnp.asarray(scale, jnp.float32)))
     return increase > increase.dtype.type(bound)
 
   lo, hi = np.full(shape, np.log(LOW)), np.full(shape, np.log(HIGH))
