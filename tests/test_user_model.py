@@ -37,10 +37,14 @@ class HiddenLayer(nn.Module):
     return nn.Dense(self.num_classes)(x)
 
 
+def hidden_layer(num_classes, width):
+  return HiddenLayer(width, num_classes)
+
+
 def test_a_plain_module_registers_and_builds_without_learnjax_fields():
   models.register("test_linear", Linear)   # the class itself: num_classes by name
-  models.register("test_hidden", lambda num_classes, width: HiddenLayer(width, num_classes),
-                  hparams=("width",), presets={"test_hidden_8": {"width": 8}})
+  models.register("test_hidden", hidden_layer, hparams=("width",),
+                  presets={"test_hidden_8": {"width": 8}})
   module = models.build("test_linear", 10)
   size = models.size(module, (8, 8, 1))
   assert size.params == 64 * 10 + 10 and size.batch_stats == 0
@@ -59,8 +63,8 @@ def test_a_plain_module_registers_and_builds_without_learnjax_fields():
 
 def test_a_plain_module_trains_through_the_api():
   models.register("test_linear", Linear)
-  models.register("test_hidden", lambda num_classes, width: HiddenLayer(width, num_classes),
-                  hparams=("width",), presets={"test_hidden_8": {"width": 8}})
+  models.register("test_hidden", hidden_layer, hparams=("width",),
+                  presets={"test_hidden_8": {"width": 8}})
   r = learnjax.learnability(n1="test_hidden_8", n2="test_linear", data="digits", seeds=2,
                             n1_size=300, n2_size=300, test_size=200,
                             config={"train.max_epochs": 30, "train.learning_rate": 0.1})
@@ -178,8 +182,9 @@ def test_a_batchnorm_dropout_module_trains_from_the_api():
 
 
 def _loaded(tmp_path, name, source):
+  """The module class of ``source``, run without registering it (its versions share a name)."""
   path = tmp_path / f"{name}.py"
-  path.write_text(textwrap.dedent(source))
+  path.write_text(textwrap.dedent(source).replace('learnjax.models.register("my_net", MyNet)', ""))
   ns = {"__name__": name}
   exec(compile(path.read_text(), str(path), "exec"), ns)
   return ns["MyNet"]
