@@ -231,6 +231,59 @@ def test_an_edited_model_under_the_same_name_is_refused_and_a_comment_is_not(tmp
   assert sorted(os.listdir(workdir / "n1")) == before
 
 
+# A module whose classes call module-level helpers of the researcher's own file.
+WITH_HELPERS = BN_DROPOUT.replace(
+    "class MyNet(nn.Module):", '''SCALE = 0.5
+
+
+def activate(x):
+  return nn.relu(x) * SCALE + shifted(x)
+
+
+def shifted(x):
+  """Another helper, called by the first."""
+  return 0.0 * x
+
+
+class MyNet(nn.Module):''').replace(
+    "    x = nn.relu(nn.BatchNorm(", "    x = activate(nn.BatchNorm(")
+
+
+def test_a_model_s_identity_follows_its_own_helpers_not_their_comments(tmp_path):
+  from learnjax.models import identity
+  digest = lambda name, source: identity.definition_digest(_loaded(tmp_path, name, source)(10),
+                                                           (8, 8, 1))
+  base = digest("h0", WITH_HELPERS)
+  assert base != digest("h1", BN_DROPOUT)
+  # Comments and docstrings in the helpers do not count; their code and constants do, also that
+  # of a helper reached through another.
+  assert digest("h2", WITH_HELPERS.replace("def shifted(x):", "def shifted(x):  # zero\n").replace(
+      "  return nn.relu(x) * SCALE", "  # the activation\n  return nn.relu(x) * SCALE")) == base
+  assert digest("h3", WITH_HELPERS.replace("nn.relu(x) * SCALE", "nn.tanh(x) * SCALE")) != base
+  assert digest("h4", WITH_HELPERS.replace("SCALE = 0.5", "SCALE = 0.25")) != base
+  assert digest("h5", WITH_HELPERS.replace("0.0 * x", "0.1 * x")) != base
+  # A model without helpers has the digest it had before helpers were followed.
+  assert identity.helper_definitions([_loaded(tmp_path, "h6", BN_DROPOUT)]) == []
+
+
+@pytest.mark.slow
+def test_an_edited_helper_of_a_model_is_refused_on_resume(tmp_path):
+  path = tmp_path / "my_net.py"
+  path.write_text(textwrap.dedent(WITH_HELPERS))
+  workdir = tmp_path / "run"
+  extra = ["--config.n2.model=none", "--config.train.max_epochs=2"]
+  first = launch(path, workdir, *extra)
+  assert first.returncode == 0, first.stderr
+  before = sorted(os.listdir(workdir / "n1"))
+  # The helper computes another function: same parameters, same class code, another model.
+  path.write_text(textwrap.dedent(WITH_HELPERS).replace("nn.relu(x) * SCALE", "nn.tanh(x) * SCALE"))
+  edited = launch(path, workdir, *extra)
+  assert edited.returncode == 2 and "Traceback" not in edited.stderr, edited.stderr
+  [line] = [l for l in edited.stderr.splitlines() if l.startswith("error:")]
+  assert "another definition of model 'my_net'" in line and "n1.model_definition" in line
+  assert sorted(os.listdir(workdir / "n1")) == before
+
+
 @pytest.mark.slow
 def test_a_batchnorm_dropout_training_killed_mid_run_resumes_bitwise(tmp_path):
   path = tmp_path / "my_net.py"
