@@ -178,9 +178,13 @@ def test_learnjax_own_names_are_refused(registries):
     metrics.register("learnability", title="t")(lambda a: a)
   with pytest.raises(learnjax.models.UnknownModelError, match="'mlp_1' is one of learnjax's own"):
     learnjax.models.register("mlp_1", lambda num_classes: None)
-  # learnjax's own modules run again (a reload) change nothing.
-  importlib.reload(importlib.import_module("learnjax.data.variants.zhang"))
-  importlib.reload(importlib.import_module("learnjax.models.small"))
+  # learnjax's own modules run again (a reload) change nothing; a preset may bear its family's name.
+  families, presets = learnjax.models.family_names(), learnjax.models.preset_names()
+  for module in ("learnjax.data.variants.zhang", "learnjax.models.small", "learnjax.models.googlenet"):
+    importlib.reload(importlib.import_module(module))
+  assert (learnjax.models.family_names(), learnjax.models.preset_names()) == (families, presets)
+  assert "googlenet" in families and "googlenet" in presets
+  assert learnjax.models.canonical_name("googlenet") == "googlenet"
 
 
 def test_a_plugin_taking_a_taken_name_is_one_error_line_before_any_work(tmp_path):

@@ -86,21 +86,21 @@ RATES = ("dropout",)   # those that are rates in [0, 1) rather than positive int
 
 
 def _add(family: Family, presets) -> None:
-  """Adds a family and its presets, after checking every name they take (all or none added)."""
+  """Adds a family and its presets, after checking every name they take (all or none added). A
+  preset may bear its family's name (``googlenet``): the name then means the preset."""
   entries = {family.name: ("family", family)}
   entries.update({name: ("preset", dict(kwargs), family) for name, kwargs in (presets or {}).items()})
   new = [name for name, entry in entries.items()
          if registration.admit("model", name, _entry(name), entry, lambda e: e[-1].builder)]
+  _FAMILIES.setdefault(family.name, family)
   for name in new:
-    if entries[name][0] == "family":
-      _FAMILIES[name] = family
-    else:
+    if entries[name][0] == "preset":
       _PRESETS[name] = (family.name, entries[name][1])
 
 
 def _entry(name: str):
-  """What ``name`` stands for, as :func:`_add` compares it: ('family', Family) or ('preset',
-  hyper-parameters, Family); None if free."""
+  """What ``name`` stands for, as :func:`resolve` reads it (a preset first) and :func:`_add`
+  compares it: ('family', Family) or ('preset', hyper-parameters, Family); None if free."""
   if name in _PRESETS:
     family, kwargs = _PRESETS[name]
     return ("preset", kwargs, _FAMILIES[family])
