@@ -122,6 +122,35 @@ def permutation_test(x, y, permutations: int = PERMUTATIONS, seed: int = SEED
   return (1 + hits) / (1 + permutations), 1 / (1 + permutations)
 
 
+def permutation_test_of(statistic, x, y, permutations: int = PERMUTATIONS, seed: int = SEED,
+                        alternative: str = "two-sided") -> tuple[float, float]:
+  """(p, smallest attainable p) of a permutation test over items of any ``statistic(x, y)``,
+  ``y``'s items permuted; the rule of :func:`permutation_test` (exact up to
+  ``EXACT_MAX_ITEMS`` items, else Monte Carlo with p = (1 + hits) / (1 + permutations)).
+  ``alternative``: 'two-sided' (|statistic| reaches the observed) or 'greater'. NaN where the
+  observed statistic is undefined; permutations whose statistic is undefined never count as hits.
+  A plain loop: for statistics that do not vectorise over permutations."""
+  if alternative not in ("two-sided", "greater"):
+    raise ValueError(f"alternative must be 'two-sided' or 'greater', got {alternative!r}")
+  x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+  n = y.shape[0]
+  size = (lambda v: abs(v)) if alternative == "two-sided" else (lambda v: v)
+  observed = statistic(x, y)
+  if not np.isfinite(observed):
+    return float("nan"), float("nan")
+  eps = 1e-12
+  if n <= EXACT_MAX_ITEMS:
+    values = np.asarray([size(statistic(x, y[list(order)]))
+                         for order in itertools.permutations(range(n))], np.float64)
+    values = np.where(np.isfinite(values), values, -np.inf)
+    return (float(np.mean(values >= size(observed) - eps)),
+            float(np.mean(values >= values.max() - eps)))
+  rng = np.random.default_rng(seed)
+  hits = sum(bool(size(statistic(x, y[rng.permutation(n)])) >= size(observed) - eps)
+             for _ in range(permutations))
+  return (1 + hits) / (1 + permutations), 1 / (1 + permutations)
+
+
 def permutation_p_value(x, y, permutations: int = PERMUTATIONS, seed: int = SEED) -> float:
   """The two-sided permutation p-value of tau-b(x, y) over items (see :func:`permutation_test`)."""
   return permutation_test(x, y, permutations, seed)[0]
@@ -144,6 +173,11 @@ def resampled_means(values: Sequence, resamples: Mapping[int, np.ndarray]) -> np
   """(draws, items) each item's mean over its resampled seeds."""
   items = _as_items(values)
   return np.stack([v[resamples[v.size]].mean(-1) for v in items], -1)
+
+
+def percentile_interval(stats: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
+  """The central ``level`` percentile interval of the finite values of ``stats``."""
+  return _percentile_interval(stats, level)
 
 
 def _percentile_interval(stats: np.ndarray, level: float) -> tuple[float, float]:

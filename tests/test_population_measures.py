@@ -95,15 +95,17 @@ def test_flatness_searches_respect_the_bound():
                            measures.Settings(examples=200, bound=0.3))
   from learnjax.population import perturb
   keys = jax.random.split(jax.random.PRNGKey(0), 2)
-  for kind in ("noise", "magnitude", "sharpness"):
-    a, b = tight.largest_scale(kind), loose.largest_scale(kind)
-    assert np.all(np.isfinite(a)) and np.all(a > 0)
-    assert np.all(b >= a)
-    increase = perturb._increase_fn(net.model, kind, 5, 10)
-    at = np.asarray(increase(tight.tree, x, net.y, keys, a.astype(np.float32)))
-    above = np.asarray(increase(tight.tree, x, net.y, keys, (a * 1.01).astype(np.float32)))
-    assert np.all(at <= 0.05 + 1e-6)                                 # the bound holds at sigma
-    assert np.all((above > 0.05) | (a >= perturb.HIGH))              # and fails just above it
+  a = np.stack([tight.largest_scale(kind) for kind in perturb.KINDS], -1)     # (seeds, kinds)
+  b = np.stack([loose.largest_scale(kind) for kind in perturb.KINDS], -1)
+  assert np.all(np.isfinite(a)) and np.all(a > 0)
+  assert np.all(b >= a)
+  increase = perturb._increases_fn(net.model, 5, 10)
+  at = np.asarray(increase(tight.tree, x, net.y, keys, a.astype(np.float32)))
+  # the bisection's final failing point: one interval width above sigma on the log scale
+  width = np.log(perturb.HIGH / perturb.LOW) / 2 ** tight.settings.search_steps
+  above = np.asarray(increase(tight.tree, x, net.y, keys, (a * np.exp(width)).astype(np.float32)))
+  assert np.all(at <= np.float32(0.05))                           # the bound holds at sigma
+  assert np.all((above > np.float32(0.05)) | (a >= perturb.HIGH))  # and fails just above it
   # a perfect-fitting seed's flatness: 1/sigma^2 positive and finite
   values = measures.pacbayes_flatness(tight)
   assert np.isfinite(values[0]) and values[0] > 0
@@ -189,3 +191,17 @@ def test_kendall_tau_b_matches_scipy():
     got = scoring.kendall_tau(x, y)
     assert (np.isnan(got) and np.isnan(expected)) or got == pytest.approx(expected)
   assert np.isnan(scoring.kendall_tau([1.0, 1.0, 1.0], [1.0, 2.0, 3.0]))
+
+
+def test_networks_differing_in_dropout_share_the_evaluation_program():
+  """Dropout is the identity in evaluation: the model the searches compile has it at 0, and it
+  applies as the dropout model does with train=False."""
+  from learnjax.models.small import MLP
+  from learnjax.population import perturb
+  model = MLP(width=8, depth=2, num_classes=3, dropout=0.3)
+  plain = perturb.eval_model(model)
+  assert plain.dropout == 0 and repr(plain) == repr(perturb.eval_model(plain.clone(dropout=0.1)))
+  x = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+  variables = model.init(jax.random.PRNGKey(0), x)
+  np.testing.assert_array_equal(np.asarray(model.apply(variables, x, train=False)),
+                                np.asarray(plain.apply(variables, x, train=False)))

@@ -175,3 +175,18 @@ def test_groups_without_two_distinct_values_are_skipped_and_counted():
   assert np.isnan(axes["model"].psi)
   # Along the variant: model 0's group has one cell left, so it is skipped; two groups remain.
   assert axes["variant"].groups == 2 and axes["variant"].skipped == 1
+
+
+def test_the_permutation_test_of_any_statistic():
+  """For tau it is the vectorised test; one-sided, a perfect order of 6 items is 1 of 6!."""
+  rng = np.random.default_rng(1)
+  x, y = rng.normal(size=6), rng.normal(size=6)
+  assert ranking.permutation_test_of(ranking.kendall_tau, x, y) == pytest.approx(
+      ranking.permutation_test(x, y))
+  x = np.arange(6.0)
+  p, min_p = ranking.permutation_test_of(ranking.kendall_tau, x, x, alternative="greater")
+  assert p == pytest.approx(1 / 720) and min_p == pytest.approx(1 / 720)
+  x, y = rng.normal(size=12), rng.normal(size=12)     # Monte Carlo: (1 + hits) / (1 + draws)
+  p, min_p = ranking.permutation_test_of(ranking.kendall_tau, x, y, permutations=400)
+  assert min_p == pytest.approx(1 / 401) and p == pytest.approx(
+      ranking.permutation_test(x, y, permutations=4000)[0], abs=0.08)

@@ -20,6 +20,9 @@ Registering one fills a stored population on the next report, without training a
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
+import inspect
 import math
 from typing import Callable
 
@@ -63,13 +66,60 @@ def of_kind(kind: str) -> list[Measure]:
   return [m for m in REGISTRY.values() if m.kind == kind]
 
 
+TRAIN_ACCURACY = "_train_accuracy"   # stored beside the parameter measures: the gap's train side
+
+
+def _module_functions(fn, seen: set) -> list[str]:
+  """The sources of ``fn`` and of every function of this module it names, transitively."""
+  if fn.__name__ in seen:
+    return []
+  seen.add(fn.__name__)
+  out = [inspect.getsource(fn)]
+  codes, names = [fn.__code__], set()
+  while codes:
+    code = codes.pop()
+    names.update(code.co_names)
+    codes.extend(c for c in code.co_consts if inspect.iscode(c))
+  for name in sorted(names):
+    obj = globals().get(name)
+    if inspect.isfunction(obj) and obj.__module__ == __name__:
+      out += _module_functions(obj, seen)
+  return out
+
+
+@functools.lru_cache(maxsize=None)
+def definition(name: str) -> str:
+  """A digest of the code that computes parameter measure ``name`` (or :data:`TRAIN_ACCURACY`):
+  its function and the functions of this module it calls, the :class:`Network` and
+  :class:`Settings` it reads, and the modules that perturb and read the parameters. A value stored
+  under another digest was made by other code and is computed again."""
+  from learnjax.population import params, perturb, run
+  parts = ([inspect.getsource(run.parameter_measures)] if name == TRAIN_ACCURACY
+           else _module_functions(REGISTRY[name].compute, set()))
+  parts += [name, inspect.getsource(Network), inspect.getsource(Settings),
+            inspect.getsource(perturb), inspect.getsource(params)]
+  return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def definitions() -> dict[str, str]:
+  """{name: digest} of every parameter measure and the training accuracy stored beside them."""
+  return {n: definition(n) for n in [m.name for m in of_kind(PARAMETERS)] + [TRAIN_ACCURACY]}
+
+
+def current(values: dict, stored_definitions: dict) -> dict:
+  """The stored ``values`` whose definition is today's (the others were made by other code)."""
+  today = definitions()
+  return {k: v for k, v in values.items()
+          if k in today and stored_definitions.get(k) == today[k]}
+
+
 @dataclasses.dataclass
 class Settings:
   """What the margin and flatness measures depend on besides the network (stored with them)."""
   examples: int = 1000        # the first examples of D1 the margin and flatness read
   bound: float = 0.1          # the training-error increase the flatness searches allow
   noise_samples: int = 5      # noise draws per sigma tried (PAC-Bayes flatness)
-  search_steps: int = 16      # halvings of the log-scale bisection
+  search_steps: int = 10      # halvings of the log-scale bisection
   ascent_steps: int = 10      # projected gradient-ascent steps (sharpness)
   seed: int = 0               # the noise's random key
 
@@ -92,6 +142,7 @@ class Network:
         next(iter(final.values())).shape[0] if final else None)
     self._logits = None
     self._tree = None
+    self._scales = None
 
   @property
   def tree(self):
@@ -113,12 +164,16 @@ class Network:
     return self._logits
 
   def largest_scale(self, kind: str) -> np.ndarray:
-    import jax
-    from learnjax.population import perturb
-    s = self.settings
-    return np.asarray(perturb.largest_scale(
-        self.model, self.tree, self.x, self.y, jax.random.PRNGKey(s.seed), kind, bound=s.bound,
-        samples=s.noise_samples, steps=s.search_steps, ascent_steps=s.ascent_steps), np.float64)
+    """(S,) the flatness search's scale of ``kind`` ('noise', 'magnitude', 'sharpness'); the
+    three searches run together on the first call (one compiled program, one call per step)."""
+    if self._scales is None:
+      import jax
+      from learnjax.population import perturb
+      s = self.settings
+      self._scales = perturb.largest_scales(
+          self.model, self.tree, self.x, self.y, jax.random.PRNGKey(s.seed), bound=s.bound,
+          samples=s.noise_samples, steps=s.search_steps, ascent_steps=s.ascent_steps)
+    return np.asarray(self._scales[kind], np.float64)
 
 
 def _fro2(m):
@@ -160,9 +215,17 @@ def log_sum_of_frob(net):
           source="Jiang et al. 2020 (C.3, log.prod.of.spec)")
 def log_prod_of_spec(net):
   """log prod_i ||W_i||_2^2, ||.||_2 the largest singular value (a convolution's kernel as the
-  (kh kw cin, cout) matrix)."""
-  return sum(2.0 * np.log(np.linalg.norm(np.asarray(w, np.float64), ord=2, axis=(1, 2)))
-             for w in net.weights())
+  (kh kw cin, cout) matrix): ||W||_2^2 is the largest eigenvalue of the smaller Gram matrix
+  (W^T W or W W^T), cheaper than a singular value decomposition of W."""
+  return sum(np.log(_largest_squared_singular_value(w)) for w in net.weights())
+
+
+def _largest_squared_singular_value(w) -> np.ndarray:
+  """(S,) ||W_s||_2^2 of stacked (S, m, n) matrices, float64."""
+  w = np.asarray(w, np.float64)
+  gram = np.einsum("sij,sik->sjk", w, w) if w.shape[1] >= w.shape[2] else \
+      np.einsum("sji,ski->sjk", w, w)
+  return np.linalg.eigvalsh(gram)[:, -1]
 
 
 @register("path_norm", title="path norm", source="Neyshabur et al. 2015; Jiang et al. 2020 "

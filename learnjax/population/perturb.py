@@ -14,7 +14,8 @@ since the same noise draws (or the same ascent start) serve every scale tried.
   box |u_i| <= alpha (|w_i| + 1), approximated by ``ascent_steps`` steps of projected sign
   gradient ascent on the cross-entropy from a random point of the box.
 
-JAX; one compiled program per model, every seed vmapped.
+JAX; one compiled program per evaluation model (dropout set aside) for the three searches, every
+seed vmapped, the bisection on the host around it.
 """
 
 from __future__ import annotations
@@ -74,55 +75,88 @@ def _sharpness_increase(model, params, x, y, key, alpha, *, ascent_steps):
   return _error(model, jax.tree.unflatten(tree, [w + d for w, d in zip(leaves, u)]), x, y) - base
 
 
+KINDS = ("noise", "magnitude", "sharpness")
 _CACHE: dict = {}
 
 
+def eval_model(model):
+  """The module that applies like ``model`` with ``train=False``: its dropout rate set to 0 (a
+  dropout layer is the identity in evaluation), so that networks that differ only in dropout
+  share one compiled program."""
+  import dataclasses
+  rate = getattr(model, "dropout", None)
+  if (isinstance(rate, (int, float)) and rate
+      and "dropout" in {f.name for f in dataclasses.fields(model)}):
+    return model.clone(dropout=0.0)
+  return model
+
+
 def _cached(key, build):
-  """One compiled program per (model, settings); a Flax module is keyed by its repr."""
+  """One compiled program per (evaluation model, settings); a Flax module is keyed by its repr."""
   if key not in _CACHE:
     _CACHE[key] = build()
   return _CACHE[key]
 
 
+def _one_increase(model, kind: str, samples: int, ascent_steps: int):
+  if kind == "sharpness":
+    return functools.partial(_sharpness_increase, model, ascent_steps=ascent_steps)
+  return functools.partial(_noise_increase, model, samples=samples, magnitude=kind == "magnitude")
+
+
 def _increase_fn(model, kind: str, samples: int, ascent_steps: int):
-  """(stacked params, x, y, keys (S,), scales (S,)) -> (S,) error increases, compiled once."""
+  """(stacked params, x, y, keys (S,), scales (S,)) -> (S,) error increases of one kind."""
+  model = eval_model(model)
+  return _cached((repr(model), kind, samples, ascent_steps), lambda: jax.jit(jax.vmap(
+      _one_increase(model, kind, samples, ascent_steps), in_axes=(0, None, None, 0, 0))))
+
+
+def _increases_fn(model, samples: int, ascent_steps: int):
+  """(stacked params, x, y, keys (S,), scales (S, 3)) -> (S, 3) the error increases of every
+  kind of :data:`KINDS`, each at its own scale: one compiled program (and one call per bisection
+  step) for the three searches, each kind the computation :func:`_increase_fn` compiles alone."""
+  model = eval_model(model)
+
   def build():
-    if kind == "sharpness":
-      one = functools.partial(_sharpness_increase, model, ascent_steps=ascent_steps)
-    else:
-      one = functools.partial(_noise_increase, model, samples=samples,
-                              magnitude=kind == "magnitude")
-    return jax.jit(jax.vmap(one, in_axes=(0, None, None, 0, 0)))
-  return _cached((repr(model), kind, samples, ascent_steps), build)
+    ones = [_one_increase(model, kind, samples, ascent_steps) for kind in KINDS]
+
+    def all_kinds(params, x, y, key, scales):
+      return jnp.stack([f(params, x, y, key, scales[i]) for i, f in enumerate(ones)])
+    return jax.jit(jax.vmap(all_kinds, in_axes=(0, None, None, 0, 0)))
+  return _cached((repr(model), "all", samples, ascent_steps), build)
 
 
-def largest_scale(model, stacked_params, x, y, key, kind: str, *, bound: float, samples: int,
-                  steps: int, ascent_steps: int):
-  """(S,) the largest sigma ('noise', 'magnitude') or alpha ('sharpness') per seed whose error
-  increase stays within ``bound``: a bisection on the log scale between LOW and HIGH, all seeds
-  at once (each its own interval), HIGH where the bound holds there."""
+def largest_scales(model, stacked_params, x, y, key, *, bound: float, samples: int, steps: int,
+                   ascent_steps: int) -> dict:
+  """{kind: (S,)} the largest sigma ('noise', 'magnitude') and alpha ('sharpness') per seed whose
+  error increase stays within ``bound``: a bisection on the log scale between LOW and HIGH, every
+  kind and seed at once (each its own interval), HIGH where the bound holds there."""
   import numpy as np
   seeds = jax.tree.leaves(stacked_params)[0].shape[0]
   keys = jax.random.split(key, seeds)
-  fn = _increase_fn(model, kind, int(samples), int(ascent_steps))
+  fn = _increases_fn(model, int(samples), int(ascent_steps))
   x, y = jnp.asarray(x), jnp.asarray(y)
+  shape = (seeds, len(KINDS))
 
-  def fails(scale):
-    return np.asarray(fn(stacked_params, x, y, keys, jnp.asarray(scale, jnp.float32))) > bound
+  def fails(scale):   # compared in the program's float32: an increase of exactly the bound holds
+    increase = np.asarray(fn(stacked_params, x, y, keys, jnp.asarray(scale, jnp.float32)))
+    return increase > increase.dtype.type(bound)
 
-  lo, hi = np.full(seeds, np.log(LOW)), np.full(seeds, np.log(HIGH))
-  top_ok = ~fails(np.full(seeds, HIGH))
+  lo, hi = np.full(shape, np.log(LOW)), np.full(shape, np.log(HIGH))
+  top_ok = ~fails(np.full(shape, HIGH))
   for _ in range(int(steps)):
     mid = (lo + hi) / 2
     bad = fails(np.exp(mid))
     lo, hi = np.where(bad, lo, mid), np.where(bad, mid, hi)
-  return np.where(top_ok, HIGH, np.exp(lo))
+  found = np.where(top_ok, HIGH, np.exp(lo))
+  return {kind: found[:, i] for i, kind in enumerate(KINDS)}
 
 
 def _logits_fn(model):
   """(stacked params, x) -> (S, N, K) logits, compiled once per model."""
-  return _cached((repr(model), "logits"), lambda: jax.jit(jax.vmap(lambda p, x: model.apply({"params": p}, x, train=False),
-                          in_axes=(0, None))))
+  model = eval_model(model)
+  return _cached((repr(model), "logits"), lambda: jax.jit(jax.vmap(
+      lambda p, x: model.apply({"params": p}, x, train=False), in_axes=(0, None))))
 
 
 def logits(model, stacked_params, x, chunk: int = 2000):

@@ -12,6 +12,7 @@ import os
 
 import numpy as np
 
+from learnjax import ranking
 from learnjax.population import measures as measures_lib, scoring
 from learnjax.population.table import Population
 from learnjax.report.figures import new_figure
@@ -128,8 +129,9 @@ def write(workdir: str, draws: int = scoring.BOOTSTRAP_DRAWS,
            "its accuracy on D3) after multiplying it by its sign (+: its source claims it grows "
            "with the gap; −: that it shrinks), so that positive τ and ψ mean \"as claimed\". "
            f"Intervals: 95% percentile bootstrap over seeds ({draws} resamples, one set of seed "
-           f"indices for every network); perm.: permutation p-value over networks ({permutations} "
-           "shuffles for τ, a fifth of that for K). Ranked by K.", ""]
+           f"indices for every network); perm.: permutation p-value over networks (τ: two-sided, "
+           f"every ordering up to {ranking.EXACT_MAX_ITEMS} networks, else {permutations} "
+           f"shuffles; K: one-sided, {scoring.K_PERMUTATIONS} shuffles). Ranked by K.", ""]
   if not scores:
     lines.append("No measure has 3 scored networks: nothing to rank.")
   else:

@@ -69,10 +69,13 @@ def parameter_measures(model, init_flat, final_flat, x1, y1, settings) -> dict:
     seconds[m.name] = time.time() - start
   start = time.time()
   logits = perturb.logits(model, net.tree, x1)
-  out["_train_accuracy"] = 100.0 * (logits.argmax(-1) == np.asarray(y1)[None]).mean(-1)
-  seconds["_train_accuracy"] = time.time() - start
+  out[measures_lib.TRAIN_ACCURACY] = 100.0 * (logits.argmax(-1) == np.asarray(y1)[None]).mean(-1)
+  seconds[measures_lib.TRAIN_ACCURACY] = time.time() - start
   out["_seconds"] = seconds
   return out
+
+
+DEFINITION = "measure_definition/"   # beside a measure computed at training: its code's digest
 
 
 def _extras(sub_config, store_params: bool, settings):
@@ -86,6 +89,8 @@ def _extras(sub_config, store_params: bool, settings):
                                 splits.d1.x, splits.d1.y, settings)
     seconds = values.pop("_seconds")
     return {**{f"measure/{k}": v for k, v in values.items()},
+            **{f"{DEFINITION}{k}": np.frombuffer(bytes.fromhex(d), np.uint8)
+               for k, d in measures_lib.definitions().items()},
             "measure_seconds": np.asarray(sum(seconds.values()))}
   return extras
 
@@ -163,15 +168,28 @@ def compute_measures(config, workdir: str, out=print) -> dict:
     path = os.path.join(workdir, "measures", f"{net.name}.json")
     stored = read_json(path) if os.path.exists(path) else {}
     if stored.get("key") != key:
-      stored = {"key": key, "values": {}, "seconds": {}}
-    wanted = [m.name for m in measures_lib.of_kind(measures_lib.PARAMETERS)]
-    if all(n in stored["values"] for n in wanted + ["_train_accuracy"]):
+      stored = {"key": key, "values": {}, "seconds": {}, "definitions": {}}
+    # a value made by other code than today's measure is computed again
+    stored["values"] = measures_lib.current(stored["values"], stored.get("definitions", {}))
+    stored["definitions"] = {k: v for k, v in stored.get("definitions", {}).items()
+                             if k in stored["values"]}
+    if all(n in stored["values"] for n in measures_lib.definitions()):
       continue
     _, arrays = store.load("n1", record["n1"])
     if not params_lib.has_params(arrays):
-      given = {k[len("measure/"):]: v for k, v in arrays.items() if k.startswith("measure/")}
-      stored["values"].update({k: np.asarray(v).tolist() for k, v in given.items()})
+      given = {k[len("measure/"):]: np.asarray(v).tolist() for k, v in arrays.items()
+               if k.startswith("measure/")}
+      made_by = {k[len(DEFINITION):]: np.asarray(v, np.uint8).tobytes().hex()
+                 for k, v in arrays.items() if k.startswith(DEFINITION)}
+      fresh = measures_lib.current(given, made_by)
+      stored["values"].update(fresh)
+      stored["definitions"].update({k: made_by[k] for k in fresh})
       stored["computed_at_training"] = True
+      missing = sorted(set(measures_lib.definitions()) - set(stored["values"]))
+      if missing:
+        out(f"population: {net.name} stored no parameters and its measures "
+            f"{', '.join(missing)} were not computed by today's code at training; they are "
+            "absent (population.store_params=True keeps the parameters)")
     else:
       if pool is None:
         pool = sources.load_pool(config.data)
@@ -185,6 +203,7 @@ def compute_measures(config, workdir: str, out=print) -> dict:
                                   parts.d1.y, settings)
       seconds = values.pop("_seconds")
       stored["values"].update({k: np.asarray(v).tolist() for k, v in values.items()})
+      stored["definitions"].update(measures_lib.definitions())
       stored["seconds"].update(seconds)
       out(f"population: measures of {net.name} ({sum(seconds.values()):.1f}s)")
     atomic_write_json(path, stored)

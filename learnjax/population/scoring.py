@@ -5,9 +5,15 @@ its orientation, so that "as claimed" is positive) and the gap. A network's numb
 over seeds; the seeds of a population are paired (seed i of every network derives from the same
 key), so the seed bootstrap resamples one set of seed indices for every network.
 
+tau, psi and Psi, their intervals, tau's permutation p-value and the verdict are
+:mod:`learnjax.ranking`'s, the items being the networks:
+
 * tau: Kendall's tau-b over the networks (Jiang et al. 2020, section 4).
 * psi_i: for axis i, the mean over groups of networks that agree on every other axis of the tau
   within the group; Psi: the mean of psi_i over the axes (Jiang et al. 2020, section 4).
+
+This module adds the two scores of the generalisation-measure literature:
+
 * K: over ordered pairs of distinct networks (a, b), V_g = [g(a) > g(b)], V_mu = [mu(a) > mu(b)];
   for a set S of at most two axes, the pairs are split by the values the axes of S take in a and
   in b; K = min over S of I(V_mu; V_g | U_S) / H(V_g | U_S), the mutual information and entropy
@@ -19,8 +25,10 @@ key), so the seed bootstrap resamples one set of seed indices for every network.
   (1 - sgn(mu_a,s - mu_b,t) sgn(g_a,s - g_b,t)) / 2; the measure's robust sign error is the worst
   (largest) over environments, shown with the 90th percentile and the mean.
 
-Uncertainty: a 95 % percentile bootstrap over seeds for every score, and for tau and K a
-permutation p-value over networks (the measure's network means shuffled across networks). numpy.
+Uncertainty: a 95 % percentile bootstrap over seeds for every score, every score recomputed on
+the same resamples (:func:`learnjax.ranking.seed_resamples`); for tau and K a permutation p-value
+over networks (:func:`learnjax.ranking.permutation_test`, :func:`~learnjax.ranking.
+permutation_test_of`). numpy.
 """
 
 from __future__ import annotations
@@ -31,46 +39,25 @@ import itertools
 import numpy as np
 
 
-BOOTSTRAP_DRAWS = 200
-PERMUTATIONS = 500
-GENERATOR_SEED = 0
-MIN_VERDICT_SEEDS = 5    # below it a seed bootstrap has too few distinct resamples to decide
-ALPHA = 0.05
+from learnjax import ranking
 
+BOOTSTRAP_DRAWS = ranking.DRAWS
+PERMUTATIONS = ranking.PERMUTATIONS        # tau's (vectorised)
+K_PERMUTATIONS = 200                       # K's, each a full K computation
+GENERATOR_SEED = ranking.SEED
+MIN_VERDICT_SEEDS = ranking.MIN_SEEDS
+ALPHA = ranking.ALPHA
+NOUN = "networks"
 
-def kendall_tau(x, y) -> float:
-  """Kendall's tau-b (ties allowed), NaN where undefined: (concordant - discordant pairs) /
-  sqrt(pairs untied in x * pairs untied in y). O(n^2) numpy, for the few hundred networks of a
-  population scored thousands of times by the bootstrap."""
-  x, y = np.asarray(x, float), np.asarray(y, float)
-  n = len(x)
-  if n < 2:
-    return float("nan")
-  i, j = np.triu_indices(n, 1)
-  dx, dy = np.sign(x[i] - x[j]), np.sign(y[i] - y[j])
-  untied = float(np.count_nonzero(dx)) * float(np.count_nonzero(dy))
-  return float(np.sum(dx * dy) / np.sqrt(untied)) if untied > 0 else float("nan")
-
-
-def tau(measure, gap) -> float:
-  return kendall_tau(measure, gap)
-
-
-def psi(hparams: list[dict], measure, gap, axis: str) -> tuple[float, int]:
-  """(psi of ``axis``, the number of groups with a tau)."""
-  groups = {}
-  for h, m, g in zip(hparams, measure, gap):
-    key = tuple((k, h[k]) for k in sorted(h) if k != axis)
-    groups.setdefault(key, []).append((m, g))
-  taus = [kendall_tau(*zip(*members)) for members in groups.values() if len(members) > 1]
-  taus = [t for t in taus if np.isfinite(t)]
-  return (float(np.mean(taus)) if taus else float("nan")), len(taus)
+kendall_tau = ranking.kendall_tau
 
 
 def granulated(hparams: list[dict], measure, gap, axes: list[str]) -> tuple[dict, float]:
-  per_axis = {a: psi(hparams, measure, gap, a)[0] for a in axes}
-  defined = [v for v in per_axis.values() if np.isfinite(v)]
-  return per_axis, (float(np.mean(defined)) if defined else float("nan"))
+  """({axis: psi}, Psi) of one value per network (:func:`learnjax.ranking.granulated`); psi is
+  NaN for an axis that does not vary or has no group with a tau."""
+  g = ranking.granulated(hparams, measure, gap, axes=axes, draws=1)
+  per_axis = {a.axis: a.psi for a in g.per_axis}
+  return {a: per_axis.get(a, float("nan")) for a in axes}, g.psi
 
 
 def _codes(hparams: list[dict], axes: list[str]) -> np.ndarray:
@@ -140,12 +127,13 @@ def environments(hparams: list[dict], axes: list[str]) -> list[tuple[int, int, s
 def sign_errors(measure_seeds, gap_seeds, envs) -> np.ndarray:
   """(E,) each environment's sign error, averaged over the seed pairs (s, t)."""
   m, g = np.asarray(measure_seeds, float), np.asarray(gap_seeds, float)
-  out = np.empty(len(envs))
-  for e, (i, j, _) in enumerate(envs):
-    dm = np.sign(m[i][:, None] - m[j][None, :])
-    dg = np.sign(g[i][:, None] - g[j][None, :])
-    out[e] = np.mean((1.0 - dm * dg) / 2.0)
-  return out
+  if not envs:
+    return np.zeros(0)
+  i = np.asarray([e[0] for e in envs])
+  j = np.asarray([e[1] for e in envs])
+  dm = np.sign(m[i][:, :, None] - m[j][:, None, :])
+  dg = np.sign(g[i][:, :, None] - g[j][:, None, :])
+  return np.mean((1.0 - dm * dg) / 2.0, axis=(1, 2))
 
 
 @dataclasses.dataclass
@@ -172,61 +160,52 @@ class Score:
 
 
 def _interval(values) -> tuple:
-  values = np.asarray(values, float)
-  values = values[np.isfinite(values)]
-  if values.size == 0:
-    return (float("nan"), float("nan"))
-  return (float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5)))
+  return ranking.percentile_interval(values)
 
 
 def score(hparams: list[dict], measure_seeds, gap_seeds, axes: list[str],
           draws: int = BOOTSTRAP_DRAWS, permutations: int = PERMUTATIONS,
-          seed: int = GENERATOR_SEED) -> Score:
+          seed: int = GENERATOR_SEED, k_permutations: int = K_PERMUTATIONS) -> Score:
   """Every score of one (oriented) measure over networks ``hparams`` with per-seed values
   ``measure_seeds`` and ``gap_seeds`` (N, S)."""
   m, g = np.asarray(measure_seeds, float), np.asarray(gap_seeds, float)
   n, s = m.shape
-  rng = np.random.default_rng(seed)
+  evidence = ranking.correlate(list(m), list(g), interval="seeds", draws=draws,
+                               permutations=permutations, seed=seed, noun=NOUN)
+  gran = ranking.granulated(hparams, list(m), list(g), axes=axes, interval="seeds",
+                            draws=draws, seed=seed)
+  per_axis = {a.axis: a for a in gran.per_axis}
   mm, gm = m.mean(1), g.mean(1)
   envs = environments(hparams, axes)
-
-  def scores(mm, gm, ms, gs):
-    per_axis, big = granulated(hparams, mm, gm, axes)
-    errors = sign_errors(ms, gs, envs) if envs else np.asarray([np.nan])
-    return tau(mm, gm), per_axis, big, k_score(hparams, mm, gm, axes), errors
-
-  t, per_axis, big, k, errors = scores(mm, gm, m, g)
-  boot = []
-  for _ in range(draws):
-    pick = rng.integers(0, s, s)
-    boot.append(scores(m[:, pick].mean(1), g[:, pick].mean(1), m[:, pick], g[:, pick]))
-  tau_null = np.asarray([tau(rng.permutation(mm), gm) for _ in range(permutations)])
-  k_null = np.asarray([k_score(hparams, rng.permutation(mm), gm, axes)
-                       for _ in range(max(permutations // 5, 50))])
-  tau_p = float((1 + np.sum(np.abs(tau_null) >= abs(t) - 1e-12)) / (1 + len(tau_null)))
-  k_p = float((1 + np.sum(k_null >= k - 1e-12)) / (1 + len(k_null)))
-  tau_ci = _interval([b[0] for b in boot])
+  k = k_score(hparams, mm, gm, axes)
+  errors = sign_errors(m, g, envs) if envs else np.asarray([np.nan])
+  picks = ranking.seed_resamples([s], draws, seed)[s]          # the resamples of tau and psi
+  boot_k, boot_error = [], []
+  for pick in picks:
+    boot_k.append(k_score(hparams, m[:, pick].mean(1), g[:, pick].mean(1), axes))
+    boot_error.append(np.nanmax(sign_errors(m[:, pick], g[:, pick], envs)) if envs else np.nan)
+  k_p, _ = ranking.permutation_test_of(lambda gap, measure: k_score(hparams, measure, gap, axes),
+                                       gm, mm, k_permutations, seed, alternative="greater")
   result = Score(
-      networks=n, seeds=s, tau=t, tau_ci=tau_ci, tau_p=tau_p, psi=per_axis,
-      psi_ci={a: _interval([b[1][a] for b in boot]) for a in axes}, big_psi=big,
-      big_psi_ci=_interval([b[2] for b in boot]), k=k, k_ci=_interval([b[3] for b in boot]),
-      k_p=k_p, sign_error_max=float(np.nanmax(errors)),
+      networks=n, seeds=s, tau=evidence.tau, tau_ci=(evidence.lo, evidence.hi),
+      tau_p=evidence.p_value,
+      psi={a: per_axis[a].psi if a in per_axis else float("nan") for a in axes},
+      psi_ci={a: (per_axis[a].lo, per_axis[a].hi) if a in per_axis else (float("nan"),) * 2
+              for a in axes},
+      big_psi=gran.psi, big_psi_ci=(gran.lo, gran.hi), k=k, k_ci=_interval(boot_k), k_p=k_p,
+      sign_error_max=float(np.nanmax(errors)),
       sign_error_p90=float(np.nanpercentile(errors, 90)), sign_error_mean=float(np.nanmean(errors)),
-      sign_error_max_ci=_interval([np.nanmax(b[4]) for b in boot]), environments=len(envs),
-      verdict="")
-  result.verdict = verdict(result)
+      sign_error_max_ci=_interval(boot_error), environments=len(envs),
+      verdict=verdict(evidence))
   return result
 
 
-def verdict(r: Score) -> str:
-  """A verdict only where the evidence carries one: enough seeds for the bootstrap to bound tau,
-  the interval clear of 0 and the permutation test rejecting independence."""
-  if r.seeds < MIN_VERDICT_SEEDS:
-    return (f"no verdict: {r.seeds} seeds give the seed bootstrap too few distinct resamples "
-            f"({MIN_VERDICT_SEEDS} needed)")
-  lo, hi = r.tau_ci
-  if r.tau_p < ALPHA and np.isfinite(lo) and lo > 0:
+def verdict(evidence: ranking.Evidence) -> str:
+  """A verdict only where the evidence carries one (:func:`learnjax.ranking.verdict`: enough
+  seeds for the bootstrap to bound tau, the interval clear of 0 and the permutation test
+  rejecting independence)."""
+  if evidence.sign > 0:
     return "tracks the gap as claimed (tau interval above 0, permutation p < 0.05)"
-  if r.tau_p < ALPHA and np.isfinite(hi) and hi < 0:
+  if evidence.sign < 0:
     return "tracks the gap opposite to its claim (tau interval below 0, permutation p < 0.05)"
-  return "no verdict: tau's interval includes 0 or the permutation test does not reject"
+  return f"no verdict: {evidence.reason}"

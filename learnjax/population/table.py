@@ -68,14 +68,16 @@ class Population:
       n1, arrays = store.load("n1", n1s[0]["n1"])
       test = np.asarray(metrics.n1_test_accuracy(arrays), np.float64)
       mpath = os.path.join(self.workdir, "measures", f"{name}.json")
-      stored = read_json(mpath)["values"] if os.path.exists(mpath) else {}
+      record = read_json(mpath) if os.path.exists(mpath) else {}
+      # only values made by today's code of each measure
+      stored = measures_lib.current(record.get("values", {}), record.get("definitions", {}))
       cell, bits = cells.get(name, (None, None))
       pred_net = measures_lib.Network(cell=cell, code_bits=bits, seeds=len(test))
       values = {}
       for m in measures_lib.REGISTRY.values():
         v = stored.get(m.name) if m.kind == measures_lib.PARAMETERS else m.compute(pred_net)
         values[m.name] = None if v is None else np.asarray(v, np.float64)
-      train_acc = stored.get("_train_accuracy")
+      train_acc = stored.get(measures_lib.TRAIN_ACCURACY)
       errors = np.asarray(n1["train_error"], np.float64)
       for s in range(len(test)):
         row = {"network": name, **net["hparams"], "seed": s, "epochs": int(n1["epochs"][s]),
