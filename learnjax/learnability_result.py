@@ -39,10 +39,11 @@ class Learnability:
   @property
   def status(self) -> str:
     """'ok', 'diverged' (some N2 seed diverged) or 'not converged' (some N2 seed stopped at or
-    above train.stop_error, e.g. at the epoch limit): a number to read with care."""
+    above train.stop_error, e.g. at the epoch limit): a number to read with care. Under
+    train.stop_error=0 (no early stop) every seed trains max_epochs: 'ok' unless diverged."""
     if self.n2_diverged is not None and np.any(self.n2_diverged):
       return "diverged"
-    if self.n2_train_error is not None and self.stop_error is not None and np.any(
+    if self.n2_train_error is not None and self.stop_error and np.any(
         np.asarray(self.n2_train_error, float) >= self.stop_error):
       return "not converged"
     return "ok"

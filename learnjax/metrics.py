@@ -26,7 +26,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from learnjax import stored_arrays
+from learnjax import registration, stored_arrays
 
 UNDEFINED = "undefined"
 # Stored and recomputed numbers must agree to this many percentage points (float32 arrays).
@@ -72,11 +72,11 @@ def register(name: str, *, title: str, unit: str = "%", digits: int = 1, console
   returns one number for all seeds.
   """
   def decorate(fn):
-    if name in REGISTRY:
-      raise ValueError(f"metric {name!r} is registered twice")
     stored_arrays.check_needs(name, needs)
-    REGISTRY[name] = Metric(name, fn, title, unit, digits, console, tuple(needs), with_record,
-                            ensemble, (fn.__doc__ or "").strip())
+    metric = Metric(name, fn, title, unit, digits, console, tuple(needs), with_record, ensemble,
+                    (fn.__doc__ or "").strip())
+    if registration.admit("metric", name, REGISTRY.get(name), metric, lambda m: m.compute):
+      REGISTRY[name] = metric
     return fn
   return decorate
 

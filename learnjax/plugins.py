@@ -9,8 +9,8 @@ result and the report.
 
 A launch records its plugins in the workdir (``plugins.json``: every plugin any launch used, with
 the file it was imported from), so ``python -m learnjax.report --workdir=W`` imports them again
-without being told. A plugin that cannot be imported is one :class:`LearnjaxError`, before any
-compute. This module imports no JAX.
+without being told. A plugin that cannot be imported, or registers a name another definition
+has taken (:mod:`learnjax.registration`), is one :class:`LearnjaxError`, before any compute. This module imports no JAX.
 """
 
 from __future__ import annotations
@@ -73,6 +73,8 @@ def _import(spec: str) -> dict:
       raise LearnjaxError(f"plugin {spec}: no module named {e.name!r} (is its folder on "
                           "PYTHONPATH? a file is given by its path, ending in .py)") from None
     raise LearnjaxError(f"plugin {spec} failed while importing: ModuleNotFoundError: {e}") from None
+  except LearnjaxError as e:   # learnjax refused what it registers (a name already taken)
+    raise LearnjaxError(f"plugin {spec}: {e}") from None
   except Exception as e:  # noqa: BLE001  the user's own code: any error, one line
     text = " ".join(str(e).split())[:300]
     raise LearnjaxError(f"plugin {spec} failed while importing: {type(e).__name__}: {text}") from None

@@ -1,5 +1,6 @@
 """The Python API: learnjax.learnability and learnjax.run."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -126,6 +127,8 @@ def test_result_reads_well_in_a_notebook_and_per_seed_predictions_are_seeds(digi
   assert r.n1 == "mine" and r.n1_source == "given"
   assert r.n2_epochs.tolist() == [2, 2] and r.n2_train_error.shape == (2,)
   assert r.status == "not converged"     # two epochs: above the 1 % stop error
+  # train.stop_error=0 is no early stop: two epochs were all it was asked to train.
+  assert dataclasses.replace(r, stop_error=0.0).status == "ok"
   assert any("N2 mlp_1 <- mine" in line and "epoch    2/2" in line for line in lines), lines
   text = repr(r)
   assert len(text) < 200 and text.startswith("<Learnability mine (given) -> mlp_1 on digits")

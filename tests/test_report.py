@@ -548,6 +548,38 @@ def test_console_table_shows_status_and_says_epochs_are_means(tmp_path):
   assert "degenerate N1 (predicts a single class" in table and "measures nothing" in table
 
 
+def test_status_under_stop_error_zero_says_every_epoch_was_trained(tmp_path):
+  """train.stop_error=0 never stops early: no seed is "not converged", each trained max_epochs."""
+  from learnjax.report import console, context, sections, status
+  train = {"stop_error": 0.0, "max_epochs": 10, "learning_rate": 0.01}
+  workdir, store = workdir_for(tmp_path, "T14", train=train)
+  ok = save_cell(store, n1="vgg11", n1_batch=32)
+  ok["n1"]["train_error"], ok["n2"]["train_error"] = [0.2, 0.3], [0.0, 0.1]
+  store.save("cells", ok["cell"], ok, store.load("cells", ok["cell"])[1])
+  diverged = save_cell(store, n1="vgg11", n1_batch=64, status="diverged")
+  diverged["n1"]["diverged"], diverged["n1"]["diverged_epoch"] = [False, True], [-1, 4]
+  snapshot = save_cell(store, n1="vgg11", n1_batch=128, n1_epoch=3)
+  snapshot["n2"]["epochs"] = [7, 7]
+  text = "trained all 10 epochs (train.stop_error=0: no early stop)"
+  assert status.status_text(ok, 0.0) == text
+  assert status.status_text(diverged, 0.0) == "diverged (N1 seed 1 epoch 4)"
+  assert status.status_text(snapshot, 0.0) == (   # a snapshot N1 stops on purpose: N2's epochs
+      "trained all 7 epochs (train.stop_error=0: no early stop)")
+  ok["n2"]["epochs"] = [8, 8]
+  assert status.status_text(ok, 0.0) == (
+      "trained all epochs (N1 10, N2 8) (train.stop_error=0: no early stop)")
+  # The same seeds under a 1% stop error did not converge.
+  assert status.status_text(ok, 0.01) == "not converged (N1 all seeds; N2 seed 1 ≥ 1% training error)"
+  # The console table and the report read the stop error the run stored: 0, not the default.
+  lines = console.format_table([store.load("cells", ok["cell"])[0]], stop_error=0.0,
+                               workdir=workdir).splitlines()
+  assert lines[2].endswith(text)
+  ctx = context.load(workdir)
+  assert ctx.stop_error == 0.0
+  table = sections.section_cells(ctx)
+  assert text in table and "not converged" not in table.split("\n\n")[0]
+
+
 def test_console_summary_of_an_n1_only_experiment(tmp_path):
   import ml_collections
   from learnjax.report import console

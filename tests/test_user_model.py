@@ -37,10 +37,14 @@ class HiddenLayer(nn.Module):
     return nn.Dense(self.num_classes)(x)
 
 
+def hidden_layer(num_classes, width):
+  return HiddenLayer(width, num_classes)
+
+
 def test_a_plain_module_registers_and_builds_without_learnjax_fields():
   models.register("test_linear", Linear)   # the class itself: num_classes by name
-  models.register("test_hidden", lambda num_classes, width: HiddenLayer(width, num_classes),
-                  hparams=("width",), presets={"test_hidden_8": {"width": 8}})
+  models.register("test_hidden", hidden_layer, hparams=("width",),
+                  presets={"test_hidden_8": {"width": 8}})
   module = models.build("test_linear", 10)
   size = models.size(module, (8, 8, 1))
   assert size.params == 64 * 10 + 10 and size.batch_stats == 0
@@ -59,8 +63,8 @@ def test_a_plain_module_registers_and_builds_without_learnjax_fields():
 
 def test_a_plain_module_trains_through_the_api():
   models.register("test_linear", Linear)
-  models.register("test_hidden", lambda num_classes, width: HiddenLayer(width, num_classes),
-                  hparams=("width",), presets={"test_hidden_8": {"width": 8}})
+  models.register("test_hidden", hidden_layer, hparams=("width",),
+                  presets={"test_hidden_8": {"width": 8}})
   r = learnjax.learnability(n1="test_hidden_8", n2="test_linear", data="digits", seeds=2,
                             n1_size=300, n2_size=300, test_size=200,
                             config={"train.max_epochs": 30, "train.learning_rate": 0.1})
@@ -178,8 +182,9 @@ def test_a_batchnorm_dropout_module_trains_from_the_api():
 
 
 def _loaded(tmp_path, name, source):
+  """The module class of ``source``, run without registering it (its versions share a name)."""
   path = tmp_path / f"{name}.py"
-  path.write_text(textwrap.dedent(source))
+  path.write_text(textwrap.dedent(source).replace('learnjax.models.register("my_net", MyNet)', ""))
   ns = {"__name__": name}
   exec(compile(path.read_text(), str(path), "exec"), ns)
   return ns["MyNet"]
@@ -220,6 +225,59 @@ def test_an_edited_model_under_the_same_name_is_refused_and_a_comment_is_not(tmp
   before = sorted(os.listdir(workdir / "n1"))
   path.write_text(textwrap.dedent(BN_DROPOUT).replace("nn.Dropout(0.3", "nn.Dropout(0.5"))
   edited = launch(path, workdir)
+  assert edited.returncode == 2 and "Traceback" not in edited.stderr, edited.stderr
+  [line] = [l for l in edited.stderr.splitlines() if l.startswith("error:")]
+  assert "another definition of model 'my_net'" in line and "n1.model_definition" in line
+  assert sorted(os.listdir(workdir / "n1")) == before
+
+
+# A module whose classes call module-level helpers of the researcher's own file.
+WITH_HELPERS = BN_DROPOUT.replace(
+    "class MyNet(nn.Module):", '''SCALE = 0.5
+
+
+def activate(x):
+  return nn.relu(x) * SCALE + shifted(x)
+
+
+def shifted(x):
+  """Another helper, called by the first."""
+  return 0.0 * x
+
+
+class MyNet(nn.Module):''').replace(
+    "    x = nn.relu(nn.BatchNorm(", "    x = activate(nn.BatchNorm(")
+
+
+def test_a_model_s_identity_follows_its_own_helpers_not_their_comments(tmp_path):
+  from learnjax.models import identity
+  digest = lambda name, source: identity.definition_digest(_loaded(tmp_path, name, source)(10),
+                                                           (8, 8, 1))
+  base = digest("h0", WITH_HELPERS)
+  assert base != digest("h1", BN_DROPOUT)
+  # Comments and docstrings in the helpers do not count; their code and constants do, also that
+  # of a helper reached through another.
+  assert digest("h2", WITH_HELPERS.replace("def shifted(x):", "def shifted(x):  # zero\n").replace(
+      "  return nn.relu(x) * SCALE", "  # the activation\n  return nn.relu(x) * SCALE")) == base
+  assert digest("h3", WITH_HELPERS.replace("nn.relu(x) * SCALE", "nn.tanh(x) * SCALE")) != base
+  assert digest("h4", WITH_HELPERS.replace("SCALE = 0.5", "SCALE = 0.25")) != base
+  assert digest("h5", WITH_HELPERS.replace("0.0 * x", "0.1 * x")) != base
+  # A model without helpers has the digest it had before helpers were followed.
+  assert identity.helper_definitions([_loaded(tmp_path, "h6", BN_DROPOUT)]) == []
+
+
+@pytest.mark.slow
+def test_an_edited_helper_of_a_model_is_refused_on_resume(tmp_path):
+  path = tmp_path / "my_net.py"
+  path.write_text(textwrap.dedent(WITH_HELPERS))
+  workdir = tmp_path / "run"
+  extra = ["--config.n2.model=none", "--config.train.max_epochs=2"]
+  first = launch(path, workdir, *extra)
+  assert first.returncode == 0, first.stderr
+  before = sorted(os.listdir(workdir / "n1"))
+  # The helper computes another function: same parameters, same class code, another model.
+  path.write_text(textwrap.dedent(WITH_HELPERS).replace("nn.relu(x) * SCALE", "nn.tanh(x) * SCALE"))
+  edited = launch(path, workdir, *extra)
   assert edited.returncode == 2 and "Traceback" not in edited.stderr, edited.stderr
   [line] = [l for l in edited.stderr.splitlines() if l.startswith("error:")]
   assert "another definition of model 'my_net'" in line and "n1.model_definition" in line

@@ -4,16 +4,18 @@ A model registered outside learnjax is known to learnjax only by the name it was
 and a researcher edits their module between launches. Its identity is therefore:
 
 * its parameter shapes (``'Dense_0/kernel 64x32, ...'``) for the data's image shape, and
-* a digest of its definition: the hyper-parameters the builder gave the module (its fields) and
-  the code of every Flax module class its init goes through (the top module and each submodule,
-  flax's own and learnjax's layers excepted): each method's source parsed and dumped as a syntax
-  tree (so comments, docstrings, blank lines and formatting do not count, and any change of code,
-  a default or a constant does), and each dataclass field with its annotation and default.
+* a digest of its definition: the hyper-parameters the builder gave the module (its fields), the
+  code of every Flax module class its init goes through (the top module and each submodule,
+  flax's own and learnjax's layers excepted), and the researcher's own module-level functions,
+  classes and constants those classes read by name, and those these read in turn
+  (:mod:`learnjax.user_code`; those of learnjax, JAX, Flax, NumPy, Optax and the standard library
+  are versioned with their package). Code is its source parsed and dumped as a syntax tree (so
+  comments, docstrings, blank lines and formatting do not count, and any change of code, a default
+  or a constant does); a dataclass field is its name, annotation and default; a constant its value.
 
-Code the module calls outside its classes (a helper function) is not part of the digest; a change
-there that changes the parameter shapes still is. learnjax's own models have no digest: their
-definitions are those of the learnjax release, pinned by its tests, and a refactor that leaves
-their numbers equal (another form of a layer) must not refuse stored results.
+learnjax's own models have no digest: their definitions are those of the learnjax release, pinned
+by its tests, and a refactor that leaves their numbers equal (another form of a layer) must not
+refuse stored results.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ import textwrap
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from learnjax import user_code
 
 # Classes of these packages are versioned with the package, not digested.
 _LIBRARIES = ("flax.", "learnjax.")
@@ -104,13 +108,52 @@ def _plain_repr(value) -> str:
   return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))
 
 
+def _methods(cls: type) -> list:
+  functions = []
+  for value in vars(cls).values():
+    function = getattr(value, "__func__", value)
+    function = getattr(function, "__wrapped__", function)
+    if inspect.isfunction(function):
+      functions.append(function)
+  return functions
+
+
+def helper_definitions(classes: list[type]) -> list[str]:
+  """The definitions of the researcher's module-level functions, classes and constants that the
+  classes' methods read by name, and those they read in turn, in first-use order; the classes
+  themselves are left out (digested as classes)."""
+  seen = {id(cls) for cls in classes}
+  parts, queue = [], [f for cls in classes for f in _methods(cls)]
+  while queue:
+    function = queue.pop(0)
+    for name, value in user_code.references(function):
+      if inspect.isfunction(value) or inspect.isclass(value):
+        if id(value) in seen:
+          continue
+        seen.add(id(value))
+        where = value.__qualname__   # not its module's name: a renamed file is the same model
+        if inspect.isclass(value):
+          parts.append(f"class {where}: {class_definition(value)}")
+          queue.extend(_methods(value))
+        else:
+          parts.append(f"def {where}: {normalised_source(value)}")
+          queue.append(value)
+      else:
+        key = ("constant", id(function.__globals__), name)
+        if key not in seen:
+          seen.add(key)
+          parts.append(f"constant {name} = {_plain_repr(value)}")
+  return parts
+
+
 def definition_digest(module: nn.Module, input_shape) -> str:
-  """sha256 of the module's fields and the definitions of its own classes (not flax's or
-  learnjax's)."""
+  """sha256 of the module's fields, the definitions of its own classes (not flax's or
+  learnjax's) and of the researcher's helpers they read (:func:`helper_definitions`)."""
   parts = [_plain_repr(module)]
-  for cls in module_classes(module, input_shape):
-    if not cls.__module__.startswith(_LIBRARIES):
-      parts.append(class_definition(cls))
+  classes = [cls for cls in module_classes(module, input_shape)
+             if not cls.__module__.startswith(_LIBRARIES)]
+  parts.extend(class_definition(cls) for cls in classes)
+  parts.extend(helper_definitions(classes))
   return hashlib.sha256("\n\n".join(parts).encode()).hexdigest()
 
 

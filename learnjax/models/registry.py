@@ -28,6 +28,7 @@ from typing import Any, Callable
 
 import flax.linen as nn
 
+from learnjax import registration
 from learnjax.errors import LearnjaxError
 from learnjax.models import layers
 
@@ -55,14 +56,15 @@ def register(name: str, builder: Callable[..., nn.Module], hparams: tuple[str, .
 
   ``name`` is selectable as ``n1.model`` / ``n2.model`` (with ``n1.width`` / ``n1.depth`` /
   ``n1.dropout`` for the ``hparams`` it declares, among :data:`HPARAMS`); ``presets`` binds further
-  names to fixed hyper-parameters. Registering a name again replaces it (a config file may be
-  loaded more than once); learnjax's own names cannot be replaced.
+  names to fixed hyper-parameters. Registering the same definition again (a config file loaded
+  twice) changes nothing; a name taken by another definition, learnjax's own names included, is
+  refused (:mod:`learnjax.registration`): stored results are labelled by the model's name.
   """
   for taken in (name, *(presets or {})):
-    native = (_FAMILIES[taken].native if taken in _FAMILIES
-              else taken in _PRESETS and _FAMILIES[_PRESETS[taken][0]].native)
-    if native:
-      raise UnknownModelError(f"model name '{taken}' is one of learnjax's own; choose another")
+    entry = _entry(taken)
+    if entry is not None and entry[-1].native:
+      raise UnknownModelError(f"model name '{taken}' is one of learnjax's own "
+                              f"({registration.origin(entry[-1].builder)}); choose another")
   unknown = [h for h in hparams if h not in HPARAMS]
   if unknown:
     raise UnknownModelError(f"model '{name}': hyper-parameters can be {', '.join(HPARAMS)} "
@@ -84,9 +86,25 @@ RATES = ("dropout",)   # those that are rates in [0, 1) rather than positive int
 
 
 def _add(family: Family, presets) -> None:
-  _FAMILIES[family.name] = family
-  for name, kwargs in (presets or {}).items():
-    _PRESETS[name] = (family.name, dict(kwargs))
+  """Adds a family and its presets, after checking every name they take (all or none added). A
+  preset may bear its family's name (``googlenet``): the name then means the preset."""
+  entries = {family.name: ("family", family)}
+  entries.update({name: ("preset", dict(kwargs), family) for name, kwargs in (presets or {}).items()})
+  new = [name for name, entry in entries.items()
+         if registration.admit("model", name, _entry(name), entry, lambda e: e[-1].builder)]
+  _FAMILIES.setdefault(family.name, family)
+  for name in new:
+    if entries[name][0] == "preset":
+      _PRESETS[name] = (family.name, entries[name][1])
+
+
+def _entry(name: str):
+  """What ``name`` stands for, as :func:`resolve` reads it (a preset first) and :func:`_add`
+  compares it: ('family', Family) or ('preset', hyper-parameters, Family); None if free."""
+  if name in _PRESETS:
+    family, kwargs = _PRESETS[name]
+    return ("preset", kwargs, _FAMILIES[family])
+  return ("family", _FAMILIES[name]) if name in _FAMILIES else None
 
 
 def preset_names() -> list[str]:

@@ -15,7 +15,7 @@ import dataclasses
 import importlib
 from typing import Callable
 
-from learnjax import fields
+from learnjax import fields, registration
 from learnjax.report.context import Context
 
 # A grid axis as a cell record names it -> where the config lists its values (learnjax.fields).
@@ -40,9 +40,10 @@ BUILTIN = ("variants", "grids", "curves", "per_n1", "batch_size", "class_distrib
 def register(name: str, title: str, applies: Callable[[Context], bool], order: int = 100):
   """Decorator: ``section(ctx) -> markdown`` is shown in every report where ``applies(ctx)``."""
   def decorate(section):
-    if any(a.name == name for a in REGISTRY):
-      raise ValueError(f"analysis {name!r} is registered twice")
-    REGISTRY.append(Analysis(name, title, applies, section, order))
+    analysis = Analysis(name, title, applies, section, order)
+    taken = next((a for a in REGISTRY if a.name == name), None)
+    if registration.admit("report analysis", name, taken, analysis, lambda a: a.section):
+      REGISTRY.append(analysis)
     return section
   return decorate
 

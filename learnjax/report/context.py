@@ -52,7 +52,9 @@ class Context:
 
   @property
   def stop_error(self) -> float:
-    return float(self.block("train").get("stop_error") or DEFAULT_STOP_ERROR)
+    """train.stop_error as stored (0: no early stop); the default where the config lacks it."""
+    value = self.block("train").get("stop_error")
+    return DEFAULT_STOP_ERROR if value is None else float(value)
 
   @property
   def final_cells(self) -> list[dict]:

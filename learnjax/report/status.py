@@ -54,7 +54,8 @@ def diverged_text(cell: dict) -> str:
 def status_text(cell: dict, stop_error: float | None = DEFAULT_STOP_ERROR) -> str:
   """'ok', 'out of memory', 'diverged (N2 seed 1 epoch 3)', 'not converged (N1 seeds 0, 1 ...)'.
 
-  ``stop_error=None`` leaves out the convergence check (the stop error is unknown).
+  ``stop_error=None`` leaves out the convergence check (the stop error is unknown);
+  ``stop_error=0`` (no early stop: every seed trains ``max_epochs``) says so instead of it.
   """
   if is_oom(cell):
     return "out of memory"
@@ -64,11 +65,12 @@ def status_text(cell: dict, stop_error: float | None = DEFAULT_STOP_ERROR) -> st
     parts.append(diverged_text(cell))
   elif status != "ok":
     parts.append(str(status))
-  if stop_error is not None:
+  if stop_error is not None and stop_error <= 0:
+    if status == "ok" and no_early_stop_text(cell):   # a diverged seed stopped early: said above
+      parts.append(no_early_stop_text(cell))
+  elif stop_error is not None:
     where = []
-    for net in ("n1", "n2"):
-      if net == "n1" and (cell.get("n1_epoch") is not None or is_given(cell)):
-        continue   # a snapshot N1 is stopped on purpose; a given one was trained elsewhere
+    for net in _trained_here(cell):
       summary = cell.get(net) or {}
       seeds = unconverged_seeds(summary, stop_error)
       if seeds:
@@ -77,3 +79,27 @@ def status_text(cell: dict, stop_error: float | None = DEFAULT_STOP_ERROR) -> st
     if where:
       parts.append(f"not converged ({'; '.join(where)} ≥ {100 * stop_error:g}% training error)")
   return "; ".join(parts) if parts else str(status)
+
+
+def _trained_here(cell: dict) -> list[str]:
+  """The nets of a cell trained to learnjax's stop criterion: a snapshot N1 is stopped on
+  purpose, a given one was trained elsewhere."""
+  skip_n1 = cell.get("n1_epoch") is not None or is_given(cell)
+  return [net for net in ("n1", "n2") if not (net == "n1" and skip_n1)]
+
+
+def no_early_stop_text(cell: dict) -> str:
+  """'trained all 30 epochs (train.stop_error=0: no early stop)', or per net where N1's and
+  N2's epochs differ; '' where the cell stores no epochs."""
+  spans = {}
+  for net in _trained_here(cell):
+    epochs = [e for e in (cell.get(net) or {}).get("epochs", []) if e is not None]
+    if epochs:
+      spans[net.upper()] = int(max(epochs))
+  if not spans:
+    return ""
+  if len(set(spans.values())) == 1:
+    text = f"trained all {next(iter(spans.values()))} epochs"
+  else:
+    text = "trained all epochs (" + ", ".join(f"{net} {n}" for net, n in spans.items()) + ")"
+  return f"{text} (train.stop_error=0: no early stop)"

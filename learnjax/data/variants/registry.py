@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable
 
+from learnjax import registration
 from learnjax.errors import LearnjaxError
 
 # (d1_x (N, H, W, C) float32, d1_y (N,), keys (S, 2), num_classes, fraction or None)
@@ -53,9 +54,12 @@ _VARIANTS: dict[str, Variant] = {}
 
 
 def register(variant: Variant) -> Variant:
-  """Adds (or replaces) a variant; returns it."""
-  _VARIANTS[variant.name] = variant
-  return variant
+  """Adds a variant; returns it. A name taken by another definition is refused
+  (:mod:`learnjax.registration`): stored results are labelled by the variant's name."""
+  if registration.admit("data variant", variant.name, _VARIANTS.get(variant.name), variant,
+                        lambda v: v.n1_data):
+    _VARIANTS[variant.name] = variant
+  return _VARIANTS[variant.name]
 
 
 def names() -> list[str]:
