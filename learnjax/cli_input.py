@@ -6,7 +6,8 @@ its ``--config`` flag), so that its errors are named as the file's rather than a
 :func:`tolerant_output` keeps a console that cannot show a character from stopping a run;
 :func:`one_line` shortens a library's error to one line;
 :func:`os_error` finds the disk or permission error behind a failed write; and
-:func:`quiet_closed_loop` keeps tensorstore's after-echoes of a failed orbax write off stderr.
+:func:`quiet_closed_loop` and :func:`not_an_orbax_echo` keep the after-echoes of a failed orbax
+write off stderr.
 Each failure here is a :class:`LearnjaxError`, which ``learnjax.main`` prints as one ``error:``
 line with exit code 2.
 """
@@ -16,8 +17,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import importlib.util
+import logging
 import os
 import sys
+import traceback
 
 from learnjax import config as config_lib, fields, validation
 from learnjax.errors import LearnjaxError
@@ -148,3 +151,19 @@ def quiet_closed_loop(unraisable, _default=sys.unraisablehook):
   if isinstance(value, RuntimeError) and str(value) == "Event loop is closed":
     return
   _default(unraisable)
+
+
+def not_an_orbax_echo(record: logging.LogRecord) -> bool:
+  """A log filter: False for the echoes of a failed orbax write, which the command line reports
+  as one error line. orbax logs the failure with its traceback from its own thread; when more
+  than one of its concurrent writes fails (a full disk fails them all), asyncio logs each later
+  failure as 'Task exception was never retrieved', with its traceback, whenever the task is
+  collected. True for everything else."""
+  if record.levelno < logging.ERROR:
+    return True
+  if "/orbax/" in record.pathname:
+    return False
+  if record.name != "asyncio":
+    return True
+  frames = traceback.extract_tb(record.exc_info[2]) if record.exc_info and record.exc_info[2] else []
+  return not ("/orbax/" in record.getMessage() or any("/orbax/" in f.filename for f in frames))

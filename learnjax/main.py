@@ -88,10 +88,9 @@ def _main(command: _Command):
   argv = command.argv
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # keeps JAX's backend probing off the screen
-  # orbax logs a failed write (level 40, ERROR) with its traceback from its own thread, then
-  # raises it here, where it becomes one error line.
-  logging.get_absl_handler().addFilter(
-      lambda record: not (record.levelno >= 40 and "/orbax/" in record.pathname))
+  # orbax logs a failed write (and asyncio its concurrent writes that failed too) with a
+  # traceback from its own thread, then raises it here, where it becomes one error line.
+  logging.get_absl_handler().addFilter(cli_input.not_an_orbax_echo)
   sys.unraisablehook = cli_input.quiet_closed_loop
   if len(argv) > 1:
     _fail(f"unexpected arguments: {' '.join(argv[1:])}")
