@@ -259,20 +259,25 @@ def seed_batched_conv(single, x, kernel, padding):
 
   forward = _seeds_batched(single, lambda xs, ks: batched_forward(xs, ks))
   kernel_grad = _seeds_batched(kernel_grad_one, lambda xs, ks, gs: batched_kernel_grad(xs, gs))
+  return _with_gradients(forward, input_grad_one, kernel_grad)(x, kernel)
 
+
+def _with_gradients(forward, input_grad, kernel_grad):
+  """``forward(x, kernel)`` whose gradients are ``input_grad(x, kernel, g)`` and
+  ``kernel_grad(x, kernel, g)`` (a custom VJP: each computed in its own form)."""
   @jax.custom_vjp
-  def conv(x, kernel):
+  def fn(x, kernel):
     return forward(x, kernel)
 
-  def conv_forward(x, kernel):
+  def fn_forward(x, kernel):
     return forward(x, kernel), (x, kernel)
 
-  def conv_backward(residuals, g):
+  def fn_backward(residuals, g):
     x, kernel = residuals
-    return input_grad_one(x, kernel, g), kernel_grad(x, kernel, g)
+    return input_grad(x, kernel, g), kernel_grad(x, kernel, g)
 
-  conv.defvjp(conv_forward, conv_backward)
-  return conv(x, kernel)
+  fn.defvjp(fn_forward, fn_backward)
+  return fn
 
 
 def _seeds_batched(fn, batched_fn):
@@ -373,22 +378,8 @@ def _cpu_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation
     return functools.reduce(
         jnp.add, [jax.vjp(lambda r, l=l: conv(l, r), rhs)[1](gc)[0] for l, gc in parts])
 
-  forward_conv = _in_turn_under_vmap(conv)
-  input_grad, kernel_grad = _in_turn_under_vmap(input_grad), _in_turn_under_vmap(kernel_grad)
-
-  @jax.custom_vjp
-  def chunked(lhs, rhs):
-    return forward_conv(lhs, rhs)
-
-  def forward(lhs, rhs):
-    return forward_conv(lhs, rhs), (lhs, rhs)
-
-  def backward(residuals, g):
-    lhs, rhs = residuals
-    return input_grad(lhs, rhs, g), kernel_grad(lhs, rhs, g)
-
-  chunked.defvjp(forward, backward)
-  return chunked(lhs, rhs)
+  return _with_gradients(_in_turn_under_vmap(conv), _in_turn_under_vmap(input_grad),
+                         _in_turn_under_vmap(kernel_grad))(lhs, rhs)
 
 
 def _in_turn_under_vmap(fn):
