@@ -138,7 +138,8 @@ def largest_scales(model, stacked_params, x, y, seed: int, *, bound: float, samp
   seeds = jax.tree.leaves(stacked_params)[0].shape[0]
   normals, start = draws(stacked_params, int(samples), int(seed))
   leaves, tree = jax.tree.flatten(stacked_params)
-  normals, start = jax.tree.unflatten(tree, normals), jax.tree.unflatten(tree, start)
+  normals, start = jax.device_put((jax.tree.unflatten(tree, normals),
+                                   jax.tree.unflatten(tree, start)))   # once, not every call
   fn = _increases_fn(model, int(ascent_steps))
   x, y = jnp.asarray(x), jnp.asarray(y)
   shape = (seeds, len(KINDS))
