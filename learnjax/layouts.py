@@ -180,9 +180,14 @@ def store(key: dict, entry: dict) -> None:
       data = _read_cache(path)
       data[_key_id(key)] = {**entry, "key": key}
       fd, tmp = tempfile.mkstemp(dir=folder, prefix=".seed_layouts.")
-      with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-      os.replace(tmp, path)
+      try:
+        with os.fdopen(fd, "w") as f:
+          json.dump(data, f, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+      except BaseException:
+        with contextlib.suppress(OSError):
+          os.remove(tmp)
+        raise
   except OSError as e:
     print(f"warning: could not cache the seed layout in {folder}: {e}", file=sys.stderr)
 

@@ -205,3 +205,14 @@ def test_the_measured_layout_line_follows_the_apis_progress(cache, capsys):
                         config=config)
   assert capsys.readouterr().out == ""
   assert any(line.startswith("seed layout of MLP") for line in lines), lines
+
+
+def test_a_failed_cache_write_leaves_no_partial_file(cache, monkeypatch, capsys):
+  # A full disk mid-write: the choice is only warned about, and no temporary file is left behind.
+  def full_disk(*args, **kwargs):
+    raise OSError(28, "No space left on device")
+
+  monkeypatch.setattr(layouts.json, "dump", full_disk)
+  layouts.store({"model": "m"}, {"plan": layouts.Plan("vmap", "step", 1).as_dict()})
+  assert "could not cache the seed layout" in capsys.readouterr().err
+  assert [p.name for p in cache.iterdir() if not p.name.endswith(".lock")] == []
