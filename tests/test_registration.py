@@ -176,6 +176,15 @@ def test_learnjax_own_names_are_refused(registries):
   with pytest.raises(registration.DuplicateRegistration,
                      match="metric 'learnability' is already registered by learnjax.metrics:"):
     metrics.register("learnability", title="t")(lambda a: a)
+  from learnjax.population import measures
+  with pytest.raises(registration.DuplicateRegistration,
+                     match="generalisation measure 'path_norm' is already registered by "
+                           "learnjax.population.measures:"):
+    measures.register("path_norm", title="t", source="s")(lambda net: net)
+  taken = measures.REGISTRY["path_norm"]   # the same definition again: a no-op
+  measures.register("path_norm", title=taken.title, source=taken.source,
+                    orientation=taken.orientation, kind=taken.kind)(taken.compute)
+  assert measures.REGISTRY["path_norm"] is taken
   with pytest.raises(learnjax.models.UnknownModelError, match="'mlp_1' is one of learnjax's own"):
     learnjax.models.register("mlp_1", lambda num_classes: None)
   # learnjax's own modules run again (a reload) change nothing; a preset may bear its family's name.

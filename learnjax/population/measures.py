@@ -28,6 +28,7 @@ from typing import Callable
 
 import numpy as np
 
+from learnjax import registration
 from learnjax.population import params as params_lib
 
 PARAMETERS, PREDICTIONS = "parameters", "predictions"
@@ -54,10 +55,11 @@ def register(name: str, *, title: str, source: str, orientation: int = 1,
     raise ValueError("orientation must be 1 or -1 and kind 'parameters' or 'predictions'")
 
   def decorate(fn):
-    if name in REGISTRY:
-      raise ValueError(f"measure {name!r} is registered twice")
-    REGISTRY[name] = Measure(name, fn, title, source, orientation, kind,
-                             " ".join((fn.__doc__ or "").split()))
+    measure = Measure(name, fn, title, source, orientation, kind,
+                      " ".join((fn.__doc__ or "").split()))
+    if registration.admit("generalisation measure", name, REGISTRY.get(name), measure,
+                          lambda m: m.compute):
+      REGISTRY[name] = measure
     return fn
   return decorate
 
@@ -67,6 +69,14 @@ def of_kind(kind: str) -> list[Measure]:
 
 
 TRAIN_ACCURACY = "_train_accuracy"   # stored beside the parameter measures: the gap's train side
+
+
+def train_accuracy(model, tree, x1, y1) -> np.ndarray:
+  """(S,) each seed's accuracy on all of D1 (percent), in evaluation mode: the gap's train side,
+  stored as :data:`TRAIN_ACCURACY`."""
+  from learnjax.population import perturb
+  logits = perturb.logits(model, tree, x1)
+  return 100.0 * (logits.argmax(-1) == np.asarray(y1)[None]).mean(-1)
 
 
 def _module_functions(fn, seen: set) -> list[str]:
@@ -93,9 +103,9 @@ def definition(name: str) -> str:
   its function and the functions of this module it calls, the :class:`Network` and
   :class:`Settings` it reads, and the modules that perturb and read the parameters. A value stored
   under another digest was made by other code and is computed again."""
-  from learnjax.population import params, perturb, run
-  parts = ([inspect.getsource(run.parameter_measures)] if name == TRAIN_ACCURACY
-           else _module_functions(REGISTRY[name].compute, set()))
+  from learnjax.population import params, perturb
+  parts = _module_functions(train_accuracy if name == TRAIN_ACCURACY else REGISTRY[name].compute,
+                            set())
   parts += [name, inspect.getsource(Network), inspect.getsource(Settings),
             inspect.getsource(perturb), inspect.getsource(params)]
   return hashlib.sha256("\n".join(parts).encode()).hexdigest()

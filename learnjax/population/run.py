@@ -59,7 +59,6 @@ def initial_params(trainer, sub_config, x1) -> dict:
 def parameter_measures(model, init_flat, final_flat, x1, y1, settings) -> dict:
   """{name: (S,)} of every parameter measure, '_train_accuracy' (S,) on all of D1 (percent) and
   '_seconds' {name: seconds}."""
-  from learnjax.population import perturb
   examples = min(settings.examples, len(y1))
   net = measures_lib.Network(init_flat, final_flat, model, x1[:examples], y1[:examples], settings)
   out, seconds = {}, {}
@@ -68,8 +67,7 @@ def parameter_measures(model, init_flat, final_flat, x1, y1, settings) -> dict:
     out[m.name] = np.asarray(m.compute(net), np.float64)
     seconds[m.name] = time.time() - start
   start = time.time()
-  logits = perturb.logits(model, net.tree, x1)
-  out[measures_lib.TRAIN_ACCURACY] = 100.0 * (logits.argmax(-1) == np.asarray(y1)[None]).mean(-1)
+  out[measures_lib.TRAIN_ACCURACY] = measures_lib.train_accuracy(model, net.tree, x1, y1)
   seconds[measures_lib.TRAIN_ACCURACY] = time.time() - start
   out["_seconds"] = seconds
   return out
