@@ -82,13 +82,13 @@ def test_auto_measures_once_keeps_the_fastest_and_caches_it(small_splits, cache,
 def test_a_slow_in_scan_convolution_spares_its_siblings(small_splits, cache, monkeypatch):
   # Once one scan candidate running the convolution as a convolution is found too slow (any, with
   # the factor at 0), the other such candidates are not timed; the seed-batched vmap/scan, whose
-  # convolution is a matrix product, and every step candidate still are.
+  # convolution is a matrix product, still is.
   monkeypatch.setattr(layouts, "CPU_SCAN_CONV_SLOWER", 0.0)
   seeds = 2
   x, y = data(small_splits, seeds)
   trainer = engine.Trainer(models.build("shallow_cnn_16", 10),
                            engine.TrainConfig(batch_size=32, max_epochs=10**9))
-  plans = layouts.candidates(trainer.model, seeds, "auto", 0)
+  plans = layouts.candidates(trainer.model, seeds, "scan", 0)
   timings, complete = layouts.measure(trainer, plans, *keys(seeds), x, y, False, True, 1e12)
   assert complete
   conv_scans = [p.name for p in plans if layouts.convolves_in_scan(trainer.model, p)]
